@@ -1,0 +1,23 @@
+# Entry points named in the README. Every target sets itself up first (idempotent, fast when done).
+.PHONY: setup demo test lint bench
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+setup:
+	@bash infra/bootstrap.sh
+
+# The main job on the bundled sample export, with the embedded local defaults (lake in ./data).
+demo: setup
+	$(BIN)/rememberme ingest samples/kakao_android_ko.txt --owner demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python bench/parse.py

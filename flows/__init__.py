@@ -1,0 +1,1 @@
+"""Prefect flows and the `rememberme` command line: wiring only."""

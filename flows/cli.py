@@ -1,0 +1,210 @@
+"""The `rememberme` command line. Wiring only: arguments in, plain functions called, one-line errors out."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from pydantic import ValidationError
+
+from infra.settings import Settings
+from infra.storage import StorageError, open_storage
+from parsers.base import ParseContext
+from parsers.errors import InputError
+from parsers.kakao.archive import ArchiveLimits
+from parsers.kakao.export import inspect_export, iter_batches
+from parsers.kakao.formats import ALL_FORMAT_NAMES, FORMATS_BY_NAME
+from tasks.ingest import IngestSummary, ingest_export, open_upload
+
+PROG = "rememberme"
+#: Files larger than this get a progress bar when stderr is a terminal.
+PROGRESS_MIN_BYTES = 16 * 1024 * 1024
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used by the docs test to check every command has help)."""
+    parser = argparse.ArgumentParser(prog=PROG, description="Restore a loved one's persona from their chats.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    parse = sub.add_parser("parse", help="print the canonical messages of a KakaoTalk export")
+    parse.add_argument("export", type=Path, help="a KakaoTalk export: .txt, .csv or .zip")
+    parse.add_argument("--format", default="auto", choices=("auto", *ALL_FORMAT_NAMES), help="export variant")
+    parse.add_argument("--jsonl", action="store_true", help="one JSON object per message")
+    parse.add_argument("--tz", default=None, help="zone of the export's local times (default: settings)")
+
+    ingest = sub.add_parser("ingest", help="store an export in the lake as canonical Message Parquet")
+    ingest.add_argument("export", type=Path, help="a KakaoTalk export: .txt, .csv or .zip")
+    ingest.add_argument("--owner", required=True, help="the platform user who owns the data")
+    ingest.add_argument(
+        "--lake", default=None, help="lake URL (default: REMEMBERME_LAKE_URL or file://./data)"
+    )
+    ingest.add_argument(
+        "--format", default="auto", choices=("auto", *ALL_FORMAT_NAMES), help="export variant"
+    )
+    ingest.add_argument("--tz", default=None, help="zone of the export's local times (default: settings)")
+    ingest.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+    sub.add_parser("formats", help="list the supported export variants")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        handler: Callable[[argparse.Namespace, Settings], int] = _COMMANDS[args.command]
+        return handler(args, settings)
+    except (InputError, StorageError) as exc:
+        return _fail(str(exc))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return _fail(f"settings: {where}: {first['msg'].removeprefix('Value error, ')}")
+    except BrokenPipeError:
+        # `rememberme parse x | head`: the reader left; that is not an error.
+        # Point stdout at /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        name = getattr(exc, "filename", None) or ""
+        return _fail(f"{name}: {exc.strerror or exc}" if name else str(exc))
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "tz", None):
+        overrides["kakao_timezone"] = args.tz
+    if getattr(args, "lake", None):
+        overrides["lake_url"] = args.lake
+    return Settings(**overrides)
+
+
+def _forced(args: argparse.Namespace) -> str | None:
+    return None if args.format == "auto" else str(args.format)
+
+
+def _limits(settings: Settings) -> ArchiveLimits:
+    return ArchiveLimits(settings.max_archive_bytes, settings.max_archive_ratio, settings.max_archive_members)
+
+
+def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
+    """Print messages (human view, or JSON lines) without touching the lake."""
+    path: Path = args.export
+    out = sys.stdout
+    with open_upload(path, str(path), _limits(settings)) as upload:
+        for chat in upload.chats:
+            info = inspect_export(chat.path, _forced(args), chat.display_name)
+            ctx = ParseContext(
+                "local",
+                upload.upload_id,
+                info.display_name,
+                info.sha256,
+                info.conversation_id,
+                settings.kakao_timezone,
+            )
+            with _progress(info.size) as on_progress:
+                for batch in iter_batches(info, ctx, on_progress, settings.parse_chunk_bytes):
+                    _print_messages(batch.messages, settings.kakao_timezone, args.jsonl, out)
+                    for row in batch.quarantine.to_pylist():
+                        print(
+                            f"{PROG}: quarantined {row['source_file']}:{row['line_no']}: {row['reason']}",
+                            file=sys.stderr,
+                        )
+    return 0
+
+
+def _print_messages(table: pa.Table, timezone: str, as_json: bool, out: Any) -> None:
+    local = table.column("ts").cast(pa.timestamp("us", tz=timezone))
+    rows = table.drop_columns(["ts"]).to_pylist()
+    for row, ts in zip(rows, local.to_pylist(), strict=True):
+        if as_json:
+            row = {"ts": ts.isoformat(), **row}
+            if row.get("attachment") is None:
+                row.pop("attachment", None)
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            who = row["speaker"] if row["speaker"] is not None else "*"
+            text = row["text"].replace("\n", "\n    ")
+            out.write(f"{ts:%Y-%m-%d %H:%M} [{row['kind']}] {who}: {text}\n")
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    """Ingest one export for one owner and print a summary."""
+    storage = open_storage(settings.lake_url)
+    size = args.export.stat().st_size if args.export.is_file() else 0
+    with _progress(size) as on_progress:
+        summary = ingest_export(
+            args.export,
+            args.owner,
+            storage,
+            settings,
+            _forced(args),
+            on_progress,
+            display_name=str(args.export),
+        )
+    if args.json:
+        print(json.dumps(summary.to_dict(), ensure_ascii=False))
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def _print_summary(s: IngestSummary) -> None:
+    print(f"ingested {s.file} for owner {s.owner_id} (upload {s.upload_id})")
+    for f in s.files:
+        room = f" room {f.room!r}" if f.room else ""
+        print(f"  {f.file}: format {f.format} ({f.source}, {f.encoding}){room}")
+        print(f"    messages {f.messages}, quarantined {f.quarantined}, {f.first_ts} .. {f.last_ts}")
+        print("    by kind:    " + ", ".join(f"{k} {v}" for k, v in f.by_kind.items()))
+        print("    by speaker: " + ", ".join(f"{k} {v}" for k, v in f.by_speaker.items()))
+        print(f"    messages:   {f.messages_uri}")
+    if s.media:
+        print(f"  media files: {s.media}")
+    print(f"  quarantined: {s.quarantined} -> {s.quarantine_uri}")
+    print(f"  raw:         {s.raw_uri}")
+
+
+def cmd_formats(args: argparse.Namespace, settings: Settings) -> int:
+    """List the variants the parser detects."""
+    for name, fmt in FORMATS_BY_NAME.items():
+        print(f"{name:14} {fmt.source:18} {fmt.language}")
+    print(f"{'mac_csv':14} {'kakao_mac_csv':18} any")
+    return 0
+
+
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
+    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("parse", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "parse": cmd_parse,
+    "ingest": cmd_ingest,
+    "formats": cmd_formats,
+}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Settings, storage, and the local services that stand in for the cloud."""

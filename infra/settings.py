@@ -1,0 +1,48 @@
+"""One typed settings object for the whole pipeline (env prefix `REMEMBERME_`, `.env` supported)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Pipeline configuration. Every field can be set as `REMEMBERME_<FIELD>` or in `.env`."""
+
+    model_config = SettingsConfigDict(env_prefix="REMEMBERME_", env_file=".env", extra="ignore")
+
+    lake_url: str = Field(
+        default="file://./data",
+        description="Root of the data lake: file:///abs/path, file://./relative, or gs://bucket/prefix.",
+    )
+    kakao_timezone: str = Field(
+        default="Asia/Seoul", description="Zone in which KakaoTalk's local (zone-less) times are read."
+    )
+    max_archive_bytes: int = Field(
+        default=8 * 1024**3, description="Largest total uncompressed size accepted from a zip export."
+    )
+    max_archive_ratio: int = Field(
+        default=200, description="Largest compression ratio accepted for one zip member (zip-bomb guard)."
+    )
+    max_archive_members: int = Field(default=100_000, description="Most members accepted in one zip export.")
+    parse_chunk_bytes: int = Field(
+        default=8 * 1024 * 1024, description="Bytes parsed per chunk (memory bound)."
+    )
+
+    @field_validator("kakao_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Seoul)") from None
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

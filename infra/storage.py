@@ -1,0 +1,124 @@
+"""One storage abstraction over lake URLs. Business code names keys, never schemes.
+
+`file://` is implemented here (the local default). The `gs://` backend plugs into the same
+`Storage` protocol (part 3 of the roadmap); until then such a URL is refused with a clear error.
+Writes are atomic: a reader never sees a half-written object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+from urllib.parse import urlparse
+
+
+class StorageError(Exception):
+    """A lake location that cannot be used (bad URL, unsupported scheme, I/O failure)."""
+
+
+class Storage(Protocol):
+    """What the pipeline needs from a lake: keyed, atomic, immutable-friendly objects."""
+
+    url: str
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under `key`."""
+        ...
+
+    def open_write(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        """Write an object atomically: it appears under `key` only when the block exits cleanly."""
+        ...
+
+    def put_file(self, key: str, source: Path) -> None:
+        """Copy a local file to `key` atomically."""
+        ...
+
+    def read_bytes(self, key: str) -> bytes:
+        """The whole object under `key`."""
+        ...
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys under `prefix`, sorted."""
+        ...
+
+    def uri(self, key: str) -> str:
+        """The full URL of `key` (for manifests and summaries)."""
+        ...
+
+
+class LocalStorage:
+    """`file://` lake: objects are files under a root folder; writes go through temp + rename."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        """Store under `root`; `url` is how the lake was named (kept for display)."""
+        self.root = root
+        self.url = url
+
+    def _path(self, key: str) -> Path:
+        parts = [p for p in key.split("/") if p]
+        if not parts or any(p in (".", "..") for p in parts):
+            raise StorageError(f"invalid object key {key!r}")
+        return self.root.joinpath(*parts)
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under `key`."""
+        return self._path(key).is_file()
+
+    @contextlib.contextmanager
+    def open_write(self, key: str) -> Iterator[BinaryIO]:
+        """Write to a hidden temp file beside the target, then rename it into place."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
+        try:
+            with temp.open("wb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            temp.replace(target)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def put_file(self, key: str, source: Path) -> None:
+        """Copy a local file to `key` atomically."""
+        with source.open("rb") as src, self.open_write(key) as dst:
+            shutil.copyfileobj(src, dst, 4 * 1024 * 1024)
+
+    def read_bytes(self, key: str) -> bytes:
+        """The whole object under `key`."""
+        return self._path(key).read_bytes()
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys under `prefix` (temp files excluded), sorted."""
+        base = self._path(prefix) if prefix.strip("/") else self.root
+        if not base.exists():
+            return []
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".tmp-")
+        )
+
+    def uri(self, key: str) -> str:
+        """The file:// URL of `key` (unescaped, for people to read)."""
+        return f"file://{self._path(key).resolve()}"
+
+
+def open_storage(url: str) -> Storage:
+    """Open the lake named by `url` (`file://./data`, `file:///abs`, a plain path)."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        if parsed.scheme == "":
+            root = Path(url)
+        elif parsed.netloc in ("", "localhost"):
+            root = Path(parsed.path)
+        else:
+            # file://./data is not a standard URL but reads naturally: netloc "." + path "/data".
+            root = Path(parsed.netloc + parsed.path)
+        return LocalStorage(root, url)
+    raise StorageError(f"unsupported lake URL {url!r}: this build stores to file:// only (gs:// is planned)")

@@ -1,0 +1,98 @@
+"""What every parser shares: the context it parses in and the batches it yields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.message import MESSAGE_SCHEMA, QUARANTINE_SCHEMA, TS_TYPE
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """Identity of the file being parsed; it feeds ids, timestamps and quarantine rows."""
+
+    owner_id: str
+    upload_id: str
+    #: Name of the file as shown to the user (errors, quarantine rows).
+    source_file: str
+    #: Hex digest of the file's bytes: message ids derive from it and the line number.
+    file_key: str
+    conversation_id: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class ParseBatch:
+    """Messages and rejected lines of one chunk of a file."""
+
+    messages: pa.Table
+    quarantine: pa.Table
+
+
+def message_ids(file_key: str, line_no: pa.Array) -> pa.Array:
+    """Deterministic ids: the file's digest plus the record's line number.
+
+    The same file ingested twice gives the same ids, so writes keyed on them are idempotent,
+    and a parser fix that changes a message's text updates the row instead of adding one.
+    """
+    padded = pc.utf8_lpad(pc.cast(line_no, pa.string()), width=10, padding="0")
+    return pc.binary_join_element_wise(f"{file_key[:20]}-", padded, "")
+
+
+def local_to_utc(local_seconds: np.ndarray, timezone: str) -> pa.Array:
+    """Interpret naive local wall-clock seconds in `timezone` and return UTC timestamps."""
+    naive = pa.array(local_seconds.astype(np.int64) * 1_000_000, pa.timestamp("us"))
+    aware = pc.assume_timezone(naive, timezone, ambiguous="earliest", nonexistent="earliest")
+    return aware.cast(TS_TYPE)
+
+
+def build_messages(
+    ctx: ParseContext,
+    source: str,
+    ts: pa.Array,
+    speaker: pa.Array,
+    text: pa.Array,
+    kind: pa.Array,
+    line_no: np.ndarray,
+) -> pa.Table:
+    """Assemble a MESSAGE_SCHEMA table from parsed columns plus the context's constants."""
+    n = len(line_no)
+    line_arr = pa.array(line_no, pa.int64())
+    columns = [
+        message_ids(ctx.file_key, line_arr),
+        pa.repeat(pa.scalar(ctx.owner_id, pa.string()), n),
+        pa.repeat(pa.scalar(ctx.conversation_id, pa.string()), n),
+        pa.repeat(pa.scalar(source, pa.string()), n),
+        ts,
+        speaker.cast(pa.string()),
+        text.cast(pa.string()),
+        kind,
+        line_arr,
+        pa.nulls(n, pa.string()),
+    ]
+    return pa.Table.from_arrays(columns, schema=MESSAGE_SCHEMA)
+
+
+def build_quarantine(ctx: ParseContext, line_no: list[int], reasons: list[str], raw: list[str]) -> pa.Table:
+    """Assemble a QUARANTINE_SCHEMA table for rejected lines."""
+    n = len(line_no)
+    return pa.Table.from_arrays(
+        [
+            pa.array([ctx.owner_id] * n, pa.string()),
+            pa.array([ctx.upload_id] * n, pa.string()),
+            pa.array([ctx.source_file] * n, pa.string()),
+            pa.array(line_no, pa.int64()),
+            pa.array(reasons, pa.string()),
+            pa.array(raw, pa.string()),
+        ],
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def empty_batch(ctx: ParseContext) -> ParseBatch:
+    """A batch with no rows (keeps callers free of None checks)."""
+    return ParseBatch(MESSAGE_SCHEMA.empty_table(), build_quarantine(ctx, [], [], []))

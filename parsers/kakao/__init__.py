@@ -1,0 +1,1 @@
+"""KakaoTalk exports: every variant detected from content (see formats.py)."""

@@ -1,0 +1,83 @@
+"""Map KakaoTalk placeholder texts (사진, 이모티콘, 보이스톡 0:17, ...) to the Message `kind` vocabulary.
+
+The table is data: one entry per kind, a pattern that must match the whole message text (or its
+start, for the multi-line KakaoPay notices). Order matters: the first matching kind wins.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.message import MESSAGE_KINDS
+
+KIND_CODE: Final[dict[str, int]] = {kind: code for code, kind in enumerate(MESSAGE_KINDS)}
+
+KIND_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
+    (
+        "photo",
+        r"^(?:사진|사진 [0-9]+장|<사진 읽지 않음>|Photo|Photos|[0-9]+ [Pp]hotos|<Photo>|<Photo not downloaded>)$",
+    ),
+    ("video", r"^(?:동영상|<동영상 읽지 않음>|Video|<Video>)$"),
+    ("emoticon", r"^(?:이모티콘|\(이모티콘\)|<이모티콘>|Emoticons?|\(Emoticon\))$"),
+    ("file", r"^(?:파일|File): .+$"),
+    ("voice", r"^(?:음성메시지|음성 메시지|Voice Note|Voice [Mm]essage)(?: [0-9:]+)?$"),
+    (
+        "call",
+        r"^(?:(?:부재중 |취소된 )?(?:보이스톡|페이스톡)(?: .*)?|(?:Missed |Canceled |Cancelled )?"
+        r"(?:Voice Call|Video Call|Voice Talk|Face Talk|FaceTalk)(?: .*)?)$",
+    ),
+    (
+        "deleted",
+        r"^(?:삭제된 메시지입니다\.|메시지가 삭제되었습니다\.|Deleted [Mm]essage\.?|This message was deleted\.|Message deleted\.)$",
+    ),
+    (
+        "hidden",
+        r"^(?:(?:채팅방 )?관리자가 메시지를 가렸습니다\.|This message (?:has been|was) hidden by (?:the )?"
+        r"(?:chatroom )?(?:manager|admin|host)\.)$",
+    ),
+    (
+        "transfer",
+        r"^(?:[0-9,]+원을 (?:보냈어요|받았어요)|[0-9,]+원 (?:받기 완료|송금)|받기 완료!|송금 [0-9,]+원"
+        r"|정산하기를 요청했어요|송금봉투|Sent [0-9,]+ ?(?:KRW|won)|Received [0-9,]+ ?(?:KRW|won))",
+    ),
+    ("search", r"^(?:샵검색|#검색|#Search) ?: "),
+    ("location", r"^(?:지도|위치|Location|Map) ?: |map\.kakao\.com/"),
+    ("contact", r"^(?:연락처|Contact) ?: "),
+    ("system", r"^(?:톡게시판 '공지'|Chat Board 'Notice'): "),
+)
+
+_ANY_KIND: Final = "|".join(f"(?:{pattern})" for _, pattern in KIND_PATTERNS)
+
+
+def kinds_to_arrow(codes: np.ndarray) -> pa.Array:
+    """Turn kind codes (indices into MESSAGE_KINDS) into a string column without Python objects."""
+    vocab = pa.array(MESSAGE_KINDS, pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), vocab).cast(pa.string())
+
+
+def classify_kinds(texts: pa.Array, empty_text_kind: str = "text") -> np.ndarray:
+    """Return the kind code (index into MESSAGE_KINDS) of each message text.
+
+    One fast pass finds the few texts that look like a placeholder; only those are matched
+    against each kind, so the cost stays near one regex scan over the column.
+    """
+    n = len(texts)
+    kinds = np.full(n, KIND_CODE["text"], dtype=np.int8)
+    if n == 0:
+        return kinds
+    candidates = np.flatnonzero(pc.match_substring_regex(texts, _ANY_KIND).to_numpy(zero_copy_only=False))
+    if len(candidates):
+        subset = texts.take(pa.array(candidates))
+        undecided = np.ones(len(candidates), dtype=bool)
+        for kind, pattern in KIND_PATTERNS:
+            hit = pc.match_substring_regex(subset, pattern).to_numpy(zero_copy_only=False) & undecided
+            kinds[candidates[hit]] = KIND_CODE[kind]
+            undecided &= ~hit
+    if empty_text_kind != "text":
+        empty = pc.equal(texts, "").to_numpy(zero_copy_only=False)
+        kinds[empty] = KIND_CODE[empty_text_kind]
+    return kinds

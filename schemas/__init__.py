@@ -1,0 +1,1 @@
+"""The data contracts: Message and quarantine schemas (later: turns, voice, manifests, GX suites)."""

@@ -1,0 +1,1 @@
+"""Pipeline steps: plain functions, wrapped as Prefect tasks where flows need them."""

@@ -1,0 +1,320 @@
+"""Ingest one uploaded export into the lake: raw copy, canonical Message Parquet, quarantine.
+
+Plain functions (the Prefect tasks wrap them); every object name is derived from content
+hashes, so re-running an ingest rewrites the same objects and never duplicates rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import tempfile
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from infra.settings import Settings
+from infra.storage import Storage
+from parsers.base import ParseBatch, ParseContext
+from parsers.errors import InputError
+from parsers.kakao.archive import (
+    ArchiveLimits,
+    AttachmentMatcher,
+    extract_member,
+    is_zip,
+    plan_archive,
+    safe_member_path,
+)
+from parsers.kakao.export import ExportInfo, check_readable, file_sha256, inspect_export, iter_batches
+from schemas.message import MESSAGE_SCHEMA, QUARANTINE_SCHEMA
+
+_OWNER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class ChatFile:
+    """One chat file to parse (the upload itself, or a member of a zip upload)."""
+
+    path: Path
+    display_name: str
+
+
+@dataclass
+class Upload:
+    """An upload opened for parsing: its chat files, media members and rejected members."""
+
+    path: Path
+    sha256: str
+    chats: list[ChatFile]
+    media: list[tuple[PurePosixPath, Path]] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def upload_id(self) -> str:
+        """Content-derived id: the same bytes uploaded twice are the same upload."""
+        return self.sha256[:16]
+
+
+@dataclass
+class FileSummary:
+    """Per chat file results."""
+
+    file: str
+    format: str
+    source: str
+    encoding: str
+    room: str | None
+    conversation_id: str
+    messages: int = 0
+    quarantined: int = 0
+    first_ts: str | None = None
+    last_ts: str | None = None
+    by_kind: dict[str, int] = field(default_factory=dict)
+    by_speaker: dict[str, int] = field(default_factory=dict)
+    messages_uri: str | None = None
+
+
+@dataclass
+class IngestSummary:
+    """What an ingest did; printed by the CLI and stored beside the raw upload."""
+
+    owner_id: str
+    upload_id: str
+    file: str
+    sha256: str
+    files: list[FileSummary]
+    media: int
+    raw_uri: str
+    quarantine_uri: str
+    quarantined: int
+
+    @property
+    def messages(self) -> int:
+        """Messages written over all chat files."""
+        return sum(f.messages for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        data = asdict(self)
+        data["messages"] = self.messages
+        return data
+
+
+def validate_owner(owner_id: str) -> str:
+    """Owner ids become path prefixes; refuse anything that is not a plain token."""
+    if not _OWNER_RE.match(owner_id):
+        raise InputError(
+            "--owner", f"invalid owner id {owner_id!r} (letters, digits, '_', '.', '-'; max 128)"
+        )
+    return owner_id
+
+
+@contextlib.contextmanager
+def open_upload(path: Path, display_name: str, limits: ArchiveLimits) -> Iterator[Upload]:
+    """Open a plain export or a zip export; zip members are extracted to a temp folder."""
+    check_readable(path, display_name)
+    sha = file_sha256(path)
+    if not is_zip(path):
+        yield Upload(path, sha, [ChatFile(path, display_name)])
+        return
+    with tempfile.TemporaryDirectory(prefix="rememberme-zip-") as tmp:
+        try:
+            zf = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise InputError(display_name, f"corrupt zip archive ({exc})") from None
+        with zf:
+            plan = plan_archive(zf, display_name, limits)
+            upload = Upload(path, sha, [], rejected=list(plan.rejected))
+            for index, info in enumerate(plan.chats):
+                rel = safe_member_path(info.filename)
+                assert rel is not None  # vetted by plan_archive
+                local = extract_member(zf, info, Path(tmp) / "chats" / str(index) / rel.name, display_name)
+                upload.chats.append(ChatFile(local, f"{display_name}!{info.filename}"))
+            for info in plan.media:
+                rel = safe_member_path(info.filename)
+                assert rel is not None
+                upload.media.append((rel, extract_member(zf, info, Path(tmp) / "media" / rel, display_name)))
+        yield upload
+
+
+def ingest_export(
+    path: Path,
+    owner_id: str,
+    storage: Storage,
+    settings: Settings,
+    forced_format: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    display_name: str | None = None,
+) -> IngestSummary:
+    """Store the raw upload, write its messages and quarantine to the lake, return a summary."""
+    owner_id = validate_owner(owner_id)
+    name = display_name or path.name
+    limits = ArchiveLimits(
+        settings.max_archive_bytes, settings.max_archive_ratio, settings.max_archive_members
+    )
+    with open_upload(path, name, limits) as upload:
+        # Detect every chat file before writing anything: bad input leaves the lake untouched.
+        infos = [
+            inspect_export(
+                chat.path,
+                forced_format,
+                chat.display_name,
+                upload.sha256 if chat.path == upload.path else None,
+            )
+            for chat in upload.chats
+        ]
+        raw_prefix = f"raw/{owner_id}/{upload.upload_id}"
+        media_uris = {}
+        for rel, local in upload.media:
+            key = f"{raw_prefix}/media/{rel.as_posix()}"
+            if not storage.exists(key):
+                storage.put_file(key, local)
+            media_uris[rel.name] = storage.uri(key)
+        matcher = _matcher(media_uris, settings.kakao_timezone) if media_uris else None
+
+        quarantine_parts: list[pa.Table] = []
+        files = []
+        for info in infos:
+            ctx = ParseContext(
+                owner_id,
+                upload.upload_id,
+                info.display_name,
+                info.sha256,
+                info.conversation_id,
+                settings.kakao_timezone,
+            )
+            summary, quarantine = _write_messages(info, ctx, storage, settings, matcher, on_progress)
+            files.append(summary)
+            quarantine_parts.extend(quarantine)
+        for member, reason in upload.rejected:
+            quarantine_parts.append(_rejected_member(owner_id, upload.upload_id, name, member, reason))
+
+        quarantine = (
+            pa.concat_tables(quarantine_parts) if quarantine_parts else QUARANTINE_SCHEMA.empty_table()
+        )
+        quarantine_key = f"quarantine/{owner_id}/{upload.upload_id}.parquet"
+        with storage.open_write(quarantine_key) as handle:
+            pq.write_table(quarantine, handle, compression="zstd")
+
+        raw_key = f"{raw_prefix}/{PurePosixPath(name).name}"
+        if not storage.exists(raw_key):
+            storage.put_file(raw_key, path)
+        result = IngestSummary(
+            owner_id=owner_id,
+            upload_id=upload.upload_id,
+            file=name,
+            sha256=upload.sha256,
+            files=files,
+            media=len(upload.media),
+            raw_uri=storage.uri(raw_key),
+            quarantine_uri=storage.uri(quarantine_key),
+            quarantined=quarantine.num_rows,
+        )
+        # Written last: its presence marks a complete ingest.
+        with storage.open_write(f"{raw_prefix}/_ingest.json") as handle:
+            handle.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2).encode("utf-8"))
+        return result
+
+
+def _write_messages(
+    info: ExportInfo,
+    ctx: ParseContext,
+    storage: Storage,
+    settings: Settings,
+    matcher: AttachmentMatcher | None,
+    on_progress: Callable[[int], None] | None,
+) -> tuple[FileSummary, list[pa.Table]]:
+    summary = FileSummary(
+        file=info.display_name,
+        format=info.format_name,
+        source=info.source,
+        encoding=info.encoding.name,
+        room=info.detection.room,
+        conversation_id=info.conversation_id,
+    )
+    kinds: Counter[str] = Counter()
+    speakers: Counter[str] = Counter()
+    quarantine: list[pa.Table] = []
+    first: Any = None
+    last: Any = None
+    key = f"messages/owner={ctx.owner_id}/source={info.source}/{info.sha256[:16]}.parquet"
+    with storage.open_write(key) as handle:
+        writer = None
+        for batch in iter_batches(info, ctx, on_progress, settings.parse_chunk_bytes):
+            table = _link_attachments(batch, matcher) if matcher else batch.messages
+            if batch.quarantine.num_rows:
+                quarantine.append(batch.quarantine)
+            if table.num_rows == 0:
+                continue
+            if writer is None:
+                writer = pq.ParquetWriter(handle, table.schema, compression="zstd")
+            writer.write_table(table)
+            summary.messages += table.num_rows
+            _count(kinds, table.column("kind"))
+            _count(speakers, table.column("speaker"))
+            lo, hi = pc.min_max(table.column("ts")).values()
+            first = lo.as_py() if first is None else min(first, lo.as_py())
+            last = hi.as_py() if last is None else max(last, hi.as_py())
+        if writer is None:
+            writer = pq.ParquetWriter(handle, MESSAGE_SCHEMA, compression="zstd")
+        writer.close()
+    summary.quarantined = sum(t.num_rows for t in quarantine)
+    summary.by_kind = dict(kinds.most_common())
+    summary.by_speaker = dict(speakers.most_common())
+    summary.first_ts = first.isoformat() if first else None
+    summary.last_ts = last.isoformat() if last else None
+    summary.messages_uri = storage.uri(key)
+    return summary, quarantine
+
+
+def _count(counter: Counter[str], column: pa.ChunkedArray) -> None:
+    for entry in pc.value_counts(column).to_pylist():
+        value = entry["values"]
+        counter["(system)" if value is None else value] += entry["counts"]
+
+
+def _matcher(media_uris: dict[str, str], timezone: str) -> AttachmentMatcher:
+    zone = ZoneInfo(timezone)
+
+    def local_seconds(stamp: datetime) -> int:
+        return int(stamp.replace(tzinfo=zone).timestamp())
+
+    return AttachmentMatcher(media_uris, local_seconds)
+
+
+def _link_attachments(batch: ParseBatch, matcher: AttachmentMatcher) -> pa.Table:
+    table = batch.messages
+    if table.num_rows == 0:
+        return table
+    texts = table.column("text").to_pylist()
+    kinds = table.column("kind").to_pylist()
+    seconds = pc.divide(table.column("ts").cast(pa.int64()), 1_000_000).to_pylist()
+    links = [matcher.match(t, k, s) for t, k, s in zip(texts, kinds, seconds, strict=True)]
+    index = table.schema.get_field_index("attachment")
+    return table.set_column(index, table.schema.field(index), pa.array(links, pa.string()))
+
+
+def _rejected_member(owner_id: str, upload_id: str, name: str, member: str, reason: str) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "owner_id": owner_id,
+                "upload_id": upload_id,
+                "source_file": f"{name}!{member}",
+                "line_no": 0,
+                "reason": reason,
+                "raw": member,
+            }
+        ],
+        schema=QUARANTINE_SCHEMA,
+    )
