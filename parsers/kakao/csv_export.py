@@ -33,7 +33,8 @@ class CsvExportParser:
         """Read `encoding` (Arrow transcodes anything but UTF-8), `block_bytes` at a time."""
         self.ctx = ctx
         self.encoding = encoding
-        self.block_bytes = block_bytes
+        # Arrow needs a whole CSV row inside one block; a 1 MiB floor holds any real message.
+        self.block_bytes = max(block_bytes, 1024 * 1024)
 
     def batches(self, stream: Readable) -> Iterator[ParseBatch]:
         """Yield one ParseBatch per CSV block."""

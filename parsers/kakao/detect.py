@@ -99,7 +99,8 @@ def detect_format(sample: str, path: str, forced: str | None = None) -> Detectio
             marker = _compiled(fmt.day_marker)
             headers += sum(1 for line in lines if marker.match(line))
         score = (records, headers, fmt)
-        if records and (best is None or score[:2] > best[:2]):
+        # Records decide; an export with no message yet (only events) is known by its headers.
+        if (records or headers >= 2) and (best is None or score[:2] > best[:2]):
             best = score
     if best is None:
         raise InputError(
