@@ -14,6 +14,8 @@ from parsers.kakao.formats import CSV_FORMAT_NAME, CSV_HEADERS, FORMATS_BY_NAME,
 
 #: Bytes read from the head of a file to decide encoding and variant.
 SAMPLE_BYTES: Final = 256 * 1024
+#: Share of undecodable characters in the head above which no encoding is accepted.
+MAX_UNDECODABLE_SHARE: Final = 0.01
 #: Lines of the sample that the variant vote looks at.
 SAMPLE_LINES: Final = 400
 
@@ -56,11 +58,15 @@ def detect_encoding(head: bytes, path: str) -> Encoding:
         if even.count(0) > 0.3 * len(even) and odd.count(0) < 0.05 * len(odd):
             return Encoding("utf-16-be")
         raise InputError(path, "binary file, not a KakaoTalk text or CSV export")
-    for name in ("utf-8", "cp949"):
-        try:
-            codecs.getincrementaldecoder(name)(errors="strict").decode(head, final=False)
-        except UnicodeDecodeError:
-            continue
+    # The encoding that decodes the head with the fewest errors wins; a stray bad byte in a UTF-8
+    # file must not make the whole file CP949 (its messages are quarantined one by one instead).
+    scored = []
+    for rank, name in enumerate(("utf-8", "cp949")):
+        text = codecs.getincrementaldecoder(name)(errors="replace").decode(head, final=False)
+        errors = text.count("\ufffd")
+        scored.append((errors, rank, name, len(text)))
+    errors, _, name, length = min(scored)
+    if errors <= MAX_UNDECODABLE_SHARE * max(length, 1):
         return Encoding(name)
     raise InputError(path, "unknown text encoding (not UTF-8, UTF-16 or CP949/EUC-KR)")
 

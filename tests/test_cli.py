@@ -1,0 +1,147 @@
+"""The command line: output, one-line errors (exact texts), exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flows.cli import build_parser, main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_parse_prints_a_readable_view(capsys, golden: Path) -> None:
+    code, out, err = run(capsys, "parse", str(golden / "android_en.txt"))
+    assert code == 0 and err == ""
+    assert out.splitlines()[:2] == [
+        "2018-03-03 00:52 [text] Kim: Did you eat?",
+        "2018-03-03 20:54 [text] 김철수: Yes : rice and soup",
+    ]
+    assert "2018-03-03 20:57 [system] *: Lee joined this chatroom." in out
+
+
+def test_parse_jsonl_has_the_canonical_fields(capsys, golden: Path) -> None:
+    code, out, _ = run(capsys, "parse", str(golden / "pc_ko.txt"), "--jsonl")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(rows) == 20
+    first = rows[0]
+    assert first["ts"] == "2024-03-01T00:47:00+09:00"
+    assert {k: first[k] for k in ("speaker", "text", "kind", "line_no", "source")} == {
+        "speaker": "엄마",
+        "text": "자니?",
+        "kind": "text",
+        "line_no": 5,
+        "source": "kakao_pc_txt",
+    }
+    assert set(first) >= {"message_id", "conversation_id", "owner_id"}
+
+
+def test_parse_reads_local_times_in_the_given_zone(capsys, golden: Path) -> None:
+    _, out, _ = run(capsys, "parse", str(golden / "pc_ko.txt"), "--jsonl", "--tz", "Europe/Berlin")
+    assert json.loads(out.splitlines()[0])["ts"] == "2024-03-01T00:47:00+01:00"
+
+
+def test_forced_format_overrides_detection(capsys, golden: Path) -> None:
+    code, _, err = run(capsys, "parse", str(golden / "pc_ko.txt"), "--format", "ios_ko")
+    assert code == 0
+    # Read as iOS, a Windows export has no messages: everything before is an unknown header.
+    assert "unrecognised line before the first message" in err
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "cause"),
+    [
+        (lambda d: d / "missing.txt", "no such file"),
+        (lambda d: d, "is a directory, not an export file"),
+        (lambda d: _write(d / "empty.txt", b""), "empty file"),
+        (
+            lambda d: _write(d / "bin.dat", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 10),
+            "binary file, not a KakaoTalk text or CSV export",
+        ),
+        (
+            lambda d: _write(d / "notes.txt", "장보기 목록\n두부\n".encode()),
+            "not a recognised KakaoTalk export (no known message layout in the first 3 lines)",
+        ),
+        (
+            lambda d: _write(d / "latin.txt", b"\x80\x80\x80 caf\xe9\n"),
+            "unknown text encoding (not UTF-8, UTF-16 or CP949/EUC-KR)",
+        ),
+        (
+            lambda d: _write(d / "chat.zip", b"PK\x03\x04 not really a zip"),
+            "corrupt zip archive (File is not a zip file)",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_file(capsys, tmp_path: Path, make, cause: str) -> None:
+    target = make(tmp_path)
+    for argv in (["parse", str(target)], ["ingest", str(target), "--owner", "alice"]):
+        code, _, err = run(capsys, *argv)
+        assert code == 1
+        assert err == f"rememberme: error: {target}: {cause}\n"
+    assert not (tmp_path / "data").exists()
+
+
+def test_bad_owner_and_bad_zone_are_one_line(capsys, golden: Path) -> None:
+    code, _, err = run(capsys, "ingest", str(golden / "pc_ko.txt"), "--owner", "../etc")
+    assert (code, err) == (
+        1,
+        "rememberme: error: --owner: invalid owner id '../etc' (letters, digits, '_', '.', '-'; max 128)\n",
+    )
+    code, _, err = run(capsys, "parse", str(golden / "pc_ko.txt"), "--tz", "Mars/Base")
+    assert (code, err) == (
+        1,
+        "rememberme: error: settings: kakao_timezone: unknown time zone 'Mars/Base' (use an IANA name such as Asia/Seoul)\n",
+    )
+
+
+def test_unsupported_lake_scheme_is_one_line(capsys, golden: Path) -> None:
+    code, _, err = run(capsys, "ingest", str(golden / "pc_ko.txt"), "--owner", "a", "--lake", "s3://bucket/x")
+    assert code == 1
+    assert err == (
+        "rememberme: error: unsupported lake URL 's3://bucket/x': this build stores to file:// only (gs:// is planned)\n"
+    )
+
+
+def test_every_command_has_help_and_is_documented() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(commands) == {"parse", "ingest", "formats"}
+    for name, sub in commands.items():
+        assert sub.format_help().strip()
+        assert f"rememberme {name}" in readme
+
+
+def test_console_script_runs_in_a_fresh_process(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("rememberme")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REMEMBERME_")}
+    proc = subprocess.run(
+        [str(exe), "parse", str(tmp_path / "nope.txt")], capture_output=True, text=True, env=env, check=False
+    )
+    assert proc.returncode == 1
+    assert proc.stderr == f"rememberme: error: {tmp_path / 'nope.txt'}: no such file\n"
+    assert "Traceback" not in proc.stderr
+
+
+def test_parse_into_a_closed_pipe_is_not_an_error() -> None:
+    exe = Path(sys.executable).with_name("rememberme")
+    sample = Path(__file__).parents[1] / "samples" / "kakao_android_ko.txt"  # output > a pipe buffer
+    proc = subprocess.run(
+        f"'{exe}' parse '{sample}' | head -1", shell=True, capture_output=True, text=True, check=False
+    )
+    assert proc.stdout.count("\n") == 1
+    assert "Traceback" not in proc.stderr and "Broken pipe" not in proc.stderr
