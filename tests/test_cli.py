@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -119,7 +120,8 @@ def test_unsupported_lake_scheme_is_one_line(capsys, golden: Path) -> None:
 def test_every_command_has_help_and_is_documented() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     parser = build_parser()
-    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    commands: dict[str, argparse.ArgumentParser] = dict(action.choices)
     assert set(commands) == {"parse", "ingest", "formats"}
     for name, sub in commands.items():
         assert sub.format_help().strip()

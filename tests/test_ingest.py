@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -17,7 +18,7 @@ from schemas.message import MESSAGE_SCHEMA, QUARANTINE_SCHEMA
 from tasks.ingest import ingest_export
 
 
-def _ingest(path: Path, lake: Path, owner: str = "alice", **settings: object):
+def _ingest(path: Path, lake: Path, owner: str = "alice", **settings: Any):
     return ingest_export(path, owner, open_storage(f"file://{lake}"), Settings(**settings))
 
 
