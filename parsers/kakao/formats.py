@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from parsers.kakao.scan import Tok, alt, lit, num
+
 _D4 = r"(?P<y>[0-9]{4})"
 _MON_NUM = r"(?P<mon>[0-9]{1,2})"
 _DAY = r"(?P<d>[0-9]{1,2})"
@@ -26,12 +28,47 @@ _WEEKDAY_EN = r"(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day"
 _WEEKDAY_KO = r"[월화수목금토일]요일"
 # Korean UI: "오후 3:04"; a 24-hour device clock drops the 오전/오후 word.
 _TIME_KO = r"(?:(?P<ampm>오전|오후) )?(?P<H>[0-9]{1,2}):(?P<M>[0-9]{2})"
-_TIME_EN = r"(?P<H>[0-9]{1,2}):(?P<M>[0-9]{2})(?: ?(?P<ampm>[AaPp]\.?[Mm]\.?))?"
+_TIME_EN = r"(?P<H>[0-9]{1,2}):(?P<M>[0-9]{2})(?: ?(?P<ampm>AM|PM|am|pm|a\.m\.|p\.m\.))?"
 # Mobile tail: ", 이름 : 메시지" for a message, ", X님이 나갔습니다." (no " : ") for an event.
 # The speaker ends at the first " : ": names with " : " are rare, message texts with it are not.
 _TAIL_MOBILE = r", (?:(?P<speaker>.+?) :(?: |$))?(?P<text>.*)$"
 # iOS events use "stamp: event" instead of "stamp, event".
 _TAIL_IOS = r"(?:, (?:(?P<speaker>.+?) :(?: |$))?|: )(?P<text>.*)$"
+
+# The same layouts as byte grammars for the vectorised scanner (parsers/kakao/scan.py); the
+# regular expressions above serve detection and documentation, the round-trip tests keep the two
+# in agreement.
+_G_AMPM_KO = alt("ampm", (("오전 ", 1), ("오후 ", 2)), optional=True)
+_G_TIME_KO: Final[tuple[Tok, ...]] = (_G_AMPM_KO, num("H", 1, 2), lit(":"), num("M", 2, 2))
+_G_AMPM_EN = alt(
+    "ampm",
+    tuple(
+        (space + word, value)
+        for space in (" ", "")
+        for word, value in (("AM", 1), ("PM", 2), ("am", 1), ("pm", 2), ("a.m.", 1), ("p.m.", 2))
+    ),
+    optional=True,
+)
+_G_TIME_EN: Final[tuple[Tok, ...]] = (num("H", 1, 2), lit(":"), num("M", 2, 2), _G_AMPM_EN)
+_MONTH_NAMES = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+def _month_options() -> tuple[tuple[str, int], ...]:
+    options: list[tuple[str, int]] = []
+    for number, name in enumerate(_MONTH_NAMES, start=1):
+        options.append((name, number))  # full names before their abbreviations
+        if number == 9:
+            options.append(("Sept", 9))
+        options.append((name[:3], number))
+    return tuple(options)
+
+
+_G_MONTH_EN = alt("mon", _month_options())
+# iOS: ", " before a speaker (or an event), ": " before an event.
+_G_IOS_SEP = alt("sep", ((", ", 1), (": ", 2)))
 
 _SAVED_KO = r"^저장한 날짜 ?: .+$"
 _SAVED_EN = r"^Date Saved ?: .+$"
@@ -79,6 +116,11 @@ class LineFormat:
     empty_text_kind: str = "text"
     #: Prefix of a record; a last line that matches it but not `record` was cut off.
     record_start: str = ""
+    #: `record`'s timestamp as a byte grammar (for mobile layouts, up to and including ", ").
+    stamp: tuple[Tok, ...] = ()
+    #: What follows the stamp: "mobile" (speaker " : " text, or an event), "ios" (mobile, or
+    #: ": " event), "pc" (the stamp is the time inside "[name] [time] text").
+    tail: str = "mobile"
 
 
 LINE_FORMATS: Final[tuple[LineFormat, ...]] = (
@@ -93,6 +135,8 @@ LINE_FORMATS: Final[tuple[LineFormat, ...]] = (
         date_from_marker=True,
         timeless_events=_TIMELESS_EVENTS_KO,
         record_start=r"^\[[^\]]*$|^\[.+?\] \[[^\]]*$",
+        stamp=_G_TIME_KO,
+        tail="pc",
     ),
     LineFormat(
         name="pc_en",
@@ -105,6 +149,8 @@ LINE_FORMATS: Final[tuple[LineFormat, ...]] = (
         date_from_marker=True,
         timeless_events=_TIMELESS_EVENTS_EN,
         record_start=r"^\[[^\]]*$|^\[.+?\] \[[^\]]*$",
+        stamp=_G_TIME_EN,
+        tail="pc",
     ),
     LineFormat(
         name="android_ko",
@@ -116,6 +162,16 @@ LINE_FORMATS: Final[tuple[LineFormat, ...]] = (
         preamble=(_SAVED_KO,),
         empty_text_kind="emoticon",
         record_start=r"^[0-9]{4}년 [0-9]{1,2}월 [0-9]{1,2}일",
+        stamp=(
+            num("y", 4, 4),
+            lit("년 "),
+            num("mon", 1, 2),
+            lit("월 "),
+            num("d", 1, 2),
+            lit("일 "),
+            *_G_TIME_KO,
+            lit(", "),
+        ),
     ),
     LineFormat(
         name="android_en",
@@ -127,6 +183,16 @@ LINE_FORMATS: Final[tuple[LineFormat, ...]] = (
         preamble=(_SAVED_EN,),
         empty_text_kind="emoticon",
         record_start=r"^[A-Z][a-z]+ [0-9]{1,2}, [0-9]{4}",
+        stamp=(
+            _G_MONTH_EN,
+            lit(" "),
+            num("d", 1, 2),
+            lit(", "),
+            num("y", 4, 4),
+            lit(", "),
+            *_G_TIME_EN,
+            lit(", "),
+        ),
     ),
     LineFormat(
         name="android_en_gb",
@@ -138,6 +204,16 @@ LINE_FORMATS: Final[tuple[LineFormat, ...]] = (
         preamble=(_SAVED_EN,),
         empty_text_kind="emoticon",
         record_start=r"^[0-9]{1,2} [A-Z][a-z]+ [0-9]{4}",
+        stamp=(
+            num("d", 1, 2),
+            lit(" "),
+            _G_MONTH_EN,
+            lit(" "),
+            num("y", 4, 4),
+            lit(", "),
+            *_G_TIME_EN,
+            lit(", "),
+        ),
     ),
     LineFormat(
         name="ios_ko",
@@ -148,6 +224,17 @@ LINE_FORMATS: Final[tuple[LineFormat, ...]] = (
         titles=(r"^(?P<room>.+?) 님과 카카오톡 대화$", r"^(?P<room>.+?) [0-9]+ 카카오톡 대화$"),
         preamble=(_SAVED_KO, r"^Talk_.*\.txt$"),
         record_start=r"^[0-9]{4}\. [0-9]{1,2}\. [0-9]{1,2}\.",
+        stamp=(
+            num("y", 4, 4),
+            lit(". "),
+            num("mon", 1, 2),
+            lit(". "),
+            num("d", 1, 2),
+            lit(". "),
+            *_G_TIME_KO,
+            _G_IOS_SEP,
+        ),
+        tail="ios",
     ),
     LineFormat(
         name="ios_en",
@@ -158,6 +245,17 @@ LINE_FORMATS: Final[tuple[LineFormat, ...]] = (
         titles=(r"^KakaoTalk Chats with (?P<room>.+)$",),
         preamble=(_SAVED_EN, r"^Talk_.*\.txt$"),
         record_start=r"^[A-Z][a-z]+ [0-9]{1,2}, [0-9]{4}",
+        stamp=(
+            _G_MONTH_EN,
+            lit(" "),
+            num("d", 1, 2),
+            lit(", "),
+            num("y", 4, 4),
+            alt("", ((" at ", 0), (" ", 0))),
+            *_G_TIME_EN,
+            _G_IOS_SEP,
+        ),
+        tail="ios",
     ),
 )
 

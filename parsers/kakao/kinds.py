@@ -51,6 +51,9 @@ KIND_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
 )
 
 _ANY_KIND: Final = "|".join(f"(?:{pattern})" for _, pattern in KIND_PATTERNS)
+# The same alternation with one named group per kind: RE2 takes the first alternative that
+# matches, so the one non-empty group names the kind, in table order.
+_WHICH_KIND: Final = "|".join(f"(?P<{kind}>{pattern})" for kind, pattern in KIND_PATTERNS)
 
 
 def kinds_to_arrow(codes: np.ndarray) -> pa.Array:
@@ -62,8 +65,8 @@ def kinds_to_arrow(codes: np.ndarray) -> pa.Array:
 def classify_kinds(texts: pa.Array, empty_text_kind: str = "text") -> np.ndarray:
     """Return the kind code (index into MESSAGE_KINDS) of each message text.
 
-    One fast pass finds the few texts that look like a placeholder; only those are matched
-    against each kind, so the cost stays near one regex scan over the column.
+    One fast pass (a match, no captures) finds the few texts that look like a placeholder; one
+    extraction over those says which kind matched.
     """
     n = len(texts)
     kinds = np.full(n, KIND_CODE["text"], dtype=np.int8)
@@ -71,10 +74,13 @@ def classify_kinds(texts: pa.Array, empty_text_kind: str = "text") -> np.ndarray
         return kinds
     candidates = np.flatnonzero(pc.match_substring_regex(texts, _ANY_KIND).to_numpy(zero_copy_only=False))
     if len(candidates):
-        subset = texts.take(pa.array(candidates))
+        found = pc.extract_regex(texts.take(pa.array(candidates)), _WHICH_KIND)
         undecided = np.ones(len(candidates), dtype=bool)
-        for kind, pattern in KIND_PATTERNS:
-            hit = pc.match_substring_regex(subset, pattern).to_numpy(zero_copy_only=False) & undecided
+        for kind, _ in KIND_PATTERNS:
+            matched = np.asarray(
+                pc.not_equal(found.field(kind), "").to_numpy(zero_copy_only=False), dtype=bool
+            )
+            hit = matched & undecided
             kinds[candidates[hit]] = KIND_CODE[kind]
             undecided &= ~hit
     if empty_text_kind != "text":

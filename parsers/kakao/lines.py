@@ -1,10 +1,11 @@
 """Vectorised parser for the line-based KakaoTalk exports (Windows PC, Android, iOS).
 
-A chunk of lines is classified with Arrow's RE2 kernels in a few passes over the whole column
-(record, then day-marker/event patterns only on the few lines that are not records); Python
-touches only continuation lines and rejected lines. State that crosses chunk boundaries (the
-open message, the current day marker, the last record time) is carried explicitly, so memory
-stays flat in file size.
+A chunk's lines are scanned all at once at the byte level (parsers/kakao/scan.py): the variant's
+timestamp grammar finds the records and their fields, separator positions split speaker from
+text, and strings are cut out of the buffer without Python objects. Python touches only the few
+lines that are not single-line records (continuations, day markers, events, headers). State that
+crosses chunk boundaries (the open message, the current day, the last record time) is carried
+explicitly, so memory stays flat in file size.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from parsers.errors import InputError
 from parsers.kakao.formats import MONTHS_EN, LineFormat
 from parsers.kakao.kinds import KIND_CODE, classify_kinds, kinds_to_arrow
 from parsers.kakao.reader import Chunk
+from parsers.kakao.scan import Lines, first_at_or_after, occurrences, scan, slice_strings, split_lines
 
 # Line categories.
 _REC: Final = 0  # message or stamped event
@@ -32,21 +34,38 @@ _TRUNC: Final = 5  # last line cut off mid-stamp
 
 #: A message open across chunks may not grow past this (a sign the file is not an export).
 MAX_PENDING_BYTES: Final = 64 * 1024 * 1024
-#: Earliest and latest plausible years of a KakaoTalk message (the app launched in 2010).
+#: Plausible years of a KakaoTalk message (the app launched in 2010).
 _YEAR_RANGE: Final = (2000, 2100)
+#: A Windows name may contain "] [": how many candidate splits to try before giving up.
+_PC_SPLIT_TRIES: Final = 4
+_NO_TIME: Final = np.iinfo(np.int64).min
+
+
+@dataclass
+class _Records:
+    """Per line: whether it is a record, and its byte ranges and timestamp fields."""
+
+    valid: np.ndarray
+    speaker_a: np.ndarray
+    speaker_b: np.ndarray  # speaker_a == speaker_b: no speaker (a stamped event)
+    text_a: np.ndarray
+    text_b: np.ndarray
+    fields: dict[str, np.ndarray]
 
 
 @dataclass
 class _Carry:
     """State from earlier chunks."""
 
-    lines: pa.Array | None = None
-    cr: np.ndarray | None = None
+    data: bytes = b""
+    lines: int = 0
     first_line_no: int = 1
     prev_line_had_cr: bool = True
     date: tuple[int, int, int] | None = None
     last_local: int | None = None
     seen_unit: bool = False
+    #: The carried lines came from a chunk with undecodable bytes.
+    bad_bytes: bool = False
 
 
 class LineExportParser:
@@ -65,43 +84,39 @@ class LineExportParser:
 
     def feed(self, chunk: Chunk) -> ParseBatch:
         """Parse one chunk; lines of a message that may continue in the next chunk are held back."""
-        lines, cr, bad_bytes, ends_with_newline = self._split(chunk)
-        new_lines = len(lines)
+        data, bad_bytes = _valid_utf8(chunk)
         carry = self.carry
-        base_line_no = self._next_line_no
-        if carry.lines is not None:
-            base_line_no = carry.first_line_no
-            lines = pa.concat_arrays([carry.lines, lines])
-            cr = np.concatenate([carry.cr if carry.cr is not None else np.zeros(0, bool), cr])
-        self._next_line_no += new_lines
+        bad_bytes = bad_bytes or (carry.bad_bytes and bool(carry.data))
+        base_line_no = carry.first_line_no if carry.data else self._next_line_no
+        data = carry.data + data
+        lines = split_lines(data)
         n = len(lines)
+        self._next_line_no += n - carry.lines
         if n == 0:
             return self._empty()
 
         prev_cr = np.empty(n, dtype=bool)
         prev_cr[0] = carry.prev_line_had_cr
-        prev_cr[1:] = cr[:-1]
+        prev_cr[1:] = lines.cr[:-1]
         forced_cont = ~prev_cr if self.crlf_records else np.zeros(n, dtype=bool)
 
-        rec = pc.extract_regex(lines, self.fmt.record)
-        is_rec = _valid(rec) & ~forced_cont
+        rec = self._records(lines)
+        is_rec = rec.valid & ~forced_cont
         cat = np.where(is_rec, _REC, _CONT).astype(np.int8)
-        day_y, day_m, day_d = self._day_markers(lines, cat, forced_cont, n)
-
-        if self._events:
-            others = np.flatnonzero(cat == _CONT)
-            if len(others):
-                hit = _bool(pc.match_substring_regex(lines.take(pa.array(others)), self._events))
-                cat[others[hit & ~forced_cont[others]]] = _EVT
+        others = np.flatnonzero(cat == _CONT)
+        other_text = lines.strings(others)
+        days = self._day_markers(other_text, others, cat, forced_cont, n)
+        if self._events and len(others):
+            hit = _bool(pc.match_substring_regex(other_text, self._events))
+            events = others[hit & ~forced_cont[others] & (cat[others] == _CONT)]
+            cat[events] = _EVT
 
         is_start = (cat == _REC) | (cat == _EVT)
         self._mark_header(lines, cat, is_start)
-        if chunk.final and not ends_with_newline and self.fmt.record_start:
+        if chunk.final and not data.endswith(b"\n") and self.fmt.record_start:
             last = n - 1
-            if (
-                cat[last] == _CONT
-                and pc.match_substring_regex(lines.slice(last, 1), self.fmt.record_start)[0].as_py()
-            ):
+            tail = lines.strings(np.array([last]))
+            if cat[last] == _CONT and pc.match_substring_regex(tail, self.fmt.record_start)[0].as_py():
                 cat[last] = _TRUNC
 
         if chunk.final:
@@ -109,62 +124,59 @@ class LineExportParser:
         else:
             starts = np.flatnonzero(is_start)
             cut = int(starts[-1]) if len(starts) else 0
-            if cut == 0 and lines.nbytes > MAX_PENDING_BYTES:
+            if cut == 0 and len(data) > MAX_PENDING_BYTES:
                 raise InputError(
                     self.ctx.source_file, "a single message spans more than 64 MiB; not a KakaoTalk export?"
                 )
 
-        batch = self._emit(lines, cr, rec, cat, (day_y, day_m, day_d), cut, base_line_no, bad_bytes)
+        batch = self._emit(lines, rec, cat, days, cut, base_line_no, bad_bytes)
 
         if cut < n:
-            carry.lines = lines.slice(cut)
-            carry.cr = cr[cut:]
+            carry.data = data[int(lines.start[cut]) :]
+            carry.lines = n - cut
             carry.first_line_no = base_line_no + cut
+            carry.bad_bytes = bad_bytes
             if cut > 0:
-                carry.prev_line_had_cr = bool(cr[cut - 1])
+                carry.prev_line_had_cr = bool(lines.cr[cut - 1])
         else:
-            carry.lines = None
-            carry.cr = None
+            carry.data = b""
+            carry.lines = 0
         return batch
 
     # -- steps ---------------------------------------------------------------------------------
 
-    def _split(self, chunk: Chunk) -> tuple[pa.Array, np.ndarray, bool, bool]:
-        data = chunk.data
-        bad = chunk.had_decode_errors
-        if not data:
-            return pa.array([], pa.large_string()), np.zeros(0, dtype=bool), bad, True
-        whole = pa.LargeStringArray.from_buffers(
-            1, pa.py_buffer(np.array([0, len(data)], dtype=np.int64)), pa.py_buffer(data)
-        )
-        try:
-            whole.validate(full=True)
-        except pa.ArrowInvalid:
-            data = data.decode("utf-8", errors="replace").encode("utf-8")
-            whole = pa.array([data.decode("utf-8")], pa.large_string())
-            bad = True
-        ends_with_newline = data.endswith(b"\n")
-        lines = pc.split_pattern(whole, "\n").flatten()
-        if ends_with_newline:
-            lines = lines.slice(0, len(lines) - 1)
-        cr = _bool(pc.ends_with(lines, "\r"))
-        if cr.any():
-            lines = pc.utf8_rtrim(lines, characters="\r")
-        return lines, cr, bad, ends_with_newline
+    def _records(self, lines: Lines) -> _Records:
+        """Scan every line for the variant's record layout."""
+        buf, start, end = lines.buf, lines.start, lines.end
+        fmt = self.fmt
+        if fmt.tail == "pc":
+            return _pc_records(lines, fmt)
+        valid, cursor, fields = scan(buf, start, end, fmt.stamp)
+        speaker_a = cursor
+        speaker_b = cursor.copy()
+        text_a = cursor.copy()
+        text_b = end.copy()
+        may_speak = valid & (fields["sep"] == 1) if fmt.tail == "ios" else valid
+        # "name : text": the speaker ends at the first " :" followed by a space or the line end.
+        colons = occurrences(lines, b" :")
+        after = buf[colons + 2]
+        colons = colons[(after == 32) | (after == 10) | (after == 13) | (colons + 2 >= lines.size)]
+        p = first_at_or_after(colons, cursor + 1, end - 1)
+        speaks = may_speak & (p >= 0) & ((p + 2 == end) | (buf[np.maximum(p, 0) + 2] == 32))
+        speaker_b = np.where(speaks, p, speaker_b)
+        text_a = np.where(speaks, np.minimum(p + 3, end), text_a)
+        return _Records(valid, speaker_a, speaker_b, text_a, text_b, fields)
 
     def _day_markers(
-        self, lines: pa.Array, cat: np.ndarray, forced_cont: np.ndarray, n: int
+        self, other_text: pa.Array, others: np.ndarray, cat: np.ndarray, forced_cont: np.ndarray, n: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         day_y = np.full(n, -1, dtype=np.int64)
         day_m = np.full(n, -1, dtype=np.int64)
         day_d = np.full(n, -1, dtype=np.int64)
-        if not self.fmt.day_marker:
+        if not self.fmt.day_marker or not len(others):
             return day_y, day_m, day_d
-        others = np.flatnonzero((cat == _CONT) & ~forced_cont)
-        if not len(others):
-            return day_y, day_m, day_d
-        found = pc.extract_regex(lines.take(pa.array(others)), self.fmt.day_marker)
-        hit = _valid(found)
+        found = pc.extract_regex(other_text, self.fmt.day_marker)
+        hit = _valid(found) & ~forced_cont[others]
         if not hit.any():
             return day_y, day_m, day_d
         at = others[hit]
@@ -175,14 +187,14 @@ class LineExportParser:
         day_d[at] = _ints(marks.field("d"))
         return day_y, day_m, day_d
 
-    def _mark_header(self, lines: pa.Array, cat: np.ndarray, is_start: np.ndarray) -> None:
+    def _mark_header(self, lines: Lines, cat: np.ndarray, is_start: np.ndarray) -> None:
         if self.carry.seen_unit:
             return
         starts = np.flatnonzero(is_start)
         head_end = int(starts[0]) if len(starts) else len(cat)
         if head_end == 0:
             return
-        head = lines.slice(0, head_end)
+        head = lines.strings(np.arange(head_end))
         known = _bool(
             pc.match_substring_regex(pc.utf8_ltrim(head, characters="\ufeff"), self._header_patterns)
         )
@@ -194,9 +206,8 @@ class LineExportParser:
 
     def _emit(
         self,
-        lines: pa.Array,
-        cr: np.ndarray,
-        rec: pa.StructArray,
+        lines: Lines,
+        rec: _Records,
         cat: np.ndarray,
         days: tuple[np.ndarray, np.ndarray, np.ndarray],
         cut: int,
@@ -204,9 +215,6 @@ class LineExportParser:
         bad_bytes: bool,
     ) -> ParseBatch:
         fmt = self.fmt
-        carry = self.carry
-        lines = lines.slice(0, cut)
-        rec = rec.slice(0, cut)
         cat = cat[:cut]
         q_lines: list[int] = []
         q_reasons: list[str] = []
@@ -219,38 +227,36 @@ class LineExportParser:
             if len(idx):
                 q_lines.extend((idx + base_line_no).tolist())
                 q_reasons.extend([reason] * len(idx))
-                q_raw.extend(lines.take(pa.array(idx)).to_pylist())
+                q_raw.extend(lines.strings(idx).to_pylist())
 
         is_start = (cat == _REC) | (cat == _EVT)
         starts = np.flatnonzero(is_start)
         if len(starts):
-            carry.seen_unit = True
+            self.carry.seen_unit = True
         unit_is_rec = cat[starts] == _REC
-        start_arr = pa.array(starts, pa.int64())
-        rec_units = rec.take(start_arr)
 
-        # Text: the record's text field, or the whole line for a time-less event; plus continuations.
-        rec_text = pc.if_else(pc.is_null(rec_units.field("text")), "", rec_units.field("text"))
-        text = pc.if_else(pa.array(unit_is_rec), rec_text, lines.take(start_arr))
-        position = (
+        # Text: the record's text range, or the whole line for a time-less event; plus continuations.
+        text_a = np.where(unit_is_rec, rec.text_a[starts], lines.start[starts])
+        text_b = np.where(unit_is_rec, rec.text_b[starts], lines.end[starts])
+        text = slice_strings(lines, text_a, text_b)
+        owner = (
             np.maximum.accumulate(np.where(is_start, np.arange(cut), -1)) if cut else np.zeros(0, np.int64)
         )
-        cont_idx = np.flatnonzero((cat == _CONT) & (position >= 0))
-        text = _join_continuations(
-            text, starts, position[cont_idx], lines.take(pa.array(cont_idx)).to_pylist()
-        )
+        cont_idx = np.flatnonzero((cat == _CONT) & (owner >= 0))
+        cont_owner = owner[cont_idx]
+        cont_text = lines.strings(cont_idx).to_pylist() if len(cont_idx) else []
+        text = _join_continuations(text, starts, cont_owner, cont_text)
 
-        local, reasons = self._timestamps(rec_units, unit_is_rec, starts, days, cut)
+        fields = {name: values[starts] for name, values in rec.fields.items()}
+        local, reasons = self._timestamps(fields, unit_is_rec, starts, days, cut)
 
-        speaker = rec_units.field("speaker")
-        speaker = pc.if_else(
-            pc.and_(pa.array(unit_is_rec), pc.not_equal(speaker, "")), speaker, pa.scalar(None, speaker.type)
-        )
-        is_event = _bool(pc.is_null(speaker))
+        has_speaker = unit_is_rec & (rec.speaker_b[starts] > rec.speaker_a[starts])
+        speaker = slice_strings(lines, rec.speaker_a[starts], rec.speaker_b[starts])
         kinds = classify_kinds(text, fmt.empty_text_kind)
-        kinds[is_event] = KIND_CODE["system"]
+        kinds[~has_speaker] = KIND_CODE["system"]
         # A system kind found from text (a notice) also has no speaker, by the contract.
-        speaker = pc.if_else(pa.array(kinds == KIND_CODE["system"]), pa.scalar(None, speaker.type), speaker)
+        has_speaker &= kinds != KIND_CODE["system"]
+        speaker = pc.if_else(pa.array(has_speaker), speaker, pa.scalar(None, pa.string()))
 
         if bad_bytes:
             undecodable = _bool(pc.match_substring(text, "\ufffd"))
@@ -260,19 +266,16 @@ class LineExportParser:
         bad = reasons != ""
         if bad.any():
             bad_idx = np.flatnonzero(bad)
-            raw = _join_continuations(
-                lines.take(start_arr), starts, position[cont_idx], lines.take(pa.array(cont_idx)).to_pylist()
-            )
+            raw = _join_continuations(lines.strings(starts), starts, cont_owner, cont_text)
             q_lines.extend((starts[bad_idx] + base_line_no).tolist())
             q_reasons.extend(reasons[bad_idx].tolist())
             q_raw.extend(raw.take(pa.array(bad_idx)).to_pylist())
         good = ~bad
         keep = pa.array(good)
-        ts = local_to_utc(local[good], self.ctx.timezone)
         messages = build_messages(
             self.ctx,
             fmt.source,
-            ts,
+            local_to_utc(local[good], self.ctx.timezone),
             speaker.filter(keep),
             text.filter(keep),
             kinds_to_arrow(kinds[good]),
@@ -282,7 +285,7 @@ class LineExportParser:
 
     def _timestamps(
         self,
-        rec_units: pa.StructArray,
+        fields: dict[str, np.ndarray],
         unit_is_rec: np.ndarray,
         starts: np.ndarray,
         days: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -293,31 +296,23 @@ class LineExportParser:
         n_units = len(starts)
         reasons = np.full(n_units, "", dtype=object)
         if self.fmt.date_from_marker:
-            day_y, day_m, day_d = (
-                _ffill(a[:cut], carry.date[i] if carry.date else -1) for i, a in enumerate(days)
-            )
+            initial = carry.date or (-1, -1, -1)
+            day_y, day_m, day_d = (_ffill(a[:cut], initial[i]) for i, a in enumerate(days))
             y, mo, d = day_y[starts], day_m[starts], day_d[starts]
-            if cut:
-                last = (int(day_y[cut - 1]), int(day_m[cut - 1]), int(day_d[cut - 1]))
-                carry.date = last if last[0] >= 0 else carry.date
+            if cut and day_y[cut - 1] >= 0:
+                carry.date = (int(day_y[cut - 1]), int(day_m[cut - 1]), int(day_d[cut - 1]))
         else:
-            y = _ints(rec_units.field("y"), unit_is_rec)
-            mo = _months(rec_units.field("mon"), unit_is_rec)
-            d = _ints(rec_units.field("d"), unit_is_rec)
-        hour = _ints(rec_units.field("H"), unit_is_rec)
-        minute = _ints(rec_units.field("M"), unit_is_rec)
-        ampm = pc.if_else(pc.is_null(rec_units.field("ampm")), "", rec_units.field("ampm"))
-        has_ampm = _bool(pc.not_equal(ampm, ""))
-        is_pm = _bool(pc.match_substring_regex(ampm, "^(?:오후|[Pp])"))
-        hour24 = np.where(has_ampm, hour % 12 + 12 * is_pm, hour)
-        hour_ok = np.where(has_ampm, (hour >= 0) & (hour <= 12), (hour >= 0) & (hour <= 23)) & (minute <= 59)
+            y, mo, d = (np.where(unit_is_rec, fields[k], -1) for k in ("y", "mon", "d"))
+        hour = np.where(unit_is_rec, fields["H"], -1)
+        minute = np.where(unit_is_rec, fields["M"], -1)
+        ampm = fields["ampm"]
+        hour24 = np.where(ampm > 0, hour % 12 + 12 * (ampm == 2), hour)
+        hour_ok = np.where(ampm > 0, (hour >= 0) & (hour <= 12), (hour >= 0) & (hour <= 23)) & (minute <= 59)
 
         date_ok = (y >= _YEAR_RANGE[0]) & (y <= _YEAR_RANGE[1]) & (mo >= 1) & (mo <= 12) & (d >= 1)
         date_ok &= d <= _days_in_month(np.where(date_ok, y, 2000), np.where(date_ok, mo, 1))
-        midnight = (
-            _days_from_civil(np.where(date_ok, y, 2000), np.where(date_ok, mo, 1), np.where(date_ok, d, 1))
-            * 86400
-        )
+        safe = (np.where(date_ok, y, 2000), np.where(date_ok, mo, 1), np.where(date_ok, d, 1))
+        midnight = _days_from_civil(*safe) * 86400
         local = midnight + hour24 * 3600 + minute * 60
 
         rec_ok = unit_is_rec & date_ok & hour_ok
@@ -328,16 +323,11 @@ class LineExportParser:
         events = ~unit_is_rec
         if events.any():
             # A time-less event takes the previous message's time, but never a time before its day.
-            prev = np.where(rec_ok, local, np.iinfo(np.int64).min)
-            prev = np.maximum.accumulate(
-                np.concatenate(
-                    [[carry.last_local if carry.last_local is not None else np.iinfo(np.int64).min], prev]
-                )
-            )[:-1]
+            before = carry.last_local if carry.last_local is not None else _NO_TIME
+            prev = np.maximum.accumulate(np.concatenate([[before], np.where(rec_ok, local, _NO_TIME)]))[:-1]
             event_local = np.where(date_ok, np.maximum(prev, midnight), prev)
             local = np.where(events, event_local, local)
-            no_time = events & (local == np.iinfo(np.int64).min)
-            reasons[no_time] = "system event before any dated message"
+            reasons[events & (local == _NO_TIME)] = "system event before any dated message"
         if rec_ok.any():
             carry.last_local = int(local[np.flatnonzero(rec_ok)[-1]])
         return local, reasons.astype(str)
@@ -346,6 +336,51 @@ class LineExportParser:
         from parsers.base import empty_batch
 
         return empty_batch(self.ctx)
+
+
+def _pc_records(lines: Lines, fmt: LineFormat) -> _Records:
+    """`[name] [time] text`: the name ends at the first "] [" that a valid time follows."""
+    buf, start, end = lines.buf, lines.start, lines.end
+    n = len(start)
+    valid = np.zeros(n, dtype=bool)
+    speaker_b = start.copy()
+    text_a = end.copy()
+    fields = {name: np.zeros(n, dtype=np.int64) for name in ("H", "M", "ampm")}
+    brackets = occurrences(lines, b"] [")
+    rows = np.flatnonzero((end > start) & (buf[start] == 91))  # lines starting with "["
+    lo = start[rows] + 2
+    for _ in range(_PC_SPLIT_TRIES):
+        if not len(rows):
+            break
+        p = first_at_or_after(brackets, lo, end[rows])
+        found = p >= 0
+        rows, p, lo = rows[found], p[found], lo[found]
+        ok, cursor, got = scan(buf, p + 3, end[rows], fmt.stamp)
+        ok &= (cursor < end[rows]) & (buf[cursor] == 93)  # "]"
+        after = cursor + 1
+        ok &= (after == end[rows]) | (buf[after] == 32)
+        done = rows[ok]
+        valid[done] = True
+        speaker_b[done] = p[ok]
+        text_a[done] = np.minimum(after[ok] + 1, end[done])
+        for name in fields:
+            fields[name][done] = got[name][ok] if name in got else 0
+        rows, lo = rows[~ok], p[~ok] + 1
+    return _Records(valid, start + 1, np.where(valid, speaker_b, start + 1), text_a, end.copy(), fields)
+
+
+def _valid_utf8(chunk: Chunk) -> tuple[bytes, bool]:
+    data = chunk.data
+    if not data:
+        return data, chunk.had_decode_errors
+    whole = pa.LargeStringArray.from_buffers(
+        1, pa.py_buffer(np.array([0, len(data)], dtype=np.int64)), pa.py_buffer(data)
+    )
+    try:
+        whole.validate(full=True)
+    except pa.ArrowInvalid:
+        return data.decode("utf-8", errors="replace").encode("utf-8"), True
+    return data, chunk.had_decode_errors
 
 
 def _join_continuations(
@@ -378,26 +413,22 @@ def _bool(arr: pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _ints(arr: pa.Array, where: np.ndarray | None = None) -> np.ndarray:
-    """Digits to int64; -1 where absent or not selected."""
+def _ints(arr: pa.Array) -> np.ndarray:
+    """Digits to int64; -1 where absent."""
     cleaned = pc.if_else(pc.match_substring_regex(arr, "^[0-9]{1,9}$"), arr, pa.scalar(None, arr.type))
-    out = pc.fill_null(pc.cast(cleaned, pa.int64()), -1).to_numpy(zero_copy_only=False)
-    if where is not None:
-        out = np.where(where, out, -1)
-    return np.asarray(out, dtype=np.int64)
+    return np.asarray(
+        pc.fill_null(pc.cast(cleaned, pa.int64()), -1).to_numpy(zero_copy_only=False), dtype=np.int64
+    )
 
 
-def _months(arr: pa.Array, where: np.ndarray | None = None) -> np.ndarray:
+def _months(arr: pa.Array) -> np.ndarray:
     """Month numbers from digits or English names (full or abbreviated)."""
-    numeric = _ints(arr, where)
+    numeric = _ints(arr)
     abbr = pc.utf8_lower(pc.utf8_slice_codeunits(arr, 0, 3))
     named = pc.fill_null(pc.index_in(abbr, value_set=pa.array(MONTHS_EN, abbr.type)), -2).to_numpy(
         zero_copy_only=False
     )
-    out = np.where(numeric >= 0, numeric, np.asarray(named, dtype=np.int64) + 1)
-    if where is not None:
-        out = np.where(where, out, -1)
-    return np.asarray(out, dtype=np.int64)
+    return np.asarray(np.where(numeric >= 0, numeric, np.asarray(named, dtype=np.int64) + 1), dtype=np.int64)
 
 
 def _ffill(values: np.ndarray, initial: int) -> np.ndarray:
