@@ -174,12 +174,8 @@ def ingest_export(
             for chat in upload.chats
         ]
         raw_prefix = f"raw/{owner_id}/{upload.upload_id}"
-        media_uris = {}
-        for rel, local in upload.media:
-            key = f"{raw_prefix}/media/{rel.as_posix()}"
-            if not storage.exists(key):
-                storage.put_file(key, local)
-            media_uris[rel.name] = storage.uri(key)
+        media_keys = {rel.name: f"{raw_prefix}/media/{rel.as_posix()}" for rel, _ in upload.media}
+        media_uris = {name: storage.uri(key) for name, key in media_keys.items()}
         matcher = _matcher(media_uris, settings.kakao_timezone) if media_uris else None
 
         quarantine_parts: list[pa.Table] = []
@@ -206,6 +202,11 @@ def ingest_export(
         with storage.open_write(quarantine_key) as handle:
             pq.write_table(quarantine, handle, compression="zstd")
 
+        # Raw objects go in after the parse succeeded: a refused upload leaves nothing behind.
+        for rel, local in upload.media:
+            key = f"{raw_prefix}/media/{rel.as_posix()}"
+            if not storage.exists(key):
+                storage.put_file(key, local)
         raw_key = f"{raw_prefix}/{PurePosixPath(name).name}"
         if not storage.exists(raw_key):
             storage.put_file(raw_key, path)

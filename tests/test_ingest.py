@@ -219,3 +219,42 @@ def test_zip_without_chat_file(tmp_path: Path) -> None:
     upload = _zip(tmp_path / "photos.zip", {"a.jpg": b"jpeg"})
     with pytest.raises(InputError, match="zip holds no chat file"):
         _ingest(upload, tmp_path / "lake")
+
+
+class _FailingOnce(LocalStorage):
+    """Crashes the first time the quarantine object is written (after the messages landed)."""
+
+    failed = False
+
+    def open_write(self, key: str):  # type: ignore[override]
+        if key.startswith("quarantine/") and not self.failed:
+            type(self).failed = True
+            raise OSError(28, "No space left on device")
+        return super().open_write(key)
+
+
+def test_rerun_after_a_crash_half_way_completes_without_duplicates(tmp_path: Path, golden: Path) -> None:
+    clean = tmp_path / "clean"
+    _ingest(golden / "pc_ko.txt", clean)
+
+    crashed = tmp_path / "crashed"
+    with pytest.raises(OSError, match="No space left"):
+        ingest_export(golden / "pc_ko.txt", "alice", _FailingOnce(crashed, "file://x"), Settings())
+    assert not list(crashed.rglob("_ingest.json"))  # no completion marker after a crash
+    assert not list(crashed.rglob(".tmp-*"))
+    _ingest(golden / "pc_ko.txt", crashed)
+    rerun = {k: v.replace(str(crashed).encode(), b"LAKE") for k, v in _files(crashed).items()}
+    assert rerun == {k: v.replace(str(clean).encode(), b"LAKE") for k, v in _files(clean).items()}
+
+
+def test_progress_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from flows import cli
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    with cli._progress(cli.PROGRESS_MIN_BYTES) as advance:
+        assert advance is not None
+        advance(cli.PROGRESS_MIN_BYTES)
+    with cli._progress(10) as advance:
+        assert advance is None  # small files parse too fast to need one
