@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from parsers.arrays import bools
 from schemas.message import MESSAGE_KINDS
 
 KIND_CODE: Final[dict[str, int]] = {kind: code for code, kind in enumerate(MESSAGE_KINDS)}
@@ -45,11 +46,15 @@ KIND_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
         r"|정산하기를 요청했어요|송금봉투|Sent [0-9,]+ ?(?:KRW|won)|Received [0-9,]+ ?(?:KRW|won))",
     ),
     ("search", r"^(?:샵검색|#검색|#Search) ?: "),
-    ("location", r"^(?:지도|위치|Location|Map) ?: |map\.kakao\.com/"),
+    ("location", r"^(?:지도|위치|Location|Map) ?: "),
     ("contact", r"^(?:연락처|Contact) ?: "),
     ("system", r"^(?:톡게시판 '공지'|Chat Board 'Notice'): "),
 )
 
+#: Kinds recognised by a plain substring anywhere in the text (cheap, no regex).
+KIND_SUBSTRINGS: Final[tuple[tuple[str, str], ...]] = (("location", "map.kakao.com/"),)
+
+# Every pattern is anchored at the start, so RE2's DFA rejects an ordinary text within a few bytes.
 _ANY_KIND: Final = "|".join(f"(?:{pattern})" for _, pattern in KIND_PATTERNS)
 # The same alternation with one named group per kind: RE2 takes the first alternative that
 # matches, so the one non-empty group names the kind, in table order.
@@ -72,18 +77,19 @@ def classify_kinds(texts: pa.Array, empty_text_kind: str = "text") -> np.ndarray
     kinds = np.full(n, KIND_CODE["text"], dtype=np.int8)
     if n == 0:
         return kinds
-    candidates = np.flatnonzero(pc.match_substring_regex(texts, _ANY_KIND).to_numpy(zero_copy_only=False))
+    candidates = np.flatnonzero(bools(pc.match_substring_regex(texts, _ANY_KIND)))
     if len(candidates):
         found = pc.extract_regex(texts.take(pa.array(candidates)), _WHICH_KIND)
         undecided = np.ones(len(candidates), dtype=bool)
         for kind, _ in KIND_PATTERNS:
-            matched = np.asarray(
-                pc.not_equal(found.field(kind), "").to_numpy(zero_copy_only=False), dtype=bool
-            )
+            matched = bools(pc.not_equal(found.field(kind), ""))
             hit = matched & undecided
             kinds[candidates[hit]] = KIND_CODE[kind]
             undecided &= ~hit
+    for kind, needle in KIND_SUBSTRINGS:
+        hit = bools(pc.match_substring(texts, needle)) & (kinds == KIND_CODE["text"])
+        kinds[hit] = KIND_CODE[kind]
     if empty_text_kind != "text":
-        empty = pc.equal(texts, "").to_numpy(zero_copy_only=False)
+        empty = bools(pc.equal(texts, ""))
         kinds[empty] = KIND_CODE[empty_text_kind]
     return kinds

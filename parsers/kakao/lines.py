@@ -17,7 +17,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parsers.base import ParseBatch, ParseContext, build_messages, build_quarantine, local_to_utc
+from parsers.arrays import bools, ints, valid
+from parsers.base import (
+    ParseBatch,
+    ParseContext,
+    build_messages,
+    build_quarantine,
+    empty_batch,
+    local_to_utc,
+)
 from parsers.errors import InputError
 from parsers.kakao.formats import MONTHS_EN, LineFormat
 from parsers.kakao.kinds import KIND_CODE, classify_kinds, kinds_to_arrow
@@ -107,7 +115,7 @@ class LineExportParser:
         other_text = lines.strings(others)
         days = self._day_markers(other_text, others, cat, forced_cont, n)
         if self._events and len(others):
-            hit = _bool(pc.match_substring_regex(other_text, self._events))
+            hit = bools(pc.match_substring_regex(other_text, self._events))
             events = others[hit & ~forced_cont[others] & (cat[others] == _CONT)]
             cat[events] = _EVT
 
@@ -176,7 +184,7 @@ class LineExportParser:
         if not self.fmt.day_marker or not len(others):
             return day_y, day_m, day_d
         found = pc.extract_regex(other_text, self.fmt.day_marker)
-        hit = _valid(found) & ~forced_cont[others]
+        hit = valid(found) & ~forced_cont[others]
         if not hit.any():
             return day_y, day_m, day_d
         at = others[hit]
@@ -195,10 +203,10 @@ class LineExportParser:
         if head_end == 0:
             return
         head = lines.strings(np.arange(head_end))
-        known = _bool(
+        known = bools(
             pc.match_substring_regex(pc.utf8_ltrim(head, characters="\ufeff"), self._header_patterns)
         )
-        blank = _bool(pc.equal(pc.utf8_trim_whitespace(head), ""))
+        blank = bools(pc.equal(pc.utf8_trim_whitespace(head), ""))
         region = cat[:head_end]
         conts = region == _CONT
         region[conts & (known | blank)] = _SKIP
@@ -259,7 +267,7 @@ class LineExportParser:
         speaker = pc.if_else(pa.array(has_speaker), speaker, pa.scalar(None, pa.string()))
 
         if bad_bytes:
-            undecodable = _bool(pc.match_substring(text, "\ufffd"))
+            undecodable = bools(pc.match_substring(text, "\ufffd"))
             reasons = np.where(
                 undecodable & (reasons == ""), f"undecodable bytes in {self.encoding_name}", reasons
             )
@@ -333,8 +341,6 @@ class LineExportParser:
         return local, reasons.astype(str)
 
     def _empty(self) -> ParseBatch:
-        from parsers.base import empty_batch
-
         return empty_batch(self.ctx)
 
 
@@ -405,30 +411,18 @@ def _join_continuations(
     return pc.replace_with_mask(first, pa.array(mask), pa.array(joined, first.type))
 
 
-def _valid(arr: pa.Array) -> np.ndarray:
-    return np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _bool(arr: pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
 def _ints(arr: pa.Array) -> np.ndarray:
     """Digits to int64; -1 where absent."""
     cleaned = pc.if_else(pc.match_substring_regex(arr, "^[0-9]{1,9}$"), arr, pa.scalar(None, arr.type))
-    return np.asarray(
-        pc.fill_null(pc.cast(cleaned, pa.int64()), -1).to_numpy(zero_copy_only=False), dtype=np.int64
-    )
+    return ints(cleaned, -1)
 
 
 def _months(arr: pa.Array) -> np.ndarray:
     """Month numbers from digits or English names (full or abbreviated)."""
     numeric = _ints(arr)
     abbr = pc.utf8_lower(pc.utf8_slice_codeunits(arr, 0, 3))
-    named = pc.fill_null(pc.index_in(abbr, value_set=pa.array(MONTHS_EN, abbr.type)), -2).to_numpy(
-        zero_copy_only=False
-    )
-    return np.asarray(np.where(numeric >= 0, numeric, np.asarray(named, dtype=np.int64) + 1), dtype=np.int64)
+    named = ints(pc.index_in(abbr, value_set=pa.array(MONTHS_EN, abbr.type)), -2) + 1
+    return np.asarray(np.where(numeric >= 0, numeric, named), dtype=np.int64)
 
 
 def _ffill(values: np.ndarray, initial: int) -> np.ndarray:

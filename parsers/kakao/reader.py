@@ -12,7 +12,7 @@ from typing import Final, Protocol
 
 from parsers.kakao.detect import Encoding
 
-CHUNK_BYTES: Final = 8 * 1024 * 1024
+CHUNK_BYTES: Final = 4 * 1024 * 1024
 
 
 class Readable(Protocol):
