@@ -246,14 +246,13 @@ class LineExportParser:
         # Text: the record's text range, or the whole line for a time-less event; plus continuations.
         text_a = np.where(unit_is_rec, rec.text_a[starts], lines.start[starts])
         text_b = np.where(unit_is_rec, rec.text_b[starts], lines.end[starts])
-        text = slice_strings(lines, text_a, text_b)
         owner = (
             np.maximum.accumulate(np.where(is_start, np.arange(cut), -1)) if cut else np.zeros(0, np.int64)
         )
         cont_idx = np.flatnonzero((cat == _CONT) & (owner >= 0))
+        cont_idx = cont_idx[_not_trailing_blank(lines, cont_idx, owner[cont_idx])]
         cont_owner = owner[cont_idx]
-        cont_text = lines.strings(cont_idx).to_pylist() if len(cont_idx) else []
-        text = _join_continuations(text, starts, cont_owner, cont_text)
+        text = self._texts(lines, starts, text_a, text_b, cont_idx, cont_owner)
 
         fields = {name: values[starts] for name, values in rec.fields.items()}
         local, reasons = self._timestamps(fields, unit_is_rec, starts, days, cut)
@@ -274,6 +273,7 @@ class LineExportParser:
         bad = reasons != ""
         if bad.any():
             bad_idx = np.flatnonzero(bad)
+            cont_text = lines.strings(cont_idx).to_pylist()
             raw = _join_continuations(lines.strings(starts), starts, cont_owner, cont_text)
             q_lines.extend((starts[bad_idx] + base_line_no).tolist())
             q_reasons.extend(reasons[bad_idx].tolist())
@@ -290,6 +290,41 @@ class LineExportParser:
             starts[good] + base_line_no,
         )
         return ParseBatch(messages, build_quarantine(self.ctx, q_lines, q_reasons, q_raw))
+
+    def _texts(
+        self,
+        lines: Lines,
+        starts: np.ndarray,
+        text_a: np.ndarray,
+        text_b: np.ndarray,
+        cont_idx: np.ndarray,
+        cont_owner: np.ndarray,
+    ) -> pa.Array:
+        """Message texts; a multi-line message is one byte range when its lines are contiguous."""
+        if not len(cont_idx):
+            return slice_strings(lines, text_a, text_b)
+        unit_of_cont = np.searchsorted(starts, cont_owner)
+        group_end = np.flatnonzero(np.diff(np.append(unit_of_cont, -1)) != 0)
+        group_units = unit_of_cont[group_end]
+        counts = np.diff(np.concatenate([[-1], group_end]))
+        last_line = cont_idx[group_end]
+        contiguous = last_line - starts[group_units] == counts
+        extended = group_units[contiguous]
+        text_b = text_b.copy()
+        text_b[extended] = lines.end[last_line[contiguous]]
+        text = slice_strings(lines, text_a, text_b)
+        if lines.cr.any() and len(extended):
+            fixed = pc.replace_substring(text.take(pa.array(extended)), "\r\n", "\n")
+            mask = np.zeros(len(text), dtype=bool)
+            mask[extended] = True
+            text = pc.replace_with_mask(text, pa.array(mask), fixed)
+        # Rare: something (a day marker) sits between a message and its continuation lines.
+        scattered = np.isin(unit_of_cont, group_units[~contiguous])
+        if scattered.any():
+            picked = cont_idx[scattered]
+            conts = lines.strings(picked).to_pylist()
+            text = _join_continuations(text, starts, cont_owner[scattered], conts)
+        return text
 
     def _timestamps(
         self,
@@ -375,6 +410,19 @@ def _pc_records(lines: Lines, fmt: LineFormat) -> _Records:
     return _Records(valid, start + 1, np.where(valid, speaker_b, start + 1), text_a, end.copy(), fields)
 
 
+def _not_trailing_blank(lines: Lines, cont_idx: np.ndarray, owners: np.ndarray) -> np.ndarray:
+    """Mask of continuation lines to keep: blank lines at the end of a message are dropped."""
+    if not len(cont_idx):
+        return np.zeros(0, dtype=bool)
+    nonblank = lines.end[cont_idx] > lines.start[cont_idx]
+    r_nonblank = nonblank[::-1]
+    r_owner = owners[::-1]
+    positions = np.arange(len(r_owner))
+    group_first = np.maximum.accumulate(np.where(np.diff(np.concatenate([[-1], r_owner])) != 0, positions, 0))
+    last_nonblank = np.maximum.accumulate(np.where(r_nonblank, positions, -1))
+    return np.asarray((last_nonblank >= group_first)[::-1])
+
+
 def _valid_utf8(chunk: Chunk) -> tuple[bytes, bool]:
     data = chunk.data
     if not data:
@@ -403,7 +451,7 @@ def _join_continuations(
     heads = first.take(pa.array(positions)).to_pylist()
     joined = []
     for head, tail in zip(heads, groups.values(), strict=True):
-        while tail and not tail[-1].strip():
+        while tail and not tail[-1]:
             tail.pop()
         joined.append("\n".join([head, *tail]) if tail else head)
     mask = np.zeros(len(first), dtype=bool)
