@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from parsers.arrays import bools
+from parsers.firstchars import first_chars
 from schemas.message import MESSAGE_KINDS
 
 KIND_CODE: Final[dict[str, int]] = {kind: code for code, kind in enumerate(MESSAGE_KINDS)}
@@ -67,17 +68,37 @@ def kinds_to_arrow(codes: np.ndarray) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), vocab).cast(pa.string())
 
 
-def classify_kinds(texts: pa.Array, empty_text_kind: str = "text") -> np.ndarray:
+def _first_set() -> np.ndarray | None:
+    sets = [first_chars(pattern) for _, pattern in KIND_PATTERNS]
+    if any(s is None for s in sets):
+        return None
+    return np.array(sorted(set().union(*(s for s in sets if s is not None))), dtype=np.int64)
+
+
+#: Code points a placeholder can start with (derived from the patterns themselves).
+_FIRST: Final = _first_set()
+
+
+def classify_kinds(
+    texts: pa.Array, empty_text_kind: str = "text", first_codepoints: np.ndarray | None = None
+) -> np.ndarray:
     """Return the kind code (index into MESSAGE_KINDS) of each message text.
 
-    One fast pass (a match, no captures) finds the few texts that look like a placeholder; one
-    extraction over those says which kind matched.
+    With `first_codepoints` (each text's first code point, -1 when empty) a numpy set test keeps
+    only the texts a placeholder could start with; one fast pass (a match, no captures) narrows
+    them further, and one extraction over those says which kind matched.
     """
     n = len(texts)
     kinds = np.full(n, KIND_CODE["text"], dtype=np.int8)
     if n == 0:
         return kinds
-    candidates = np.flatnonzero(bools(pc.match_substring_regex(texts, _ANY_KIND)))
+    if first_codepoints is not None and _FIRST is not None:
+        maybe = np.flatnonzero(np.isin(first_codepoints, _FIRST))
+        candidates = maybe
+        if len(maybe):
+            candidates = maybe[bools(pc.match_substring_regex(texts.take(pa.array(maybe)), _ANY_KIND))]
+    else:
+        candidates = np.flatnonzero(bools(pc.match_substring_regex(texts, _ANY_KIND)))
     if len(candidates):
         found = pc.extract_regex(texts.take(pa.array(candidates)), _WHICH_KIND)
         undecided = np.ones(len(candidates), dtype=bool)

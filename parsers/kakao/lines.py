@@ -30,7 +30,15 @@ from parsers.errors import InputError
 from parsers.kakao.formats import MONTHS_EN, LineFormat
 from parsers.kakao.kinds import KIND_CODE, classify_kinds, kinds_to_arrow
 from parsers.kakao.reader import Chunk
-from parsers.kakao.scan import Lines, first_at_or_after, occurrences, scan, slice_strings, split_lines
+from parsers.kakao.scan import (
+    Lines,
+    first_at_or_after,
+    first_codepoints,
+    occurrences,
+    scan,
+    slice_strings,
+    split_lines,
+)
 
 # Line categories.
 _REC: Final = 0  # message or stamped event
@@ -259,7 +267,7 @@ class LineExportParser:
 
         has_speaker = unit_is_rec & (rec.speaker_b[starts] > rec.speaker_a[starts])
         speaker = slice_strings(lines, rec.speaker_a[starts], rec.speaker_b[starts])
-        kinds = classify_kinds(text, fmt.empty_text_kind)
+        kinds = classify_kinds(text, fmt.empty_text_kind, first_codepoints(lines, text_a, text_b))
         kinds[~has_speaker] = KIND_CODE["system"]
         # A system kind found from text (a notice) also has no speaker, by the contract.
         has_speaker &= kinds != KIND_CODE["system"]

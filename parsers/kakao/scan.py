@@ -155,6 +155,29 @@ def _follows(buf: np.ndarray, cursor: np.ndarray, end: np.ndarray, encoded: byte
     return ok
 
 
+def first_codepoints(lines: Lines, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The first code point of each byte range [a, b) (UTF-8 decoded), -1 for an empty range."""
+    buf = lines.buf
+    b0 = buf[a].astype(np.int64)
+    b1 = buf[a + 1].astype(np.int64) & 0x3F
+    b2 = buf[a + 2].astype(np.int64) & 0x3F
+    b3 = buf[a + 3].astype(np.int64) & 0x3F
+    cp = np.where(
+        b0 < 0x80,
+        b0,
+        np.where(
+            b0 < 0xE0,
+            ((b0 & 0x1F) << 6) | b1,
+            np.where(
+                b0 < 0xF0,
+                ((b0 & 0x0F) << 12) | (b1 << 6) | b2,
+                ((b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3,
+            ),
+        ),
+    )
+    return np.where(b > a, cp, -1)
+
+
 def occurrences(lines: Lines, pattern: bytes) -> np.ndarray:
     """Sorted byte positions where `pattern` (2 bytes or more) starts anywhere in the buffer."""
     size = lines.size
