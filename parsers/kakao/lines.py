@@ -26,6 +26,7 @@ from parsers.base import (
     empty_batch,
     local_to_utc,
 )
+from parsers.dates import days_from_civil, days_in_month, ffill
 from parsers.errors import InputError
 from parsers.kakao.formats import MONTHS_EN, LineFormat
 from parsers.kakao.kinds import KIND_CODE, classify_kinds, kinds_to_arrow
@@ -348,7 +349,7 @@ class LineExportParser:
         reasons = np.full(n_units, "", dtype=object)
         if self.fmt.date_from_marker:
             initial = carry.date or (-1, -1, -1)
-            day_y, day_m, day_d = (_ffill(a[:cut], initial[i]) for i, a in enumerate(days))
+            day_y, day_m, day_d = (ffill(a[:cut], initial[i]) for i, a in enumerate(days))
             y, mo, d = day_y[starts], day_m[starts], day_d[starts]
             if cut and day_y[cut - 1] >= 0:
                 carry.date = (int(day_y[cut - 1]), int(day_m[cut - 1]), int(day_d[cut - 1]))
@@ -361,9 +362,9 @@ class LineExportParser:
         hour_ok = np.where(ampm > 0, (hour >= 0) & (hour <= 12), (hour >= 0) & (hour <= 23)) & (minute <= 59)
 
         date_ok = (y >= _YEAR_RANGE[0]) & (y <= _YEAR_RANGE[1]) & (mo >= 1) & (mo <= 12) & (d >= 1)
-        date_ok &= d <= _days_in_month(np.where(date_ok, y, 2000), np.where(date_ok, mo, 1))
+        date_ok &= d <= days_in_month(np.where(date_ok, y, 2000), np.where(date_ok, mo, 1))
         safe = (np.where(date_ok, y, 2000), np.where(date_ok, mo, 1), np.where(date_ok, d, 1))
-        midnight = _days_from_civil(*safe) * 86400
+        midnight = days_from_civil(*safe) * 86400
         local = midnight + hour24 * 3600 + minute * 60
 
         rec_ok = unit_is_rec & date_ok & hour_ok
@@ -479,25 +480,3 @@ def _months(arr: pa.Array) -> np.ndarray:
     abbr = pc.utf8_lower(pc.utf8_slice_codeunits(arr, 0, 3))
     named = ints(pc.index_in(abbr, value_set=pa.array(MONTHS_EN, abbr.type)), -2) + 1
     return np.asarray(np.where(numeric >= 0, numeric, named), dtype=np.int64)
-
-
-def _ffill(values: np.ndarray, initial: int) -> np.ndarray:
-    idx = np.where(values >= 0, np.arange(len(values)), -1)
-    idx = np.maximum.accumulate(idx) if len(idx) else idx
-    return np.where(idx >= 0, values[np.maximum(idx, 0)], initial)
-
-
-def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm), vectorised."""
-    y = y - (m <= 2)
-    era = np.floor_divide(y, 400)
-    yoe = y - era * 400
-    doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return np.asarray(era * 146097 + doe - 719468, dtype=np.int64)
-
-
-def _days_in_month(y: np.ndarray, m: np.ndarray) -> np.ndarray:
-    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
-    lengths = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
-    return np.asarray(lengths[np.clip(m, 0, 12)] + ((m == 2) & leap), dtype=np.int64)
