@@ -272,8 +272,9 @@ def _write_messages(
     summary.quarantined = sum(t.num_rows for t in quarantine)
     summary.by_kind = dict(kinds.most_common())
     summary.by_speaker = dict(speakers.most_common())
-    summary.first_ts = first.isoformat() if first else None
-    summary.last_ts = last.isoformat() if last else None
+    zone = ZoneInfo(settings.kakao_timezone)
+    summary.first_ts = first.astimezone(zone).isoformat() if first else None
+    summary.last_ts = last.astimezone(zone).isoformat() if last else None
     summary.messages_uri = storage.uri(key)
     return summary, quarantine
 
