@@ -1,13 +1,13 @@
 """KakaoTalk line-based export variants, as data.
 
-A variant is one `LineFormat` entry: regular expressions (RE2-compatible, also valid for Python's
-`re`, so detection and the vectorised parser read the same patterns) plus a few flags. Adding a
-variant means adding an entry here, a sample export under `tests/golden/` and its expected rows.
+A variant is one `LineFormat` entry. Its timestamp layout is written once, as a small byte
+grammar (`stamp`, tokens from parsers/kakao/scan.py) that the vectorised scanner runs over every
+line at once; the regular expressions used for detection and for the rare non-record lines are
+derived from the same tokens. Adding a variant means adding an entry here, a sample export under
+`tests/golden/` and its expected rows. See ../shared/KAKAO_FORMATS.md for where each shape was seen.
 
-Named groups used by `record` and `day_marker`:
-`y` year, `mon` month (number or English name), `d` day, `ampm` (오전/오후/AM/PM, empty on a
-24-hour clock), `H` hour, `M` minute, `speaker` (empty on system events), `text`.
-See ../shared/KAKAO_FORMATS.md for where each shape was seen.
+Named tokens/groups: `y` year, `mon` month, `d` day, `ampm` (0 none, 1 AM/오전, 2 PM/오후),
+`H` hour, `M` minute, `sep` (iOS: 1 ", ", 2 ": "); derived record regexes add `speaker`, `text`.
 """
 
 from __future__ import annotations
@@ -15,41 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from parsers.kakao.scan import Tok, alt, lit, num
+from parsers.kakao.scan import Tok, alt, lit, num, to_regex
 
-_D4 = r"(?P<y>[0-9]{4})"
-_MON_NUM = r"(?P<mon>[0-9]{1,2})"
-_DAY = r"(?P<d>[0-9]{1,2})"
-_MON_EN = (
-    r"(?P<mon>Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
-    r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
-)
-_WEEKDAY_EN = r"(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day"
-_WEEKDAY_KO = r"[월화수목금토일]요일"
-# Korean UI: "오후 3:04"; a 24-hour device clock drops the 오전/오후 word.
-_TIME_KO = r"(?:(?P<ampm>오전|오후) )?(?P<H>[0-9]{1,2}):(?P<M>[0-9]{2})"
-_TIME_EN = r"(?P<H>[0-9]{1,2}):(?P<M>[0-9]{2})(?: ?(?P<ampm>AM|PM|am|pm|a\.m\.|p\.m\.))?"
-# Mobile tail: ", 이름 : 메시지" for a message, ", X님이 나갔습니다." (no " : ") for an event.
-# The speaker ends at the first " : ": names with " : " are rare, message texts with it are not.
-_TAIL_MOBILE = r", (?:(?P<speaker>.+?) :(?: |$))?(?P<text>.*)$"
-# iOS events use "stamp: event" instead of "stamp, event".
-_TAIL_IOS = r"(?:, (?:(?P<speaker>.+?) :(?: |$))?|: )(?P<text>.*)$"
-
-# The same layouts as byte grammars for the vectorised scanner (parsers/kakao/scan.py); the
-# regular expressions above serve detection and documentation, the round-trip tests keep the two
-# in agreement.
-_G_AMPM_KO = alt("ampm", (("오전 ", 1), ("오후 ", 2)), optional=True)
-_G_TIME_KO: Final[tuple[Tok, ...]] = (_G_AMPM_KO, num("H", 1, 2), lit(":"), num("M", 2, 2))
-_G_AMPM_EN = alt(
-    "ampm",
-    tuple(
-        (space + word, value)
-        for space in (" ", "")
-        for word, value in (("AM", 1), ("PM", 2), ("am", 1), ("pm", 2), ("a.m.", 1), ("p.m.", 2))
-    ),
-    optional=True,
-)
-_G_TIME_EN: Final[tuple[Tok, ...]] = (num("H", 1, 2), lit(":"), num("M", 2, 2), _G_AMPM_EN)
 _MONTH_NAMES = (
     "January", "February", "March", "April", "May", "June",
     "July", "August", "September", "October", "November", "December",
@@ -66,12 +33,42 @@ def _month_options() -> tuple[tuple[str, int], ...]:
     return tuple(options)
 
 
-_G_MONTH_EN = alt("mon", _month_options())
-# iOS: ", " before a speaker (or an event), ": " before an event.
-_G_IOS_SEP = alt("sep", ((", ", 1), (": ", 2)))
+# Korean UI: "오후 3:04"; a 24-hour device clock drops the 오전/오후 word.
+_TIME_KO: Final[tuple[Tok, ...]] = (
+    alt("ampm", (("오전 ", 1), ("오후 ", 2)), optional=True),
+    num("H", 1, 2),
+    lit(":"),
+    num("M", 2, 2),
+)
+_AMPM_EN_WORDS = (("AM", 1), ("PM", 2), ("am", 1), ("pm", 2), ("a.m.", 1), ("p.m.", 2))
+_TIME_EN: Final[tuple[Tok, ...]] = (
+    num("H", 1, 2),
+    lit(":"),
+    num("M", 2, 2),
+    alt("ampm", tuple((space + w, v) for space in (" ", "") for w, v in _AMPM_EN_WORDS), optional=True),
+)
+_MONTH_EN = alt("mon", _month_options())
+_YEAR = num("y", 4, 4)
+_DAY = num("d", 1, 2)
+#: "2024년 7월 5일 "
+_DATE_KO: Final[tuple[Tok, ...]] = (_YEAR, lit("년 "), num("mon", 1, 2), lit("월 "), _DAY, lit("일 "))
+#: "March 3, 2018"
+_DATE_EN_US: Final[tuple[Tok, ...]] = (_MONTH_EN, lit(" "), _DAY, lit(", "), _YEAR)
+#: "9 June 2021"
+_DATE_EN_GB: Final[tuple[Tok, ...]] = (_DAY, lit(" "), _MONTH_EN, lit(" "), _YEAR)
+#: iOS: ", " before a speaker (or an event), ": " before an event.
+_IOS_SEP = alt("sep", ((", ", 1), (": ", 2)))
 
+_WEEKDAY_EN = r"(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day"
+_WEEKDAY_KO = r"[월화수목금토일]요일"
 _SAVED_KO = r"^저장한 날짜 ?: .+$"
 _SAVED_EN = r"^Date Saved ?: .+$"
+_TITLES_KO = (r"^(?P<room>.+?) 님과 카카오톡 대화$", r"^(?P<room>.+?) [0-9]+ 카카오톡 대화$")
+_TITLES_EN = (r"^KakaoTalk Chats with (?P<room>.+)$",)
+
+# What follows a mobile stamp: "이름 : 메시지", or an event without " : ". The speaker ends at
+# the first " :" before a space or the line end (names with " : " are rare, texts with it not).
+_SPEAKER_TEXT = r"(?:(?P<speaker>.+?) :(?: |$))?(?P<text>.*)$"
 
 # Windows PC exports write membership events without a time; they are recognised by phrase.
 _TIMELESS_EVENTS_KO: Final[tuple[str, ...]] = (
@@ -102,25 +99,40 @@ class LineFormat:
     name: str
     source: str
     language: str
-    #: A message or stamped system event (one line; continuation lines follow it).
-    record: str
-    #: Date separator line; when `date_from_marker`, records carry only a time.
+    #: The record's timestamp as a byte grammar (mobile: up to and including ", ").
+    stamp: tuple[Tok, ...]
+    #: Date separator line (a regex); when `date_from_marker`, records carry only a time.
     day_marker: str | None
     #: Title lines before the first message; group `room` names the conversation.
     titles: tuple[str, ...]
     #: Other header lines (the saved-at line, the iOS file-name line).
     preamble: tuple[str, ...]
+    #: What follows the stamp: "mobile" (speaker " : " text, or an event), "ios" (the same after
+    #: ", ", an event after ": "), "pc" (the stamp is the time inside "[name] [time] text").
+    tail: str = "mobile"
     date_from_marker: bool = False
     timeless_events: tuple[str, ...] = ()
     #: Kind of a message with an empty body (Android 2018 writes emoticons that way).
     empty_text_kind: str = "text"
-    #: Prefix of a record; a last line that matches it but not `record` was cut off.
-    record_start: str = ""
-    #: `record`'s timestamp as a byte grammar (for mobile layouts, up to and including ", ").
-    stamp: tuple[Tok, ...] = ()
-    #: What follows the stamp: "mobile" (speaker " : " text, or an event), "ios" (mobile, or
-    #: ": " event), "pc" (the stamp is the time inside "[name] [time] text").
-    tail: str = "mobile"
+
+    @property
+    def record(self) -> str:
+        """A message or stamped event line, as a regex derived from `stamp` (for detection)."""
+        if self.tail == "pc":
+            return r"^\[(?P<speaker>.+?)\] \[" + to_regex(self.stamp) + r"\](?: (?P<text>.*))?$"
+        return "^" + to_regex(self.stamp) + _SPEAKER_TEXT
+
+    @property
+    def record_start(self) -> str:
+        """Prefix of a record: a last line that matches it but not `record` was cut off."""
+        if self.tail == "pc":
+            return r"^\[[^\]]*$|^\[.+?\] \[[^\]]*$"
+        date_part = []
+        for tok in self.stamp:
+            if tok.name in ("ampm", "H"):
+                break
+            date_part.append(tok)
+        return "^" + to_regex(tuple(date_part))
 
 
 LINE_FORMATS: Final[tuple[LineFormat, ...]] = (
@@ -128,134 +140,77 @@ LINE_FORMATS: Final[tuple[LineFormat, ...]] = (
         name="pc_ko",
         source="kakao_pc_txt",
         language="ko",
-        record=r"^\[(?P<speaker>.+?)\] \[" + _TIME_KO + r"\](?: (?P<text>.*))?$",
-        day_marker=r"^-{3,} " + _D4 + r"년 " + _MON_NUM + r"월 " + _DAY + r"일 " + _WEEKDAY_KO + r" -{3,}$",
+        stamp=_TIME_KO,
+        tail="pc",
+        day_marker=r"^-{3,} " + to_regex(_DATE_KO) + _WEEKDAY_KO + r" -{3,}$",
         titles=(r"^(?P<room>.+?) 님과 카카오톡 대화$", r"^(?P<room>.+?) 카카오톡 대화$"),
         preamble=(_SAVED_KO,),
         date_from_marker=True,
         timeless_events=_TIMELESS_EVENTS_KO,
-        record_start=r"^\[[^\]]*$|^\[.+?\] \[[^\]]*$",
-        stamp=_G_TIME_KO,
-        tail="pc",
     ),
     LineFormat(
         name="pc_en",
         source="kakao_pc_txt",
         language="en",
-        record=r"^\[(?P<speaker>.+?)\] \[" + _TIME_EN + r"\](?: (?P<text>.*))?$",
-        day_marker=r"^-{3,} " + _WEEKDAY_EN + ", " + _MON_EN + " " + _DAY + ", " + _D4 + r" -{3,}$",
-        titles=(r"^(?P<room>.+?) with KakaoTalk Chats$", r"^KakaoTalk Chats with (?P<room>.+)$"),
+        stamp=_TIME_EN,
+        tail="pc",
+        day_marker=r"^-{3,} " + _WEEKDAY_EN + ", " + to_regex(_DATE_EN_US) + r" -{3,}$",
+        titles=(r"^(?P<room>.+?) with KakaoTalk Chats$", *_TITLES_EN),
         preamble=(_SAVED_EN,),
         date_from_marker=True,
         timeless_events=_TIMELESS_EVENTS_EN,
-        record_start=r"^\[[^\]]*$|^\[.+?\] \[[^\]]*$",
-        stamp=_G_TIME_EN,
-        tail="pc",
     ),
     LineFormat(
         name="android_ko",
         source="kakao_android_txt",
         language="ko",
-        record=r"^" + _D4 + "년 " + _MON_NUM + "월 " + _DAY + "일 " + _TIME_KO + _TAIL_MOBILE,
-        day_marker=r"^" + _D4 + "년 " + _MON_NUM + "월 " + _DAY + "일 " + _TIME_KO + "$",
-        titles=(r"^(?P<room>.+?) 님과 카카오톡 대화$", r"^(?P<room>.+?) [0-9]+ 카카오톡 대화$"),
+        stamp=(*_DATE_KO, *_TIME_KO, lit(", ")),
+        # The day marker is a bare stamp: the day's first record time.
+        day_marker="^" + to_regex((*_DATE_KO, *_TIME_KO)) + "$",
+        titles=_TITLES_KO,
         preamble=(_SAVED_KO,),
         empty_text_kind="emoticon",
-        record_start=r"^[0-9]{4}년 [0-9]{1,2}월 [0-9]{1,2}일",
-        stamp=(
-            num("y", 4, 4),
-            lit("년 "),
-            num("mon", 1, 2),
-            lit("월 "),
-            num("d", 1, 2),
-            lit("일 "),
-            *_G_TIME_KO,
-            lit(", "),
-        ),
     ),
     LineFormat(
         name="android_en",
         source="kakao_android_txt",
         language="en",
-        record=r"^" + _MON_EN + " " + _DAY + ", " + _D4 + ", " + _TIME_EN + _TAIL_MOBILE,
-        day_marker=r"^" + _MON_EN + " " + _DAY + ", " + _D4 + ", " + _TIME_EN + "$",
-        titles=(r"^KakaoTalk Chats with (?P<room>.+)$",),
+        stamp=(*_DATE_EN_US, lit(", "), *_TIME_EN, lit(", ")),
+        day_marker="^" + to_regex((*_DATE_EN_US, lit(", "), *_TIME_EN)) + "$",
+        titles=_TITLES_EN,
         preamble=(_SAVED_EN,),
         empty_text_kind="emoticon",
-        record_start=r"^[A-Z][a-z]+ [0-9]{1,2}, [0-9]{4}",
-        stamp=(
-            _G_MONTH_EN,
-            lit(" "),
-            num("d", 1, 2),
-            lit(", "),
-            num("y", 4, 4),
-            lit(", "),
-            *_G_TIME_EN,
-            lit(", "),
-        ),
     ),
     LineFormat(
         name="android_en_gb",
         source="kakao_android_txt",
         language="en",
-        record=r"^" + _DAY + " " + _MON_EN + " " + _D4 + ", " + _TIME_EN + _TAIL_MOBILE,
-        day_marker=r"^" + _DAY + " " + _MON_EN + " " + _D4 + ", " + _TIME_EN + "$",
-        titles=(r"^KakaoTalk Chats with (?P<room>.+)$",),
+        stamp=(*_DATE_EN_GB, lit(", "), *_TIME_EN, lit(", ")),
+        day_marker="^" + to_regex((*_DATE_EN_GB, lit(", "), *_TIME_EN)) + "$",
+        titles=_TITLES_EN,
         preamble=(_SAVED_EN,),
         empty_text_kind="emoticon",
-        record_start=r"^[0-9]{1,2} [A-Z][a-z]+ [0-9]{4}",
-        stamp=(
-            num("d", 1, 2),
-            lit(" "),
-            _G_MONTH_EN,
-            lit(" "),
-            num("y", 4, 4),
-            lit(", "),
-            *_G_TIME_EN,
-            lit(", "),
-        ),
     ),
     LineFormat(
         name="ios_ko",
         source="kakao_ios_txt",
         language="ko",
-        record=r"^" + _D4 + r"\. " + _MON_NUM + r"\. " + _DAY + r"\. " + _TIME_KO + _TAIL_IOS,
-        day_marker=r"^" + _D4 + "년 " + _MON_NUM + "월 " + _DAY + "일 " + _WEEKDAY_KO + "$",
-        titles=(r"^(?P<room>.+?) 님과 카카오톡 대화$", r"^(?P<room>.+?) [0-9]+ 카카오톡 대화$"),
-        preamble=(_SAVED_KO, r"^Talk_.*\.txt$"),
-        record_start=r"^[0-9]{4}\. [0-9]{1,2}\. [0-9]{1,2}\.",
-        stamp=(
-            num("y", 4, 4),
-            lit(". "),
-            num("mon", 1, 2),
-            lit(". "),
-            num("d", 1, 2),
-            lit(". "),
-            *_G_TIME_KO,
-            _G_IOS_SEP,
-        ),
+        stamp=(_YEAR, lit(". "), num("mon", 1, 2), lit(". "), _DAY, lit(". "), *_TIME_KO, _IOS_SEP),
         tail="ios",
+        day_marker="^" + to_regex(_DATE_KO) + _WEEKDAY_KO + "$",
+        titles=_TITLES_KO,
+        preamble=(_SAVED_KO, r"^Talk_.*\.txt$"),
     ),
     LineFormat(
         name="ios_en",
         source="kakao_ios_txt",
         language="en",
-        record=r"^" + _MON_EN + " " + _DAY + ", " + _D4 + "(?: at)? " + _TIME_EN + _TAIL_IOS,
-        day_marker=r"^" + _WEEKDAY_EN + ", " + _MON_EN + " " + _DAY + ", " + _D4 + "$",
-        titles=(r"^KakaoTalk Chats with (?P<room>.+)$",),
-        preamble=(_SAVED_EN, r"^Talk_.*\.txt$"),
-        record_start=r"^[A-Z][a-z]+ [0-9]{1,2}, [0-9]{4}",
-        stamp=(
-            _G_MONTH_EN,
-            lit(" "),
-            num("d", 1, 2),
-            lit(", "),
-            num("y", 4, 4),
-            alt("", ((" at ", 0), (" ", 0))),
-            *_G_TIME_EN,
-            _G_IOS_SEP,
-        ),
+        # "Jan 11, 2023 6:34 PM, " and the newer "Feb 1, 2026 at 20:35, "
+        stamp=(*_DATE_EN_US, alt("", ((" at ", 0), (" ", 0))), *_TIME_EN, _IOS_SEP),
         tail="ios",
+        day_marker="^" + _WEEKDAY_EN + ", " + to_regex(_DATE_EN_US) + "$",
+        titles=_TITLES_EN,
+        preamble=(_SAVED_EN, r"^Talk_.*\.txt$"),
     ),
 )
 

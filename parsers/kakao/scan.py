@@ -8,6 +8,7 @@ of the chunk's buffer by byte ranges through Arrow string views, without Python 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Final
@@ -51,6 +52,25 @@ def num(name: str, lo: int, hi: int) -> Tok:
 def alt(name: str, options: tuple[tuple[str, int], ...], optional: bool = False) -> Tok:
     """The first matching option; list longer options before their prefixes."""
     return Tok("alt", name=name, options=options, optional=optional)
+
+
+def to_regex(grammar: tuple[Tok, ...]) -> str:
+    """The grammar as a regular expression (RE2 and Python `re`), named tokens as named groups."""
+
+    def escape(text: str) -> str:
+        return re.escape(text).replace("\\ ", " ")
+
+    parts = []
+    for tok in grammar:
+        if tok.op == "lit":
+            parts.append(escape(tok.text))
+        elif tok.op == "num":
+            parts.append(f"(?P<{tok.name}>[0-9]{{{tok.lo},{tok.hi}}})")
+        else:
+            options = "|".join(escape(text) for text, _ in tok.options)
+            group = f"(?P<{tok.name}>{options})" if tok.name else f"(?:{options})"
+            parts.append(f"{group}?" if tok.optional else group)
+    return "".join(parts)
 
 
 @dataclass
