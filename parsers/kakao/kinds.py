@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parsers.arrays import bools
+from parsers.arrays import bools, ints
 from parsers.firstchars import first_chars
 from schemas.message import MESSAGE_KINDS
 
@@ -68,15 +68,22 @@ def kinds_to_arrow(codes: np.ndarray) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), vocab).cast(pa.string())
 
 
-def _first_set() -> np.ndarray | None:
+_LUT_SIZE: Final = 0x10000
+
+
+def _first_table() -> np.ndarray | None:
+    """Lookup table over the Basic Multilingual Plane: may a placeholder start with this char."""
     sets = [first_chars(pattern) for _, pattern in KIND_PATTERNS]
-    if any(s is None for s in sets):
+    if any(s is None or max(s) >= _LUT_SIZE for s in sets):
         return None
-    return np.array(sorted(set().union(*(s for s in sets if s is not None))), dtype=np.int64)
+    table = np.zeros(_LUT_SIZE, dtype=bool)
+    for chars in sets:
+        table[list(chars or ())] = True
+    return table
 
 
 #: Code points a placeholder can start with (derived from the patterns themselves).
-_FIRST: Final = _first_set()
+_FIRST: Final = _first_table()
 
 
 def classify_kinds(
@@ -93,7 +100,8 @@ def classify_kinds(
     if n == 0:
         return kinds
     if first_codepoints is not None and _FIRST is not None:
-        maybe = np.flatnonzero(np.isin(first_codepoints, _FIRST))
+        in_plane = (first_codepoints >= 0) & (first_codepoints < _LUT_SIZE)
+        maybe = np.flatnonzero(_FIRST[np.where(in_plane, first_codepoints, 0)] & in_plane)
         candidates = maybe
         if len(maybe):
             candidates = maybe[bools(pc.match_substring_regex(texts.take(pa.array(maybe)), _ANY_KIND))]
@@ -111,6 +119,6 @@ def classify_kinds(
         hit = bools(pc.match_substring(texts, needle)) & (kinds == KIND_CODE["text"])
         kinds[hit] = KIND_CODE[kind]
     if empty_text_kind != "text":
-        empty = bools(pc.equal(texts, ""))
+        empty = ints(pc.binary_length(texts), 0) == 0
         kinds[empty] = KIND_CODE[empty_text_kind]
     return kinds

@@ -56,6 +56,8 @@ _YEAR_RANGE: Final = (2000, 2100)
 #: A Windows name may contain "] [": how many candidate splits to try before giving up.
 _PC_SPLIT_TRIES: Final = 4
 _NO_TIME: Final = np.iinfo(np.int64).min
+# Rejection reasons of a message, as codes (texts in LineExportParser._reason_texts).
+_OK, _NO_DATE_LINE, _INVALID_STAMP, _EVENT_NO_TIME, _UNDECODABLE = range(5)
 
 
 @dataclass
@@ -98,6 +100,12 @@ class LineExportParser:
         self._next_line_no = 1
         self._header_patterns = "|".join(f"(?:{p})" for p in (*fmt.titles, *fmt.preamble))
         self._events = "|".join(f"(?:{p})" for p in fmt.timeless_events)
+        self._reason_texts = {
+            _NO_DATE_LINE: "message before any date line",
+            _INVALID_STAMP: "invalid date or time",
+            _EVENT_NO_TIME: "system event before any dated message",
+            _UNDECODABLE: f"undecodable bytes in {encoding_name}",
+        }
 
     def feed(self, chunk: Chunk) -> ParseBatch:
         """Parse one chunk; lines of a message that may continue in the next chunk are held back."""
@@ -276,16 +284,14 @@ class LineExportParser:
 
         if bad_bytes:
             undecodable = bools(pc.match_substring(text, "\ufffd"))
-            reasons = np.where(
-                undecodable & (reasons == ""), f"undecodable bytes in {self.encoding_name}", reasons
-            )
-        bad = reasons != ""
+            reasons = np.where(undecodable & (reasons == _OK), _UNDECODABLE, reasons)
+        bad = reasons != _OK
         if bad.any():
             bad_idx = np.flatnonzero(bad)
             cont_text = lines.strings(cont_idx).to_pylist()
             raw = _join_continuations(lines.strings(starts), starts, cont_owner, cont_text)
             q_lines.extend((starts[bad_idx] + base_line_no).tolist())
-            q_reasons.extend(reasons[bad_idx].tolist())
+            q_reasons.extend(self._reason_texts[code] for code in reasons[bad_idx].tolist())
             q_raw.extend(raw.take(pa.array(bad_idx)).to_pylist())
         good = ~bad
         keep = pa.array(good)
@@ -323,10 +329,17 @@ class LineExportParser:
         text_b[extended] = lines.end[last_line[contiguous]]
         text = slice_strings(lines, text_a, text_b)
         if lines.cr.any() and len(extended):
-            fixed = pc.replace_substring(text.take(pa.array(extended)), "\r\n", "\n")
-            mask = np.zeros(len(text), dtype=bool)
-            mask[extended] = True
-            text = pc.replace_with_mask(text, pa.array(mask), fixed)
+            # Only a message whose inner lines end in CRLF needs folding (raw mobile exports end
+            # inner lines in a bare LF); count CRLF-terminated lines before each range's last.
+            crs = np.concatenate([[0], np.cumsum(lines.cr)])
+            first_line = starts[extended]
+            inner_cr = crs[last_line[contiguous]] - crs[first_line]
+            with_cr = extended[inner_cr > 0]
+            if len(with_cr):
+                fixed = pc.replace_substring(text.take(pa.array(with_cr)), "\r\n", "\n")
+                mask = np.zeros(len(text), dtype=bool)
+                mask[with_cr] = True
+                text = pc.replace_with_mask(text, pa.array(mask), fixed)
         # Rare: something (a day marker) sits between a message and its continuation lines.
         scattered = np.isin(unit_of_cont, group_units[~contiguous])
         if scattered.any():
@@ -343,10 +356,10 @@ class LineExportParser:
         days: tuple[np.ndarray, np.ndarray, np.ndarray],
         cut: int,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Local wall-clock seconds of each unit, and a rejection reason ('' when fine)."""
+        """Local wall-clock seconds of each unit, and a rejection reason code (_OK when fine)."""
         carry = self.carry
         n_units = len(starts)
-        reasons = np.full(n_units, "", dtype=object)
+        reasons = np.full(n_units, _OK, dtype=np.int8)
         if self.fmt.date_from_marker:
             initial = carry.date or (-1, -1, -1)
             day_y, day_m, day_d = (ffill(a[:cut], initial[i]) for i, a in enumerate(days))
@@ -369,8 +382,8 @@ class LineExportParser:
 
         rec_ok = unit_is_rec & date_ok & hour_ok
         if self.fmt.date_from_marker:
-            reasons[unit_is_rec & (y < 0)] = "message before any date line"
-        reasons[unit_is_rec & ~rec_ok & (reasons == "")] = "invalid date or time"
+            reasons[unit_is_rec & (y < 0)] = _NO_DATE_LINE
+        reasons[unit_is_rec & ~rec_ok & (reasons == _OK)] = _INVALID_STAMP
 
         events = ~unit_is_rec
         if events.any():
@@ -379,10 +392,10 @@ class LineExportParser:
             prev = np.maximum.accumulate(np.concatenate([[before], np.where(rec_ok, local, _NO_TIME)]))[:-1]
             event_local = np.where(date_ok, np.maximum(prev, midnight), prev)
             local = np.where(events, event_local, local)
-            reasons[events & (local == _NO_TIME)] = "system event before any dated message"
+            reasons[events & (local == _NO_TIME)] = _EVENT_NO_TIME
         if rec_ok.any():
             carry.last_local = int(local[np.flatnonzero(rec_ok)[-1]])
-        return local, reasons.astype(str)
+        return local, reasons
 
     def _empty(self) -> ParseBatch:
         return empty_batch(self.ctx)
