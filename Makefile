@@ -10,6 +10,7 @@ setup:
 # The main job on the bundled sample export, with the embedded local defaults (lake in ./data).
 demo: setup
 	$(BIN)/rememberme ingest samples/kakao_android_ko.txt --owner demo
+	$(BIN)/rememberme dataset build --owner demo --persona 엄마
 
 lint: setup
 	$(BIN)/ruff check .

@@ -21,7 +21,9 @@ from parsers.errors import InputError
 from parsers.kakao.archive import ArchiveLimits
 from parsers.kakao.export import inspect_export, iter_batches
 from parsers.kakao.formats import ALL_FORMAT_NAMES, FORMATS_BY_NAME
+from tasks.dataset import build_dataset
 from tasks.ingest import IngestSummary, ingest_export, open_upload
+from tasks.quality import QualityGateError
 
 PROG = "rememberme"
 #: Files larger than this get a progress bar when stderr is a terminal.
@@ -52,6 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     sub.add_parser("formats", help="list the supported export variants")
+
+    dataset = sub.add_parser("dataset", help="versioned training datasets for a persona")
+    dataset_sub = dataset.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
+    build = dataset_sub.add_parser("build", help="clean, redact, gate and version a persona's dataset")
+    build.add_argument("--owner", required=True, help="the platform user who owns the data")
+    build.add_argument(
+        "--persona", required=True, help="the person to restore: their display name in the chats"
+    )
+    build.add_argument(
+        "--alias", action="append", default=[], help="another display name of the persona (repeatable)"
+    )
+    build.add_argument(
+        "--lake", default=None, help="lake URL (default: REMEMBERME_LAKE_URL or file://./data)"
+    )
+    build.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     return parser
 
 
@@ -62,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         handler: Callable[[argparse.Namespace, Settings], int] = _COMMANDS[args.command]
         return handler(args, settings)
-    except (InputError, StorageError) as exc:
+    except (InputError, StorageError, QualityGateError) as exc:
         return _fail(str(exc))
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -200,10 +217,41 @@ def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
         yield lambda n: bar.advance(task, n)
 
 
+def cmd_dataset(args: argparse.Namespace, settings: Settings) -> int:
+    """`dataset build`: build (or find unchanged) the persona's newest dataset version."""
+    storage = open_storage(settings.lake_url)
+    result = build_dataset(storage, args.owner, args.persona, args.alias)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return 0
+    verb = "built" if result.created else "unchanged, kept"
+    counts = result.manifest["counts"]
+    print(f"dataset {verb}: {result.prefix} (v{result.version}, hash {result.content_hash[:16]})")
+    print(
+        f"  messages {counts['messages_in']} -> clean {counts['messages_clean']} "
+        f"(persona {counts['persona_messages']}), turns {counts['turns']}"
+    )
+    print(
+        f"  pairs: train {counts['pairs_train']} ({counts['sessions_train']} sessions), "
+        f"validation {counts['pairs_validation']} ({counts['sessions_validation']} sessions)"
+    )
+    for step in result.manifest["steps"]:
+        print(f"  {step['step']:17} {step['rows_in']:>8} -> {step['rows_out']:>8}  changed {step['changed']}")
+    if result.manifest["redactions"]:
+        print(
+            "  redacted: " + ", ".join(f"{k} {v}" for k, v in sorted(result.manifest["redactions"].items()))
+        )
+    print(
+        "  quality: " + ", ".join(f"{r.name} {'passed' if r.success else 'FAILED'}" for r in result.reports)
+    )
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "parse": cmd_parse,
     "ingest": cmd_ingest,
     "formats": cmd_formats,
+    "dataset": cmd_dataset,
 }
 
 if __name__ == "__main__":

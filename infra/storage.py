@@ -38,6 +38,10 @@ class Storage(Protocol):
         """Copy a local file to `key` atomically."""
         ...
 
+    def create(self, key: str, data: bytes) -> bool:
+        """Write `data` under `key` only if nothing is there yet (atomically); False if taken."""
+        ...
+
     def read_bytes(self, key: str) -> bytes:
         """The whole object under `key`."""
         ...
@@ -88,6 +92,20 @@ class LocalStorage:
         """Copy a local file to `key` atomically."""
         with source.open("rb") as src, self.open_write(key) as dst:
             shutil.copyfileobj(src, dst, 4 * 1024 * 1024)
+
+    def create(self, key: str, data: bytes) -> bool:
+        """Write to a temp file, then hard-link it into place: link() fails if the key exists."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
+        try:
+            temp.write_bytes(data)
+            os.link(temp, target)
+        except FileExistsError:
+            return False
+        finally:
+            temp.unlink(missing_ok=True)
+        return True
 
     def read_bytes(self, key: str) -> bytes:
         """The whole object under `key`."""
