@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -168,7 +168,7 @@ def drop_duplicates(df: pd.DataFrame) -> StepResult:
 
 
 def run_steps(
-    df: pd.DataFrame, steps: list[tuple[str, Step]]
+    df: pd.DataFrame, steps: Sequence[tuple[str, Step]]
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, object]]]:
     """Run steps in order; return kept rows, the audit of dropped rows, and rows in/out per step."""
     audits = []
