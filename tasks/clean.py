@@ -157,13 +157,24 @@ def drop_duplicates(df: pd.DataFrame) -> StepResult:
     if df.empty:
         return _split(df, np.zeros(0, bool), "drop_duplicates", "")
     minute = df["ts"].dt.floor("min")
-    file_key = df["message_id"].str.split("-", n=1).str[0]
-    key = pd.DataFrame({"m": minute, "s": df["speaker"].fillna(""), "t": df["text"], "f": file_key})
-    per_file = key.groupby(["m", "s", "t", "f"], sort=False, observed=True).size().rename("n").reset_index()
-    per_file = per_file.sort_values(["m", "s", "t", "n", "f"], ascending=[True, True, True, False, True])
-    winner = per_file.drop_duplicates(["m", "s", "t"])[["m", "s", "t", "f"]].rename(columns={"f": "winner"})
-    merged = key.merge(winner, on=["m", "s", "t"], how="left", sort=False)
-    drop = (merged["f"] != merged["winner"]).to_numpy()
+    key = pd.DataFrame({"m": minute, "s": df["speaker"].fillna(""), "t": df["text"]})
+    # A 64-bit hash finds the few keys seen more than once; only those rows are grouped exactly.
+    hashed = pd.util.hash_pandas_object(key, index=False).to_numpy()
+    repeated = pd.Series(hashed).duplicated(keep=False).to_numpy()
+    drop = np.zeros(len(df), dtype=bool)
+    if repeated.any():
+        sub = key.loc[repeated].copy()
+        sub["f"] = df.loc[repeated, "message_id"].str.split("-", n=1).str[0].to_numpy()
+        sub["row"] = np.flatnonzero(repeated)
+        per_file = (
+            sub.groupby(["m", "s", "t", "f"], sort=False, observed=True).size().rename("n").reset_index()
+        )
+        per_file = per_file.sort_values(["m", "s", "t", "n", "f"], ascending=[True, True, True, False, True])
+        winner = per_file.drop_duplicates(["m", "s", "t"])[["m", "s", "t", "f"]].rename(
+            columns={"f": "winner"}
+        )
+        merged = sub.merge(winner, on=["m", "s", "t"], how="left", sort=False)
+        drop[merged.loc[merged["f"] != merged["winner"], "row"].to_numpy()] = True
     return _split(df, drop, "drop_duplicates", "duplicate of a message in an overlapping export")
 
 

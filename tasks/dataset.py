@@ -96,6 +96,23 @@ def resolve_persona(
     return slug(persona), names
 
 
+def cleaning_steps(options: DatasetOptions, now: datetime) -> list[tuple[str, clean.Step]]:
+    """The cleaning steps of a dataset build, in order."""
+    return [
+        ("reject_bad_rows", lambda df: clean.reject_bad_rows(df, now)),
+        ("drop_system", clean.drop_system),
+        ("drop_deleted", clean.drop_deleted),
+        ("drop_attachments", clean.drop_attachments),
+        ("normalize_text", lambda df: clean.normalize_text(df, options.clean)),
+        ("drop_empty", clean.drop_empty),
+        ("drop_duplicates", clean.drop_duplicates),
+        (
+            "redact_pii",
+            lambda df: redact_messages(df.sort_values(["ts", "message_id"], kind="stable"), Pseudonymizer()),
+        ),
+    ]
+
+
 def build_dataset(
     storage: Storage,
     owner_id: str,
@@ -110,20 +127,7 @@ def build_dataset(
     raw = load_messages(storage, owner_id)
     persona_id, names = resolve_persona(raw, persona, aliases or [], owner_id)
 
-    steps: list[tuple[str, clean.Step]] = [
-        ("reject_bad_rows", lambda df: clean.reject_bad_rows(df, now)),
-        ("drop_system", clean.drop_system),
-        ("drop_deleted", clean.drop_deleted),
-        ("drop_attachments", clean.drop_attachments),
-        ("normalize_text", lambda df: clean.normalize_text(df, options.clean)),
-        ("drop_empty", clean.drop_empty),
-        ("drop_duplicates", clean.drop_duplicates),
-        (
-            "redact_pii",
-            lambda df: redact_messages(df.sort_values(["ts", "message_id"], kind="stable"), Pseudonymizer()),
-        ),
-    ]
-    messages, audit, step_counts = clean.run_steps(raw, steps)
+    messages, audit, step_counts = clean.run_steps(raw, cleaning_steps(options, now))
     messages["is_persona"] = messages["speaker"].isin(names)
 
     earliest = int(clean.EARLIEST.timestamp())

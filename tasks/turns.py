@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from schemas.pairs import PAIR_SCHEMA
 
@@ -65,29 +66,49 @@ def build_turns(messages: pd.DataFrame, options: TurnOptions) -> pd.DataFrame:
                 "n_messages",
             ]
         )
-    new_conv = df["conversation_id"].ne(df["conversation_id"].shift())
+    n = len(df)
+    conv = df["conversation_id"].to_numpy()
+    speaker = df["speaker"].fillna("").to_numpy()
+    new_conv = np.ones(n, dtype=bool)
+    new_conv[1:] = conv[1:] != conv[:-1]
     gap = np.array(df["ts"].diff().dt.total_seconds().fillna(np.inf), dtype=float)
-    gap[new_conv.to_numpy()] = np.inf
+    gap[new_conv] = np.inf
     new_session = gap > options.session_gap_s
-    new_turn = new_session | df["speaker"].ne(df["speaker"].shift()).to_numpy() | (gap > options.burst_gap_s)
-    df["session_no"] = np.cumsum(new_session)
-    df["turn_no"] = np.cumsum(new_turn)
-    session_first = df.groupby("session_no", sort=False)["message_id"].transform("first")
-    df["session_id"] = df["conversation_id"] + ":" + session_first
-    grouped = df.groupby("turn_no", sort=False)
-    turns = grouped.agg(
-        conversation_id=("conversation_id", "first"),
-        session_id=("session_id", "first"),
-        speaker=("speaker", "first"),
-        is_persona=("is_persona", "first"),
-        text=("text", "\n".join),
-        ts_start=("ts", "first"),
-        ts_end=("ts", "last"),
-        first_message_id=("message_id", "first"),
-        n_messages=("message_id", "size"),
-    ).reset_index(drop=True)
-    turns["turn_index"] = turns.groupby("session_id", sort=False).cumcount()
-    return turns
+    changed_speaker = np.ones(n, dtype=bool)
+    changed_speaker[1:] = speaker[1:] != speaker[:-1]
+    new_turn = new_session | changed_speaker | (gap > options.burst_gap_s)
+
+    # Turn boundaries as offsets: every aggregate is a take at the first/last row of a turn, and
+    # the texts are joined by an Arrow kernel over a list view of the column (no Python per turn).
+    first = np.flatnonzero(new_turn)
+    last = np.append(first[1:], n) - 1
+    message_ids = df["message_id"].to_numpy()
+    session_start = np.flatnonzero(new_session)
+    session_of_row = np.cumsum(new_session) - 1
+    session_id = conv[session_start] + ":" + message_ids[session_start]
+    texts = pa.ListArray.from_arrays(
+        pa.array(np.append(first, n), pa.int32()), pa.array(df["text"].astype("str").to_numpy(), pa.string())
+    )
+    turn_session = session_of_row[first]
+    new_turn_session = np.ones(len(first), dtype=bool)
+    new_turn_session[1:] = turn_session[1:] != turn_session[:-1]
+    positions = np.arange(len(first))
+    turn_index = positions - np.maximum.accumulate(np.where(new_turn_session, positions, 0))
+    ts = df["ts"]
+    return pd.DataFrame(
+        {
+            "conversation_id": conv[first],
+            "session_id": session_id[turn_session],
+            "turn_index": turn_index,
+            "speaker": df["speaker"].to_numpy()[first],
+            "is_persona": df["is_persona"].to_numpy(dtype=bool)[first],
+            "text": pc.binary_join(texts, "\n").to_numpy(zero_copy_only=False),
+            "ts_start": ts.iloc[first].reset_index(drop=True),
+            "ts_end": ts.iloc[last].reset_index(drop=True),
+            "first_message_id": message_ids[first],
+            "n_messages": last - first + 1,
+        }
+    )
 
 
 def gap_distribution(messages: pd.DataFrame) -> dict[str, Any]:
@@ -128,42 +149,48 @@ def session_split(session_ids: pd.Series, options: TurnOptions) -> pd.Series:
 
 
 def build_pairs(turns: pd.DataFrame, owner_id: str, persona_id: str, options: TurnOptions) -> pa.Table:
-    """Context->reply pairs for the persona's turns, with their split."""
-    rows: list[dict[str, Any]] = []
-    if not turns.empty:
-        splits = session_split(turns["session_id"], options).tolist()
-        speakers = turns["speaker"].tolist()
-        texts = turns["text"].tolist()
-        personas = turns["is_persona"].tolist()
-        sessions = turns["session_id"].tolist()
-        index = turns["turn_index"].tolist()
-        first_ids = turns["first_message_id"].tolist()
-        conversations = turns["conversation_id"].tolist()
-        starts = turns["ts_start"].tolist()
-        for i in np.flatnonzero(
-            turns["is_persona"].to_numpy() & (turns["turn_index"].to_numpy() > 0)
-        ).tolist():
-            start = i - min(index[i], options.context_turns)
-            context = [
-                {"speaker": speakers[j], "text": texts[j], "is_persona": bool(personas[j])}
-                for j in range(start, i)
-            ]
-            first_id = first_ids[i]
-            rows.append(
-                {
-                    "pair_id": hashlib.sha256(f"{owner_id}:{persona_id}:{first_id}".encode()).hexdigest()[
-                        :20
-                    ],
-                    "owner_id": owner_id,
-                    "persona_id": persona_id,
-                    "conversation_id": conversations[i],
-                    "session_id": sessions[i],
-                    "split": splits[i],
-                    "context": context,
-                    "reply": texts[i],
-                    "reply_speaker": speakers[i],
-                    "reply_ts": starts[i],
-                    "reply_message_id": first_id,
-                }
-            )
-    return pa.Table.from_pylist(rows, schema=PAIR_SCHEMA)
+    """Context->reply pairs for the persona's turns, with their split.
+
+    Vectorised: a pair's context is a window of the turn table, so all contexts are one `take`
+    of the turns (as structs) under a list of offsets.
+    """
+    if turns.empty:
+        return PAIR_SCHEMA.empty_table()
+    index = turns["turn_index"].to_numpy()
+    replies = np.flatnonzero(turns["is_persona"].to_numpy(dtype=bool) & (index > 0))
+    if not len(replies):
+        return PAIR_SCHEMA.empty_table()
+    lengths = np.minimum(index[replies], options.context_turns)
+    offsets = np.zeros(len(replies) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    window = np.repeat(replies - lengths - offsets[:-1], lengths) + np.arange(offsets[-1])
+    context_type = PAIR_SCHEMA.field("context").type
+    struct = pa.StructArray.from_arrays(
+        [
+            pa.array(turns["speaker"].astype("str").to_numpy(), pa.string()),
+            pa.array(turns["text"].astype("str").to_numpy(), pa.string()),
+            pa.array(turns["is_persona"].to_numpy(dtype=bool), pa.bool_()),
+        ],
+        fields=list(context_type.value_type),
+    )
+    context = pa.ListArray.from_arrays(
+        pa.array(offsets, pa.int32()), struct.take(pa.array(window)), type=context_type
+    )
+    first_ids = turns["first_message_id"].to_numpy()[replies]
+    pair_ids = [hashlib.sha256(f"{owner_id}:{persona_id}:{m}".encode()).hexdigest()[:20] for m in first_ids]
+    sessions = turns["session_id"].iloc[replies]
+    n = len(replies)
+    columns = {
+        "pair_id": pa.array(pair_ids, pa.string()),
+        "owner_id": pa.array([owner_id] * n, pa.string()),
+        "persona_id": pa.array([persona_id] * n, pa.string()),
+        "conversation_id": pa.array(turns["conversation_id"].to_numpy()[replies], pa.string()),
+        "session_id": pa.array(sessions.to_numpy(), pa.string()),
+        "split": pa.array(session_split(turns["session_id"], options).to_numpy()[replies], pa.string()),
+        "context": context,
+        "reply": pa.array(turns["text"].astype("str").to_numpy()[replies], pa.string()),
+        "reply_speaker": pa.array(turns["speaker"].astype("str").to_numpy()[replies], pa.string()),
+        "reply_ts": pa.array(turns["ts_start"].iloc[replies]).cast(PAIR_SCHEMA.field("reply_ts").type),
+        "reply_message_id": pa.array(first_ids, pa.string()),
+    }
+    return pa.Table.from_arrays(list(columns.values()), schema=PAIR_SCHEMA)
