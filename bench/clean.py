@@ -33,7 +33,7 @@ from tasks.turns import build_pairs, build_turns
 
 
 def synthetic_messages(n: int) -> pd.DataFrame:
-    rows = []
+    rows: list[tuple[str, datetime, str | None, str, str]] = []
     room = 0
     while len(rows) < n:  # rooms of 20,000 messages (about three years each), like real owners
         start = datetime(2015, 1, 1) + timedelta(days=room * 7)
