@@ -21,9 +21,10 @@ from parsers.errors import InputError
 from parsers.kakao.archive import ArchiveLimits
 from parsers.kakao.export import inspect_export, iter_batches
 from parsers.kakao.formats import ALL_FORMAT_NAMES, FORMATS_BY_NAME
-from tasks.dataset import build_dataset
+from tasks.dataset import DatasetOptions, build_dataset
 from tasks.ingest import IngestSummary, ingest_export, open_upload
 from tasks.quality import QualityGateError
+from tasks.turns import TurnOptions
 
 PROG = "rememberme"
 #: Files larger than this get a progress bar when stderr is a terminal.
@@ -68,8 +69,32 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--lake", default=None, help="lake URL (default: REMEMBERME_LAKE_URL or file://./data)"
     )
+    build.add_argument(
+        "--burst-gap", type=int, default=120, metavar="S", help="merge a speaker's messages this close (s)"
+    )
+    build.add_argument(
+        "--session-gap", type=int, default=3600, metavar="S", help="a longer silence starts a session (s)"
+    )
+    build.add_argument(
+        "--context-turns", type=int, default=6, metavar="K", help="turns of context before a reply"
+    )
+    build.add_argument(
+        "--validation", type=_fraction, default=0.1, metavar="F", help="share of sessions held out"
+    )
+    build.add_argument("--seed", type=int, default=13, help="seed of the train/validation split")
+    build.add_argument("--min-pairs", type=int, default=20, help="fewest training pairs the gate accepts")
     build.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     return parser
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -220,7 +245,9 @@ def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
 def cmd_dataset(args: argparse.Namespace, settings: Settings) -> int:
     """`dataset build`: build (or find unchanged) the persona's newest dataset version."""
     storage = open_storage(settings.lake_url)
-    result = build_dataset(storage, args.owner, args.persona, args.alias)
+    turns = TurnOptions(args.burst_gap, args.session_gap, args.context_turns, args.validation, args.seed)
+    options = DatasetOptions(turns=turns, min_pairs=args.min_pairs)
+    result = build_dataset(storage, args.owner, args.persona, args.alias, options)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return 0
@@ -241,6 +268,10 @@ def cmd_dataset(args: argparse.Namespace, settings: Settings) -> int:
         print(
             "  redacted: " + ", ".join(f"{k} {v}" for k, v in sorted(result.manifest["redactions"].items()))
         )
+    gaps = result.manifest["gaps"]
+    if gaps.get("count"):
+        buckets = ", ".join(f"{k} {v}" for k, v in gaps["buckets"].items())
+        print(f"  gaps between messages: p50 {gaps['p50_s']:.0f}s, p90 {gaps['p90_s']:.0f}s ({buckets})")
     print(
         "  quality: " + ", ".join(f"{r.name} {'passed' if r.success else 'FAILED'}" for r in result.reports)
     )

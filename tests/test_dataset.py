@@ -149,3 +149,18 @@ def test_storage_create_is_exclusive(tmp_path: Path) -> None:
     assert not storage.create("a/manifest.json", b"second")
     assert storage.read_bytes("a/manifest.json") == b"first"
     assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_cli_options_shape_the_dataset(lake: Path, capsys) -> None:
+    args = ["dataset", "build", "--owner", "demo", "--persona", "엄마", "--lake", f"file://{lake}", "--json"]
+    assert main([*args, "--context-turns", "2", "--seed", "7"]) == 0
+    manifest = json.loads((lake / "datasets/demo/엄마/v1/manifest.json").read_text(encoding="utf-8"))
+    assert (
+        manifest["parameters"]["turns"]["context_turns"] == 2 and manifest["parameters"]["turns"]["seed"] == 7
+    )
+    contexts = pq.read_table(lake / "datasets/demo/엄마/v1/train.parquet").column("context").to_pylist()
+    assert max(len(c) for c in contexts) == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([*args, "--validation", "2"])
+    assert "must be at least 0 and below 1, got 2.0" in capsys.readouterr().err
