@@ -22,3 +22,4 @@ test: lint
 
 bench: setup
 	$(BIN)/python bench/parse.py
+	$(BIN)/python bench/clean.py
