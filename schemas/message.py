@@ -28,6 +28,12 @@ MESSAGE_KINDS: Final[tuple[str, ...]] = (
     "system",
 )
 
+#: Kinds whose text is a placeholder, not words the person wrote (kept in the lake for memory,
+#: left out of text training).
+ATTACHMENT_KINDS: Final[tuple[str, ...]] = tuple(
+    k for k in MESSAGE_KINDS if k not in ("text", "deleted", "hidden", "system")
+)
+
 #: Known `source` values (one per source family, independent of the UI language).
 SOURCES: Final[tuple[str, ...]] = (
     "kakao_pc_txt",

@@ -18,19 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-#: Kinds whose text is a placeholder, not words the person wrote (kept in the lake for memory).
-ATTACHMENT_KINDS = (
-    "photo",
-    "video",
-    "emoticon",
-    "file",
-    "voice",
-    "call",
-    "transfer",
-    "search",
-    "location",
-    "contact",
-)
+from schemas.message import ATTACHMENT_KINDS
+
 MAX_TEXT_BYTES = 64 * 1024
 EARLIEST = datetime(2009, 1, 1, tzinfo=UTC)
 
