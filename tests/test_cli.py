@@ -112,9 +112,7 @@ def test_bad_owner_and_bad_zone_are_one_line(capsys, golden: Path) -> None:
 def test_unsupported_lake_scheme_is_one_line(capsys, golden: Path) -> None:
     code, _, err = run(capsys, "ingest", str(golden / "pc_ko.txt"), "--owner", "a", "--lake", "s3://bucket/x")
     assert code == 1
-    assert err == (
-        "rememberme: error: unsupported lake URL 's3://bucket/x': this build stores to file:// only (gs:// is planned)\n"
-    )
+    assert err == ("rememberme: error: unsupported lake URL 's3://bucket/x': use file:// or gs://\n")
 
 
 def test_every_command_has_help_and_is_documented() -> None:

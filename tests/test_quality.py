@@ -72,7 +72,9 @@ def test_message_gate_names_the_broken_expectation(corrupt, expected) -> None:
     assert not report.success
     assert _failed(report) == {expected}
     failed = next(e for e in report.expectations if not e.success)
-    assert failed.result["unexpected_count"] == (2 if expected[1] == "message_id" else 1)  # both copies of a dup
+    assert failed.result["unexpected_count"] == (
+        2 if expected[1] == "message_id" else 1
+    )  # both copies of a dup
 
 
 @pytest.mark.parametrize(
