@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import ValidationError
 
+from infra import services
 from infra.settings import Settings
 from infra.storage import StorageError, open_storage
 from parsers.base import ParseContext
@@ -55,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     sub.add_parser("formats", help="list the supported export variants")
+
+    services = sub.add_parser("services", help="local stand-ins for cloud services (Elasticsearch API)")
+    services.add_argument("action", choices=("up", "down", "status"), help="start, stop or report")
+    services.add_argument("--json", action="store_true", help="print the status as one JSON document")
 
     dataset = sub.add_parser("dataset", help="versioned training datasets for a persona")
     dataset_sub = dataset.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
@@ -104,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         handler: Callable[[argparse.Namespace, Settings], int] = _COMMANDS[args.command]
         return handler(args, settings)
-    except (InputError, StorageError, QualityGateError) as exc:
+    except (InputError, StorageError, QualityGateError, services.ServiceError) as exc:
         return _fail(str(exc))
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -278,7 +283,19 @@ def cmd_dataset(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
+    """`services up|down|status`: the local Elasticsearch-API stand-in (unless REMEMBERME_ES_URL is set)."""
+    if args.action == "up":
+        services.elasticsearch_url(settings)
+    elif args.action == "down" and not settings.es_url:
+        services.local_elasticsearch(settings).down()
+    status = services.statuses(settings)
+    print(services.as_json(status) if args.json else services.render(status))
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "services": cmd_services,
     "parse": cmd_parse,
     "ingest": cmd_ingest,
     "formats": cmd_formats,

@@ -33,6 +33,13 @@ class Settings(BaseSettings):
         description="Bytes parsed per chunk: bounds memory; 4 MiB measured fastest (cache-friendly).",
     )
 
+    es_url: str | None = Field(
+        default=None,
+        description="Elasticsearch URL; unset: a local Elasticsearch-API server is started on demand.",
+    )
+    local_es_port: int = Field(default=9200, description="Port of the local Elasticsearch-API stand-in.")
+    state_dir: str = Field(default=".state", description="Folder for local service data (not the lake).")
+
     @field_validator("kakao_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

@@ -1,0 +1,51 @@
+"""The local Elasticsearch-API stand-in: started on demand, answered by the real client, stopped."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from flows.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_services_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    port = _free_port()
+    monkeypatch.setenv("REMEMBERME_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("REMEMBERME_LOCAL_ES_PORT", str(port))
+    try:
+        assert main(["services", "up", "--json"]) == 0
+        (status,) = json.loads(capsys.readouterr().out)
+        assert status == {
+            "name": "elasticsearch",
+            "url": f"http://127.0.0.1:{port}",
+            "running": True,
+            "managed": True,
+            "data_dir": str(tmp_path / "state" / "elasticsearch"),
+        }
+        client = Elasticsearch(f"http://127.0.0.1:{port}")
+        client.index(index="probe", id="1", document={"text": "안녕"}, refresh=True)
+        assert client.get(index="probe", id="1")["_source"] == {"text": "안녕"}
+        assert main(["services", "up"]) == 0  # idempotent
+        capsys.readouterr()
+    finally:
+        assert main(["services", "down"]) == 0
+    assert f"elasticsearch  down http://127.0.0.1:{port}" in capsys.readouterr().out
+
+
+def test_external_url_is_reported_not_managed(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("REMEMBERME_ES_URL", f"http://127.0.0.1:{_free_port()}")
+    assert main(["services", "status", "--json"]) == 0
+    (status,) = json.loads(capsys.readouterr().out)
+    assert status["managed"] is False and status["running"] is False
