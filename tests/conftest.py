@@ -56,3 +56,21 @@ def lake_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"file://{tmp_path}/lake"
     bucket = request.getfixturevalue("gcs_bucket")
     return f"gs://{bucket}/lake"
+
+
+@pytest.fixture(scope="session")
+def es_url(tmp_path_factory: pytest.TempPathFactory):
+    """The local Elasticsearch-API server (noida-db) on a free port, for the whole session."""
+    import socket
+
+    from infra.services import LocalElasticsearch
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = LocalElasticsearch(tmp_path_factory.mktemp("es"), port)
+    url = server.up()
+    try:
+        yield url
+    finally:
+        server.down()

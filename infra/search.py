@@ -1,0 +1,142 @@
+"""Elasticsearch access: versioned indices behind an alias, idempotent bulk, owner-bound search.
+
+The one query helper always filters (and routes) by owner: there is no search path without it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
+
+from schemas.search import MESSAGE_INDEX_BODY
+
+_OWNER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_RETRYABLE = (429, 502, 503, 504)
+
+
+class SearchError(Exception):
+    """The search cluster refused or could not be reached (one-line cause naming the URL)."""
+
+
+@dataclass
+class IndexReport:
+    """What a bulk run did; failed items carry their id and the cluster's reason."""
+
+    indexed: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+
+def connect(url: str, timeout_s: float = 30.0) -> Elasticsearch:
+    """A client with retries on timeouts and transient status codes."""
+    client = Elasticsearch(
+        url, request_timeout=timeout_s, retry_on_timeout=True, max_retries=3, retry_on_status=_RETRYABLE
+    )
+    try:
+        client.info()
+    except (TransportError, ApiError) as exc:
+        raise SearchError(f"Elasticsearch at {url} is unreachable ({type(exc).__name__})") from None
+    return client
+
+
+def index_name(alias: str, version: int) -> str:
+    """The concrete index of a mapping version."""
+    return f"{alias}-v{version}"
+
+
+def ensure_alias(client: Elasticsearch, alias: str, version: int) -> str:
+    """Create version `version` if missing and point `alias` at it (atomic swap); returns the index."""
+    name = index_name(alias, version)
+    if not client.indices.exists(index=name):
+        client.indices.create(index=name, **MESSAGE_INDEX_BODY)
+    current = list(client.indices.get_alias(name=alias)) if client.indices.exists_alias(name=alias) else []
+    if current != [name]:
+        actions: list[dict[str, Any]] = [{"remove": {"index": old, "alias": alias}} for old in current]
+        actions.append({"add": {"index": name, "alias": alias}})
+        client.indices.update_aliases(actions=actions)
+    return name
+
+
+def reindex_to(client: Elasticsearch, alias: str, version: int) -> str:
+    """Create a new version, copy every document into it, then swap the alias (no downtime)."""
+    current = list(client.indices.get_alias(name=alias))
+    target = index_name(alias, version)
+    if not client.indices.exists(index=target):
+        client.indices.create(index=target, **MESSAGE_INDEX_BODY)
+    for source in current:
+        client.reindex(
+            source={"index": source}, dest={"index": target}, refresh=True, wait_for_completion=True
+        )
+    return ensure_alias(client, alias, version)
+
+
+def _actions(alias: str, table: pa.Table, batch_rows: int) -> Iterator[dict[str, Any]]:
+    for batch in table.to_batches(max_chunksize=batch_rows):
+        for row in batch.to_pylist():
+            source = {
+                k: row[k]
+                for k in ("message_id", "owner_id", "conversation_id", "source", "speaker", "kind", "text")
+            }
+            source["ts"] = row["ts"].isoformat()
+            yield {"_index": alias, "_id": row["message_id"], "_routing": row["owner_id"], "_source": source}
+
+
+def index_messages(client: Elasticsearch, alias: str, table: pa.Table, chunk: int = 2000) -> IndexReport:
+    """Bulk-index Message rows with `_id = message_id` (re-indexing never duplicates).
+
+    Memory stays bounded (streamed in chunks); transient failures are retried with back-off;
+    documents the cluster rejects are reported one by one, never silently lost.
+    """
+    report = IndexReport()
+    results = helpers.streaming_bulk(
+        client,
+        _actions(alias, table, chunk),
+        chunk_size=chunk,
+        max_retries=5,
+        initial_backoff=0.5,
+        max_backoff=8,
+        raise_on_error=False,
+        raise_on_exception=False,
+    )
+    for ok, item in results:
+        if ok:
+            report.indexed += 1
+        else:
+            detail = next(iter(item.values()))
+            error = detail.get("error")
+            reason = error.get("reason", str(error)) if isinstance(error, dict) else str(error)
+            report.failed.append({"message_id": str(detail.get("_id")), "reason": reason})
+    client.indices.refresh(index=alias)
+    return report
+
+
+def search_messages(
+    client: Elasticsearch,
+    alias: str,
+    owner_id: str,
+    query: str,
+    speakers: Iterable[str] | None = None,
+    size: int = 10,
+) -> list[dict[str, Any]]:
+    """Full-text search in one owner's messages, optionally only some speakers'.
+
+    The owner filter and routing are added here, outside the user's text: the query string goes
+    into a `multi_match` as plain text (never query_string syntax), so it cannot widen the filter.
+    """
+    if not _OWNER_RE.match(owner_id):
+        raise SearchError(f"invalid owner id {owner_id!r}")
+    filters: list[dict[str, Any]] = [{"term": {"owner_id": owner_id}}]
+    if speakers is not None:
+        filters.append({"terms": {"speaker": list(speakers)}})
+    body = {
+        "bool": {
+            "filter": filters,
+            "must": [{"multi_match": {"query": query, "fields": ["text", "text.bigram"]}}],
+        }
+    }
+    response = client.search(index=alias, routing=owner_id, query=body, size=size)
+    return [{"score": hit["_score"], **hit["_source"]} for hit in response["hits"]["hits"]]

@@ -1,0 +1,104 @@
+"""Indexing and search against the local Elasticsearch-API server (real client, real HTTP)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from infra.search import SearchError, connect, ensure_alias, index_messages, reindex_to, search_messages
+from infra.settings import Settings
+from parsers.base import ParseContext
+from parsers.kakao.export import inspect_export, iter_batches
+
+pytestmark = pytest.mark.integration
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _messages(owner: str, sample: str = "android_ko.txt") -> pa.Table:
+    info = inspect_export(GOLDEN / sample)
+    ctx = ParseContext(owner, "u", sample, info.sha256, info.conversation_id, Settings().kakao_timezone)
+    return pa.concat_tables([b.messages for b in iter_batches(info, ctx)])
+
+
+@pytest.fixture
+def alias(es_url: str) -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def test_reindexing_the_same_rows_never_duplicates(es_url: str, alias: str) -> None:
+    client = connect(es_url)
+    ensure_alias(client, alias, 1)
+    table = _messages("alice")
+    first = index_messages(client, alias, table, chunk=4)
+    again = index_messages(client, alias, table, chunk=4)
+    assert (first.indexed, again.indexed, first.failed) == (15, 15, [])
+    assert client.count(index=alias)["count"] == 15
+
+
+def test_alias_swap_to_a_new_version_keeps_documents(es_url: str, alias: str) -> None:
+    client = connect(es_url)
+    ensure_alias(client, alias, 1)
+    index_messages(client, alias, _messages("alice"))
+    assert reindex_to(client, alias, 2) == f"{alias}-v2"
+    assert list(client.indices.get_alias(name=alias)) == [f"{alias}-v2"]
+    assert client.count(index=alias)["count"] == 15
+    assert search_messages(client, alias, "alice", "오전 12시는")[0]["text"] == "오전 12시는 0시"
+
+
+def test_owners_are_isolated_even_against_crafted_queries(es_url: str, alias: str) -> None:
+    client = connect(es_url)
+    ensure_alias(client, alias, 1)
+    index_messages(client, alias, _messages("alice", "android_ko.txt"))
+    index_messages(client, alias, _messages("bob", "pc_ko.txt"))
+    alice_ids = {
+        r["message_id"] for r in search_messages(client, alias, "alice", "엄마 사진 여러 줄", size=100)
+    }
+    assert alice_ids
+    crafted = [
+        "*",
+        "owner_id:alice",
+        "엄마 OR owner_id:alice",
+        '") OR (owner_id:alice',
+        '{"match_all": {}}',
+        "자니? 사진",
+    ]
+    for query in crafted:
+        for hit in search_messages(client, alias, "bob", query, size=100):
+            assert hit["owner_id"] == "bob", query
+    with pytest.raises(SearchError):
+        search_messages(client, alias, "bob OR alice", "x")
+
+
+def test_korean_search_by_bigrams_and_speaker_filter(es_url: str, alias: str) -> None:
+    client = connect(es_url)
+    ensure_alias(client, alias, 1)
+    index_messages(client, alias, _messages("alice"))
+    hits = search_messages(client, alias, "alice", "공백과 괄호가 있는 이름")
+    assert hits[0]["speaker"] == "김 민 준 (회사)"
+    only_mom = search_messages(client, alias, "alice", "사진", speakers=["엄마"], size=50)
+    assert only_mom and {h["speaker"] for h in only_mom} == {"엄마"}
+
+
+def test_rejected_documents_are_reported_not_lost(es_url: str, alias: str) -> None:
+    import copy
+
+    from schemas.search import MESSAGE_INDEX_BODY
+
+    client = connect(es_url)
+    body = copy.deepcopy(MESSAGE_INDEX_BODY)
+    body["mappings"]["properties"]["speaker"] = {"type": "long"}  # a mapping that conflicts with names
+    client.indices.create(index=alias, **body)
+    table = _messages("alice")
+    report = index_messages(client, alias, table)
+    speakers = table.column("speaker").to_pylist()
+    assert report.indexed == speakers.count(None) == 2  # system events carry no speaker
+    assert len(report.failed) == 13
+    assert all(f["message_id"] and f["reason"] for f in report.failed)
+
+
+def test_unreachable_cluster_is_one_line() -> None:
+    with pytest.raises(SearchError, match=r"^Elasticsearch at http://127.0.0.1:9 is unreachable"):
+        connect("http://127.0.0.1:9", timeout_s=1)
