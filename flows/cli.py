@@ -8,13 +8,16 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 from pydantic import ValidationError
 
 from infra import services
+from infra.search import SearchError, connect, ensure_alias, index_messages, search_messages
 from infra.settings import Settings
 from infra.storage import StorageError, open_storage
 from parsers.base import ParseContext
@@ -22,8 +25,9 @@ from parsers.errors import InputError
 from parsers.kakao.archive import ArchiveLimits
 from parsers.kakao.export import inspect_export, iter_batches
 from parsers.kakao.formats import ALL_FORMAT_NAMES, FORMATS_BY_NAME
-from tasks.dataset import DatasetOptions, build_dataset
-from tasks.ingest import IngestSummary, ingest_export, open_upload
+from schemas.search import MAPPING_VERSION, MESSAGES_ALIAS
+from tasks.dataset import DatasetOptions, build_dataset, load_message_table
+from tasks.ingest import IngestSummary, ingest_export, open_upload, validate_owner
 from tasks.quality import QualityGateError
 from tasks.turns import TurnOptions
 
@@ -56,6 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     sub.add_parser("formats", help="list the supported export variants")
+
+    index = sub.add_parser("index", help="index an owner's lake messages into Elasticsearch (idempotent)")
+    index.add_argument("--owner", required=True, help="the platform user who owns the data")
+    index.add_argument(
+        "--lake", default=None, help="lake URL (default: REMEMBERME_LAKE_URL or file://./data)"
+    )
+    index.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+    search = sub.add_parser("search", help="full-text search in one owner's messages")
+    search.add_argument("query", help="what to look for (plain text)")
+    search.add_argument("--owner", required=True, help="the platform user who owns the data")
+    search.add_argument("--persona", default=None, help="only this speaker's messages")
+    search.add_argument("--alias", action="append", default=[], help="another display name of the persona")
+    search.add_argument("--size", type=int, default=10, help="how many hits")
+    search.add_argument("--json", action="store_true", help="print the hits as one JSON document")
 
     services = sub.add_parser("services", help="local stand-ins for cloud services (Elasticsearch API)")
     services.add_argument("action", choices=("up", "down", "status"), help="start, stop or report")
@@ -109,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         handler: Callable[[argparse.Namespace, Settings], int] = _COMMANDS[args.command]
         return handler(args, settings)
-    except (InputError, StorageError, QualityGateError, services.ServiceError) as exc:
+    except (InputError, StorageError, QualityGateError, services.ServiceError, SearchError) as exc:
         return _fail(str(exc))
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -283,6 +302,44 @@ def cmd_dataset(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    """Index every message of an owner (re-running never duplicates: _id = message_id)."""
+    client = connect(services.elasticsearch_url(settings))
+    ensure_alias(client, MESSAGES_ALIAS, MAPPING_VERSION)
+    table = load_message_table(open_storage(settings.lake_url), validate_owner(args.owner))
+    report = index_messages(client, MESSAGES_ALIAS, table)
+    summary = {
+        "owner_id": args.owner,
+        "indexed": report.indexed,
+        "failed": report.failed,
+        "alias": MESSAGES_ALIAS,
+    }
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        failed = len(report.failed)
+        print(f"indexed {report.indexed} messages of {args.owner} into {MESSAGES_ALIAS} ({failed} failed)")
+        for failure in report.failed[:20]:
+            print(f"  failed {failure['message_id']}: {failure['reason']}")
+    return 1 if report.failed else 0
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the best matching messages of one owner (optionally one persona's)."""
+    client = connect(services.elasticsearch_url(settings))
+    speakers = [args.persona, *args.alias] if args.persona else None
+    hits = search_messages(client, MESSAGES_ALIAS, args.owner, args.query, speakers, args.size)
+    if args.json:
+        print(json.dumps({"query": args.query, "owner_id": args.owner, "hits": hits}, ensure_ascii=False))
+        return 0
+    zone = settings.kakao_timezone
+    for hit in hits:
+        when = datetime.fromisoformat(hit["ts"]).astimezone(ZoneInfo(zone))
+        who = hit["speaker"] or "*"
+        print(f"{hit['score']:6.2f}  {when:%Y-%m-%d %H:%M}  {who}: {hit['text']}")
+    return 0
+
+
 def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
     """`services up|down|status`: the local Elasticsearch-API stand-in (unless REMEMBERME_ES_URL is set)."""
     if args.action == "up":
@@ -296,6 +353,8 @@ def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "services": cmd_services,
+    "index": cmd_index,
+    "search": cmd_search,
     "parse": cmd_parse,
     "ingest": cmd_ingest,
     "formats": cmd_formats,

@@ -71,13 +71,18 @@ class DatasetResult:
         }
 
 
-def load_messages(storage: Storage, owner_id: str) -> pd.DataFrame:
-    """Every Message row of an owner, from all sources."""
+def load_message_table(storage: Storage, owner_id: str) -> pa.Table:
+    """Every Message row of an owner, from all sources, as one Arrow table."""
     parts = [k for k in storage.list(f"messages/owner={owner_id}/") if k.endswith(".parquet")]
     tables = [pq.read_table(io.BytesIO(storage.read_bytes(k))) for k in parts]
     if not tables:
         raise InputError(f"owner {owner_id}", "has no messages in the lake (ingest an export first)")
-    frame: pd.DataFrame = pa.concat_tables(tables).to_pandas()
+    return pa.concat_tables(tables)
+
+
+def load_messages(storage: Storage, owner_id: str) -> pd.DataFrame:
+    """Every Message row of an owner, from all sources."""
+    frame: pd.DataFrame = load_message_table(storage, owner_id).to_pandas()
     return frame
 
 

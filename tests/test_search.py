@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -102,3 +103,25 @@ def test_rejected_documents_are_reported_not_lost(es_url: str, alias: str) -> No
 def test_unreachable_cluster_is_one_line() -> None:
     with pytest.raises(SearchError, match=r"^Elasticsearch at http://127.0.0.1:9 is unreachable"):
         connect("http://127.0.0.1:9", timeout_s=1)
+
+
+def test_cli_index_then_search(es_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from flows.cli import main
+
+    monkeypatch.setenv("REMEMBERME_ES_URL", es_url)
+    lake = f"file://{tmp_path}/lake"
+    assert main(["ingest", str(GOLDEN / "android_ko.txt"), "--owner", "carol", "--lake", lake]) == 0
+    capsys.readouterr()
+    assert main(["index", "--owner", "carol", "--lake", lake]) == 0
+    assert main(["index", "--owner", "carol", "--lake", lake]) == 0  # idempotent
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "indexed 15 messages of carol into rememberme-messages (0 failed)"
+    )
+    assert main(["search", "--owner", "carol", "--persona", "엄마", "연락처 이모", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["hits"][0]["text"] == "연락처: 이모"
+    assert {h["speaker"] for h in result["hits"]} == {"엄마"}
+    assert main(["search", "--owner", "carol", "자니"]) == 0
+    assert "엄마: 자니?" in capsys.readouterr().out
+    assert main(["search", "--owner", "dave", "자니", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["hits"] == []
