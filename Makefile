@@ -23,3 +23,4 @@ test: lint
 bench: setup
 	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/clean.py
+	$(BIN)/python bench/index.py
