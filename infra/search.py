@@ -5,7 +5,6 @@ The one query helper always filters (and routes) by owner: there is no search pa
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,9 +12,9 @@ from typing import Any
 import pyarrow as pa
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
+from schemas.message import is_owner_id
 from schemas.search import MESSAGE_INDEX_BODY
 
-_OWNER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _RETRYABLE = (429, 502, 503, 504)
 
 
@@ -127,7 +126,7 @@ def search_messages(
     The owner filter and routing are added here, outside the user's text: the query string goes
     into a `multi_match` as plain text (never query_string syntax), so it cannot widen the filter.
     """
-    if not _OWNER_RE.match(owner_id):
+    if not is_owner_id(owner_id):
         raise SearchError(f"invalid owner id {owner_id!r}")
     filters: list[dict[str, Any]] = [{"term": {"owner_id": owner_id}}]
     if speakers is not None:

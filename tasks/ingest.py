@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import tempfile
 import zipfile
 from collections import Counter
@@ -36,9 +35,7 @@ from parsers.kakao.archive import (
     safe_member_path,
 )
 from parsers.kakao.export import ExportInfo, check_readable, file_sha256, inspect_export, iter_batches
-from schemas.message import MESSAGE_SCHEMA, QUARANTINE_SCHEMA
-
-_OWNER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+from schemas.message import MESSAGE_SCHEMA, QUARANTINE_SCHEMA, is_owner_id
 
 
 @dataclass(frozen=True)
@@ -112,7 +109,7 @@ class IngestSummary:
 
 def validate_owner(owner_id: str) -> str:
     """Owner ids become path prefixes; refuse anything that is not a plain token."""
-    if not _OWNER_RE.match(owner_id):
+    if not is_owner_id(owner_id):
         raise InputError(
             "--owner", f"invalid owner id {owner_id!r} (letters, digits, '_', '.', '-'; max 128)"
         )
