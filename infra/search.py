@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
+from infra.text_features import Embedder, morphemes
 from schemas.message import is_owner_id
 from schemas.search import MESSAGE_INDEX_BODY
 
@@ -73,18 +74,29 @@ def reindex_to(client: Elasticsearch, alias: str, version: int) -> str:
     return ensure_alias(client, alias, version)
 
 
-def _actions(alias: str, table: pa.Table, batch_rows: int) -> Iterator[dict[str, Any]]:
+def _actions(
+    alias: str, table: pa.Table, batch_rows: int, embedder: Embedder | None
+) -> Iterator[dict[str, Any]]:
     for batch in table.to_batches(max_chunksize=batch_rows):
-        for row in batch.to_pylist():
+        rows = batch.to_pylist()
+        texts = [row["text"] for row in rows]
+        morphs = morphemes(texts)
+        vectors = embedder.passages(texts).tolist() if embedder is not None and texts else None
+        for i, row in enumerate(rows):
             source = {
                 k: row[k]
                 for k in ("message_id", "owner_id", "conversation_id", "source", "speaker", "kind", "text")
             }
             source["ts"] = row["ts"].isoformat()
+            source["text_morph"] = morphs[i]
+            if vectors is not None:
+                source["vector"] = vectors[i]
             yield {"_index": alias, "_id": row["message_id"], "_routing": row["owner_id"], "_source": source}
 
 
-def index_messages(client: Elasticsearch, alias: str, table: pa.Table, chunk: int = 2000) -> IndexReport:
+def index_messages(
+    client: Elasticsearch, alias: str, table: pa.Table, chunk: int = 2000, embedder: Embedder | None = None
+) -> IndexReport:
     """Bulk-index Message rows with `_id = message_id` (re-indexing never duplicates).
 
     Memory stays bounded (streamed in chunks); transient failures are retried with back-off;
@@ -93,7 +105,7 @@ def index_messages(client: Elasticsearch, alias: str, table: pa.Table, chunk: in
     report = IndexReport()
     results = helpers.streaming_bulk(
         client,
-        _actions(alias, table, chunk),
+        _actions(alias, table, chunk, embedder),
         chunk_size=chunk,
         max_retries=5,
         initial_backoff=0.5,
@@ -126,16 +138,64 @@ def search_messages(
     The owner filter and routing are added here, outside the user's text: the query string goes
     into a `multi_match` as plain text (never query_string syntax), so it cannot widen the filter.
     """
+    filters = _owner_filters(owner_id, speakers)
+    should: list[dict[str, Any]] = [{"multi_match": {"query": query, "fields": ["text", "text.bigram"]}}]
+    morphs = morphemes([query])[0]
+    if morphs:
+        should.append({"match": {"text_morph": morphs}})
+    body = {"bool": {"filter": filters, "should": should, "minimum_should_match": 1}}
+    response = client.search(index=alias, routing=owner_id, query=body, size=size, source_excludes=["vector"])
+    return [{"score": hit["_score"], **hit["_source"]} for hit in response["hits"]["hits"]]
+
+
+def _owner_filters(owner_id: str, speakers: Iterable[str] | None) -> list[dict[str, Any]]:
     if not is_owner_id(owner_id):
         raise SearchError(f"invalid owner id {owner_id!r}")
     filters: list[dict[str, Any]] = [{"term": {"owner_id": owner_id}}]
     if speakers is not None:
         filters.append({"terms": {"speaker": list(speakers)}})
-    body = {
-        "bool": {
-            "filter": filters,
-            "must": [{"multi_match": {"query": query, "fields": ["text", "text.bigram"]}}],
-        }
+    return filters
+
+
+def semantic_search(
+    client: Elasticsearch,
+    alias: str,
+    owner_id: str,
+    query: str,
+    embedder: Embedder,
+    speakers: Iterable[str] | None = None,
+    size: int = 10,
+) -> list[dict[str, Any]]:
+    """KNN over sentence vectors, inside the same owner (and speaker) filter."""
+    knn = {
+        "field": "vector",
+        "query_vector": embedder.query(query).tolist(),
+        "k": size,
+        "num_candidates": max(50, size * 5),
+        "filter": {"bool": {"filter": _owner_filters(owner_id, speakers)}},
     }
-    response = client.search(index=alias, routing=owner_id, query=body, size=size)
+    response = client.search(index=alias, routing=owner_id, knn=knn, size=size, source_excludes=["vector"])
     return [{"score": hit["_score"], **hit["_source"]} for hit in response["hits"]["hits"]]
+
+
+def hybrid_search(
+    client: Elasticsearch,
+    alias: str,
+    owner_id: str,
+    query: str,
+    embedder: Embedder,
+    speakers: Iterable[str] | None = None,
+    size: int = 10,
+    rrf_k: int = 60,
+) -> list[dict[str, Any]]:
+    """BM25 and kNN hits fused by reciprocal rank (score = sum of 1 / (k + rank))."""
+    lists = [
+        search_messages(client, alias, owner_id, query, speakers, size * 3),
+        semantic_search(client, alias, owner_id, query, embedder, speakers, size * 3),
+    ]
+    fused: dict[str, dict[str, Any]] = {}
+    for hits in lists:
+        for rank, hit in enumerate(hits, start=1):
+            entry = fused.setdefault(hit["message_id"], {**hit, "score": 0.0})
+            entry["score"] += 1.0 / (rrf_k + rank)
+    return sorted(fused.values(), key=lambda h: (-h["score"], h["message_id"]))[:size]

