@@ -144,7 +144,12 @@ def search_messages(
     if morphs:
         should.append({"match": {"text_morph": morphs}})
     body = {"bool": {"filter": filters, "should": should, "minimum_should_match": 1}}
-    response = client.search(index=alias, routing=owner_id, query=body, size=size, source_excludes=["vector"])
+    return _hits(
+        client.search(index=alias, routing=owner_id, query=body, size=size, source_excludes=["vector"])
+    )
+
+
+def _hits(response: Any) -> list[dict[str, Any]]:
     return [{"score": hit["_score"], **hit["_source"]} for hit in response["hits"]["hits"]]
 
 
@@ -174,8 +179,7 @@ def semantic_search(
         "num_candidates": max(50, size * 5),
         "filter": {"bool": {"filter": _owner_filters(owner_id, speakers)}},
     }
-    response = client.search(index=alias, routing=owner_id, knn=knn, size=size, source_excludes=["vector"])
-    return [{"score": hit["_score"], **hit["_source"]} for hit in response["hits"]["hits"]]
+    return _hits(client.search(index=alias, routing=owner_id, knn=knn, size=size, source_excludes=["vector"]))
 
 
 def hybrid_search(
