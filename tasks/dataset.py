@@ -27,6 +27,7 @@ from schemas.pairs import AUDIT_SCHEMA, PAIR_SCHEMA
 from schemas.quality import message_suite, pair_suite
 from tasks import clean
 from tasks.clean import CleanOptions, nfc, slug
+from tasks.lake import load_message_table
 from tasks.pii import LEFTOVER_PATTERNS, Pseudonymizer, redact_messages
 from tasks.quality import GateReport, QualityGateError, run_gate
 from tasks.turns import TurnOptions, build_pairs, build_turns, gap_distribution
@@ -69,15 +70,6 @@ class DatasetResult:
             "counts": self.manifest["counts"],
             "quality": {r.name: r.success for r in self.reports},
         }
-
-
-def load_message_table(storage: Storage, owner_id: str) -> pa.Table:
-    """Every Message row of an owner, from all sources, as one Arrow table."""
-    parts = [k for k in storage.list(f"messages/owner={owner_id}/") if k.endswith(".parquet")]
-    tables = [pq.read_table(io.BytesIO(storage.read_bytes(k))) for k in parts]
-    if not tables:
-        raise InputError(f"owner {owner_id}", "has no messages in the lake (ingest an export first)")
-    return pa.concat_tables(tables)
 
 
 def load_messages(storage: Storage, owner_id: str) -> pd.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -100,6 +101,37 @@ def test_rejected_documents_are_reported_not_lost(es_url: str, alias: str) -> No
     assert all(f["message_id"] and f["reason"] for f in report.failed)
 
 
+def test_rejected_documents_go_to_quarantine_and_the_rest_is_indexed(
+    es_url: str, alias: str, tmp_path: Path
+) -> None:
+    import copy
+
+    import pyarrow.parquet as pq
+
+    from infra.storage import open_storage
+    from schemas.search import MAPPING_VERSION, MESSAGE_INDEX_BODY
+    from tasks.index import index_table
+
+    client = connect(es_url)
+    body = copy.deepcopy(MESSAGE_INDEX_BODY)
+    body["mappings"]["properties"]["speaker"] = {"type": "long"}
+    client.indices.create(index=f"{alias}-v{MAPPING_VERSION}", **body)
+    storage = open_storage(f"file://{tmp_path}/lake")
+    table = _messages("alice")
+    summary = index_table(storage, client, "alice", table, alias=alias)
+    again = index_table(storage, client, "alice", table, alias=alias)
+    assert (summary.indexed, len(summary.failed)) == (2, 13)
+    assert summary.quarantine_uri == again.quarantine_uri  # same rejects, same object
+    assert client.count(index=alias)["count"] == 2
+    (key,) = [k for k in storage.list("quarantine/alice/") if "/index-" in k]
+    quarantined = pq.read_table(tmp_path / "lake" / key).to_pylist()
+    assert len(quarantined) == 13
+    assert all(r["reason"].startswith("rejected by the search index: ") for r in quarantined)
+    assert {json.loads(r["raw"])["message_id"] for r in quarantined} == {
+        f["message_id"] for f in summary.failed
+    }
+
+
 def test_unreachable_cluster_is_one_line() -> None:
     with pytest.raises(SearchError, match=r"^Elasticsearch at http://127.0.0.1:9 is unreachable"):
         connect("http://127.0.0.1:9", timeout_s=1)
@@ -194,3 +226,18 @@ def test_morphemes_match_inflected_forms(es_url: str, alias: str) -> None:
     # 다녀왔어 / 다녀오다: the same stem through kiwipiepy, not a shared bigram-heavy string
     hits = search_messages(client, alias, "alice", "다녀오다")
     assert hits[0]["text"].startswith("병원은 다녀왔어?")
+
+
+def test_prefetch_keeps_order_and_reraises_producer_errors() -> None:
+    from infra.search import _prefetched
+
+    def batches() -> Iterator[list[dict[str, int]]]:
+        yield [{"n": 1}, {"n": 2}]
+        yield [{"n": 3}]
+        raise RuntimeError("analysis failed")
+
+    seen = []
+    with pytest.raises(RuntimeError, match="analysis failed"):
+        for action in _prefetched(batches()):
+            seen.append(action["n"])
+    assert seen == [1, 2, 3]

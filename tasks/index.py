@@ -1,0 +1,79 @@
+"""Index an owner's messages from the lake into the retrieval memory; rejects go to quarantine.
+
+Documents the cluster refuses (a mapping conflict, say) are written to
+`quarantine/{owner}/index-{hash}.parquet` with the cluster's reason, and the rest stay indexed:
+nothing is silently lost, and the quarantine file's name depends only on what was rejected, so a
+re-run that meets the same rejects rewrites the same object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from elasticsearch import Elasticsearch
+
+from infra.search import ensure_alias, index_messages
+from infra.storage import Storage
+from infra.text_features import Embedder
+from schemas.message import QUARANTINE_SCHEMA
+from schemas.search import MAPPING_VERSION, MESSAGES_ALIAS
+
+
+@dataclass
+class IndexSummary:
+    """What indexing one owner's messages did."""
+
+    owner_id: str
+    alias: str
+    indexed: int
+    failed: list[dict[str, str]] = field(default_factory=list)
+    quarantine_uri: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def index_table(
+    storage: Storage,
+    client: Elasticsearch,
+    owner_id: str,
+    table: pa.Table,
+    embedder: Embedder | None = None,
+    alias: str = MESSAGES_ALIAS,
+) -> IndexSummary:
+    """Index `table` (one owner's Message rows) and quarantine what the cluster rejects."""
+    ensure_alias(client, alias, MAPPING_VERSION)
+    report = index_messages(client, alias, table, embedder=embedder)
+    summary = IndexSummary(owner_id, alias, report.indexed, report.failed)
+    if report.failed:
+        summary.quarantine_uri = _quarantine(storage, owner_id, table, report.failed)
+    return summary
+
+
+def _quarantine(storage: Storage, owner_id: str, table: pa.Table, failed: list[dict[str, str]]) -> str:
+    reasons = {f["message_id"]: f["reason"] for f in failed}
+    rows = []
+    for row in table.filter(pc.is_in(table["message_id"], pa.array(list(reasons)))).to_pylist():
+        raw = {k: row[k] for k in ("message_id", "conversation_id", "speaker", "kind", "text")}
+        rows.append(
+            {
+                "owner_id": owner_id,
+                "upload_id": "index",
+                "source_file": f"{row['source']}:{row['conversation_id']}",
+                "line_no": row["line_no"],
+                "reason": f"rejected by the search index: {reasons[row['message_id']]}",
+                "raw": json.dumps(raw, ensure_ascii=False),
+            }
+        )
+    digest = hashlib.sha256("\n".join(sorted(reasons)).encode()).hexdigest()[:16]
+    key = f"quarantine/{owner_id}/index-{digest}.parquet"
+    with storage.open_write(key) as handle:
+        pq.write_table(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), handle, compression="zstd")
+    return storage.uri(key)
