@@ -248,3 +248,19 @@ def hybrid_search(
             entry = fused.setdefault(hit["message_id"], {**hit, "score": 0.0})
             entry["score"] += 1.0 / (rrf_k + rank)
     return sorted(fused.values(), key=lambda h: (-h["score"], h["message_id"]))[:size]
+
+
+def delete_documents(
+    client: Elasticsearch, alias: str, owner_id: str, speakers: Iterable[str] | None = None
+) -> int:
+    """Delete an owner's documents (only some speakers' when given); returns how many went."""
+    if not client.indices.exists_alias(name=alias) and not client.indices.exists(index=alias):
+        return 0
+    response = client.delete_by_query(
+        index=alias,
+        routing=owner_id,
+        query={"bool": {"filter": _owner_filters(owner_id, speakers)}},
+        refresh=True,
+        conflicts="proceed",
+    )
+    return int(response.get("deleted", 0))

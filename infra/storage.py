@@ -50,6 +50,10 @@ class Storage(Protocol):
         """Keys under `prefix`, sorted."""
         ...
 
+    def delete(self, key: str) -> bool:
+        """Remove the object under `key`; False if there was none."""
+        ...
+
     def uri(self, key: str) -> str:
         """The full URL of `key` (for manifests and summaries)."""
         ...
@@ -121,6 +125,22 @@ class LocalStorage:
             for p in base.rglob("*")
             if p.is_file() and not p.name.startswith(".tmp-")
         )
+
+    def delete(self, key: str) -> bool:
+        """Remove the object under `key` (and folders left empty); False if there was none."""
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        parent = path.parent
+        while parent != self.root:
+            try:
+                parent.rmdir()  # only succeeds when empty; a concurrent writer's folder stays
+            except OSError:
+                break
+            parent = parent.parent
+        return True
 
     def uri(self, key: str) -> str:
         """The file:// URL of `key` (unescaped, for people to read)."""

@@ -92,6 +92,16 @@ class GcsStorage:
         start = len(self.prefix) + 1 if self.prefix else 0
         return sorted(b.name[start:] for b in self._bucket.client.list_blobs(self._bucket, prefix=full))
 
+    def delete(self, key: str) -> bool:
+        """Remove the object under `key`; False if there was none."""
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self._bucket.blob(self._name(key)).delete()
+        except NotFound:
+            return False
+        return True
+
     def uri(self, key: str) -> str:
         """The gs:// URL of `key`."""
         return f"gs://{self.bucket_name}/{self._name(key)}"

@@ -32,6 +32,15 @@ def test_write_read_list_exists(lake_url: str, tmp_path: Path) -> None:
         storage.read_bytes("a/nothing")
 
 
+def test_delete_removes_one_object(lake_url: str) -> None:
+    storage = open_storage(lake_url)
+    storage.create("a/b/one.txt", b"1")
+    storage.create("a/two.txt", b"2")
+    assert storage.delete("a/b/one.txt") is True
+    assert storage.delete("a/b/one.txt") is False
+    assert storage.list("a/") == ["a/two.txt"]
+
+
 def test_failed_write_publishes_nothing(lake_url: str) -> None:
     storage = open_storage(lake_url)
     with pytest.raises(RuntimeError), storage.open_write("x/half.parquet") as handle:
