@@ -20,7 +20,7 @@ START = date(2024, 3, 1)
 
 
 def _event(**overrides: object) -> bytes:
-    event = {
+    event: dict[str, object] = {
         "event_id": "e1",
         "room_id": "room-1",
         "room_kind": "private",
@@ -160,7 +160,7 @@ def test_bad_landing_lines_go_to_platform_quarantine(tmp_path: Path) -> None:
     rooms = synth.world(2, seed=3)
     write_landing(storage, synth.consent_files(rooms))
     write_landing(storage, synth.day_files(rooms, START, events=40, bad_lines=3, voice=0))
-    plan, routed = _run(storage, START)
+    _, routed = _run(storage, START)
     (key,) = storage.list("quarantine/platform/")
     rows = pq.read_table(io.BytesIO(storage.read_bytes(key))).to_pylist()
     assert len(rows) == 3 and all(r["reason"] for r in rows)
