@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from infra.storage import Storage
+from infra.version import CODE_VERSION
 from parsers.errors import InputError
 from schemas.pairs import AUDIT_SCHEMA, PAIR_SCHEMA
 from schemas.quality import message_suite, pair_suite
@@ -32,7 +33,6 @@ from tasks.pii import LEFTOVER_PATTERNS, Pseudonymizer, redact_messages
 from tasks.quality import GateReport, QualityGateError, run_gate
 from tasks.turns import TurnOptions, build_pairs, build_turns, gap_distribution
 
-CODE_VERSION = "rememberme-0.1.0"
 _VERSION_RE = re.compile(r"/v(\d+)/manifest\.json$")
 
 

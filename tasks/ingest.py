@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from infra.settings import Settings
 from infra.storage import Storage
+from infra.version import CODE_VERSION
 from parsers.base import ParseBatch, ParseContext
 from parsers.errors import InputError
 from parsers.kakao.archive import (
@@ -79,6 +80,7 @@ class FileSummary:
     by_kind: dict[str, int] = field(default_factory=dict)
     by_speaker: dict[str, int] = field(default_factory=dict)
     messages_uri: str | None = None
+    messages_key: str | None = None
 
 
 @dataclass
@@ -94,6 +96,15 @@ class IngestSummary:
     raw_uri: str
     quarantine_uri: str
     quarantined: int
+    code_version: str = CODE_VERSION
+    resumed: bool = False  # True: found complete from an earlier run, nothing redone
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IngestSummary:
+        """Read back what `to_dict` stored in `_ingest.json`."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["files"] = [FileSummary(**f) for f in data.get("files", [])]
+        return cls(**fields)
 
     @property
     def messages(self) -> int:
@@ -153,9 +164,18 @@ def ingest_export(
     on_progress: Callable[[int], None] | None = None,
     display_name: str | None = None,
 ) -> IngestSummary:
-    """Store the raw upload, write its messages and quarantine to the lake, return a summary."""
+    """Store the raw upload, write its messages and quarantine to the lake, return a summary.
+
+    An upload already ingested completely by this code version (its `_ingest.json` marker and
+    message parts are there) is not parsed again: the stored summary comes back, `resumed=True`.
+    """
     owner_id = validate_owner(owner_id)
     name = display_name or path.name
+    if forced_format is None:
+        check_readable(path, name)
+        done = completed_ingest(storage, owner_id, file_sha256(path)[:16])
+        if done is not None:
+            return done
     limits = ArchiveLimits(
         settings.max_archive_bytes, settings.max_archive_ratio, settings.max_archive_members
     )
@@ -224,6 +244,21 @@ def ingest_export(
         return result
 
 
+def completed_ingest(storage: Storage, owner_id: str, upload_id: str) -> IngestSummary | None:
+    """The summary of a complete ingest of `upload_id` by this code version, if there is one."""
+    marker = f"raw/{owner_id}/{upload_id}/_ingest.json"
+    if not storage.exists(marker):
+        return None
+    summary = IngestSummary.from_dict(json.loads(storage.read_bytes(marker)))
+    if summary.code_version != CODE_VERSION:
+        return None
+    for f in summary.files:
+        if f.messages and not (f.messages_key and storage.exists(f.messages_key)):
+            return None  # a part was removed since (forget): redo
+    summary.resumed = True
+    return summary
+
+
 def _write_messages(
     info: ExportInfo,
     ctx: ParseContext,
@@ -273,6 +308,7 @@ def _write_messages(
     summary.first_ts = first.astimezone(zone).isoformat() if first else None
     summary.last_ts = last.astimezone(zone).isoformat() if last else None
     summary.messages_uri = storage.uri(key)
+    summary.messages_key = key
     return summary, quarantine
 
 

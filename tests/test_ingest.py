@@ -57,12 +57,25 @@ def test_reingest_is_idempotent(tmp_path: Path, golden: Path) -> None:
     before = _files(lake)
     second = _ingest(golden / "pc_ko.txt", lake)
     after = _files(lake)
-    assert first.to_dict() == second.to_dict()
-    assert sorted(before) == sorted(after)
+    assert (first.resumed, second.resumed) == (False, True)  # found complete: not parsed again
+    assert {**first.to_dict(), "resumed": True} == second.to_dict()
+    assert before == after
     parts = [k for k in after if k.startswith("messages/")]
     assert len(parts) == 1
     ids = pq.read_table(lake / parts[0]).column("message_id").to_pylist()
     assert len(ids) == len(set(ids)) == 20
+
+
+def test_a_removed_part_or_another_code_version_is_ingested_again(tmp_path: Path, golden: Path) -> None:
+    lake = tmp_path / "lake"
+    first = _ingest(golden / "pc_ko.txt", lake)
+    (lake / first.files[0].messages_key).unlink()
+    again = _ingest(golden / "pc_ko.txt", lake)
+    assert again.resumed is False and (lake / first.files[0].messages_key).exists()
+    marker = lake / f"raw/alice/{first.upload_id}/_ingest.json"
+    stored = json.loads(marker.read_text(encoding="utf-8"))
+    marker.write_text(json.dumps({**stored, "code_version": "rememberme-0.0.1"}), encoding="utf-8")
+    assert _ingest(golden / "pc_ko.txt", lake).resumed is False
 
 
 def test_cli_ingest_json_summary(tmp_path: Path, golden: Path, capsys) -> None:
