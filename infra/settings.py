@@ -39,6 +39,20 @@ class Settings(BaseSettings):
     )
     local_es_port: int = Field(default=9200, description="Port of the local Elasticsearch-API stand-in.")
     state_dir: str = Field(default=".state", description="Folder for local service data (not the lake).")
+    index_vectors: bool = Field(
+        default=True, description="Store sentence vectors in the index (semantic and hybrid search)."
+    )
+
+    dask_address: str | None = Field(
+        default=None,
+        description="Dask scheduler (tcp://host:8786) for recycling fan-out; unset: local threads.",
+    )
+    recycle_cron: str = Field(default="0 3 * * *", description="Schedule of the data-recycling deployment.")
+    recycle_timezone: str = Field(default="Asia/Seoul", description="Zone of the recycling schedule.")
+    recycle_lookback_days: int = Field(
+        default=3, ge=0, description="Landing days kept open for late files before they are closed."
+    )
+    local_prefect_port: int = Field(default=4200, description="Port of `rememberme server` (Prefect UI/API).")
 
     @field_validator("kakao_timezone")
     @classmethod

