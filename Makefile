@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 setup:
 	@bash infra/bootstrap.sh
 
-# The main job on the bundled sample export, with the embedded local defaults (lake in ./data).
+# The main job: an instant restore of the bundled sample export, with the embedded local defaults
+# (lake in ./data, a temporary Prefect API, the local Elasticsearch-API server under .state/).
 demo: setup
-	$(BIN)/rememberme ingest samples/kakao_android_ko.txt --owner demo
-	$(BIN)/rememberme dataset build --owner demo --persona 엄마
+	$(BIN)/rememberme restore samples/kakao_android_ko.txt --owner demo --persona 엄마
 
 lint: setup
 	$(BIN)/ruff check .
@@ -24,3 +24,4 @@ bench: setup
 	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/clean.py
 	$(BIN)/python bench/index.py
+	$(BIN)/python bench/recycle.py

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 from pydantic import ValidationError
 
+from flows import cli_flows
 from infra import services
 from infra.search import (
     SearchError,
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=int, default=13, help="seed of the train/validation split")
     build.add_argument("--min-pairs", type=int, default=20, help="fewest training pairs the gate accepts")
     build.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    cli_flows.add_commands(sub)
     return parser
 
 
@@ -376,6 +378,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "ingest": cmd_ingest,
     "formats": cmd_formats,
     "dataset": cmd_dataset,
+    **cli_flows.COMMANDS,
 }
 
 if __name__ == "__main__":

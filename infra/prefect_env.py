@@ -15,8 +15,11 @@ from infra.settings import Settings
 
 def configure_prefect(settings: Settings) -> None:
     """Set Prefect's home and quiet defaults unless the environment already chose."""
-    home = Path(settings.state_dir).resolve() / "prefect"
+    home = Path(os.environ.get("PREFECT_HOME") or Path(settings.state_dir).resolve() / "prefect")
+    home.mkdir(parents=True, exist_ok=True)  # Prefect creates only the last level
     os.environ.setdefault("PREFECT_HOME", str(home))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(home / "storage"))
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    # The first start migrates a fresh SQLite database: allow more than the default 20 s.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

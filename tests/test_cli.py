@@ -120,7 +120,10 @@ def test_every_command_has_help_and_is_documented() -> None:
     parser = build_parser()
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     commands: dict[str, argparse.ArgumentParser] = dict(action.choices)
-    assert set(commands) == {"parse", "ingest", "formats", "dataset", "services", "index", "search"}
+    assert set(commands) == {
+        "parse", "ingest", "formats", "dataset", "services", "index", "search",
+        "restore", "recycle", "forget", "landing", "serve", "server",
+    }  # fmt: skip
     for name, sub in commands.items():
         assert sub.format_help().strip()
         assert f"rememberme {name}" in readme

@@ -1,0 +1,233 @@
+"""End to end through Prefect: real temporary API (prefect_test_harness), real local Elasticsearch API."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pyarrow.parquet as pq
+import pytest
+
+from infra.search import connect
+from infra.storage import Storage, open_storage
+from parsers.platform import synth
+from schemas.search import MESSAGES_ALIAS
+from tasks.platform import write_landing
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kakao_android_ko.txt"
+START = date(2024, 3, 1)
+
+
+def _artifacts(flow_run_id: UUID | None) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id] if flow_run_id else [])
+            )
+        )
+
+
+def _task_states(flow_run_id: UUID | None) -> dict[str, str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id] if flow_run_id else []))
+        )
+    return {r.name.rsplit("-", 1)[0]: r.state_name or "" for r in runs}
+
+
+def _count(es_url: str, owner: str) -> int:
+    client = connect(es_url)
+    client.indices.refresh(index=MESSAGES_ALIAS)
+    return int(client.count(index=MESSAGES_ALIAS, query={"term": {"owner_id": owner}})["count"])
+
+
+def test_instant_restore_end_to_end_and_rerun(
+    es_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.restore import instant_restore
+
+    monkeypatch.setenv("REMEMBERME_ES_URL", es_url)
+    lake = f"file://{tmp_path}/lake"
+    state = instant_restore(
+        "flow-owner", "엄마", [str(SAMPLE)], lake_url=lake, vectors=False, return_state=True
+    )
+    assert state.is_completed()
+    result = state.result()
+    assert result["messages"] == 3000
+    assert result["dataset"]["version"] == 1 and result["dataset"]["created"] is True
+    assert result["dataset"]["counts"]["pairs_train"] > 100
+    assert result["indexed"] == 3000 and _count(es_url, "flow-owner") == 3000
+    assert "persona-models issue" in result["training"]
+
+    run_id = state.state_details.flow_run_id
+    artifacts = {a.type: a for a in _artifacts(run_id)}
+    assert {"table", "markdown"} <= set(artifacts)
+    keys = {a.key for a in _artifacts(run_id)}
+    assert any(k.startswith("ingest-flow-owner") for k in keys)
+    assert any(k.startswith("quality-flow-owner") for k in keys)
+    assert any(k.startswith("restore-flow-owner") for k in keys)
+    quality = next(a for a in _artifacts(run_id) if a.key.startswith("quality-"))
+    assert "| step | rows in | rows out | changed |" in quality.data
+    assert "밥" not in quality.data  # counts only: no message text in artifacts
+    states = _task_states(run_id)
+    assert states["ingest-upload"] == "Completed" and states["index-messages"] == "Completed"
+
+    again = instant_restore("flow-owner", "엄마", [str(SAMPLE)], lake_url=lake, vectors=False)
+    assert again["dataset"]["created"] is False and again["dataset"]["version"] == 1
+    assert _count(es_url, "flow-owner") == 3000  # re-run: no duplicates
+
+
+def test_a_bad_export_fails_the_run_with_its_one_line_cause(tmp_path: Path) -> None:
+    from flows.restore import instant_restore
+    from parsers.errors import InputError
+
+    bad = tmp_path / "notes.txt"
+    bad.write_text("just some notes\nnot a chat\n", encoding="utf-8")
+    state = instant_restore(
+        "flow-owner", "엄마", [str(bad)], lake_url=f"file://{tmp_path}/lake", index=False, return_state=True
+    )
+    assert state.is_failed()
+    with pytest.raises(InputError, match="not a recognised KakaoTalk export"):
+        state.result()
+    run_id = state.state_details.flow_run_id
+    assert _task_states(run_id)["ingest-upload"] == "Failed"  # no retries for bad input
+
+
+def _recycle(lake: str, as_of: date, **kwargs: Any) -> dict[str, Any]:
+    from flows.recycle import data_recycling
+
+    return data_recycling(as_of=as_of, lake_url=lake, vectors=False, **kwargs)
+
+
+def _lake_snapshot(storage: Storage) -> dict[str, Any]:
+    """Every Message row per owner (sorted ids) plus the recycling state: the final state to compare."""
+    out: dict[str, Any] = {}
+    for key in storage.list("messages/"):
+        rows = pq.read_table(io.BytesIO(storage.read_bytes(key))).to_pylist()
+        owner = key.split("/")[1]
+        out.setdefault(owner, []).extend((r["message_id"], r["speaker"], r["text"]) for r in rows)
+    state = json.loads(storage.read_bytes("state/watermarks.json"))
+    return {"rows": {k: sorted(v) for k, v in out.items()}, "state": state}
+
+
+def test_recycling_is_incremental_and_idempotent(es_url: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("REMEMBERME_ES_URL", es_url)
+    lake = f"file://{tmp_path}/lake"
+    storage = open_storage(lake)
+    rooms = synth.world(5, seed=5)
+    write_landing(storage, synth.history(rooms, START, days=6, events_per_day=150))
+    first = _recycle(lake, START + timedelta(days=5))
+    assert first["chat_files"] == 6 and first["rows_routed"] == 900
+    assert first["indexed"] == 900 and first["personas_built"] >= 1
+    owners = {r.owner_id for r in rooms}
+    assert sum(_count(es_url, o) for o in owners) == 900
+
+    second = _recycle(lake, START + timedelta(days=5))
+    assert (second["chat_files"], second["rows_routed"], second["indexed"], second["personas_built"]) == (
+        0,
+        0,
+        0,
+        0,
+    )
+
+    write_landing(storage, synth.day_files(rooms, START + timedelta(days=6), events=40, seed=5))
+    third = _recycle(lake, START + timedelta(days=6))
+    assert third["chat_files"] == 1 and third["rows_routed"] == 40 and third["indexed"] == 40
+    assert sum(_count(es_url, o) for o in owners) == 940
+    snapshot = _lake_snapshot(storage)
+    for rows in snapshot["rows"].values():
+        assert len({r[0] for r in rows}) == len(rows)
+
+
+def test_a_recycling_run_that_dies_half_way_is_finished_by_the_next(tmp_path: Path, monkeypatch) -> None:
+    import tasks.recycle
+
+    rooms = synth.world(4, seed=8)
+    files = synth.history(rooms, START, days=4, events_per_day=120)
+    reference = open_storage(f"file://{tmp_path}/reference")
+    write_landing(reference, files)
+    _recycle(reference.url, START + timedelta(days=3), index=False)
+
+    crashed = open_storage(f"file://{tmp_path}/crashed")
+    write_landing(crashed, files)
+    real_commit = tasks.recycle.commit_pass
+
+    def die(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("worker killed")  # after every write of the pass, before the watermark
+
+    monkeypatch.setattr(tasks.recycle, "commit_pass", die)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        _recycle(crashed.url, START + timedelta(days=3), index=False)
+    assert not crashed.exists("state/watermarks.json")
+    monkeypatch.setattr(tasks.recycle, "commit_pass", real_commit)
+    rerun = _recycle(crashed.url, START + timedelta(days=3), index=False)
+    assert rerun["chat_files"] == 4  # redone from the same position
+    assert _lake_snapshot(crashed) == _lake_snapshot(reference)
+
+
+def test_forget_removes_a_persona_and_recycling_never_brings_it_back(
+    es_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    from flows.forget import forget
+
+    monkeypatch.setenv("REMEMBERME_ES_URL", es_url)
+    lake = f"file://{tmp_path}/lake"
+    storage = open_storage(lake)
+    rooms = [synth.Room("room-f", "private", "u-f1", "김순자", "엄마", "forget-owner", "민지네", ())]
+    write_landing(storage, synth.history(rooms, START, days=3, events_per_day=80, voice=1))
+    _recycle(lake, START + timedelta(days=2))
+    assert _count(es_url, "forget-owner") == 240
+    assert storage.list("datasets/forget-owner/")
+
+    summary = forget("forget-owner", "엄마", lake_url=lake)
+    assert summary["rows_removed"] > 0 and summary["documents_deleted"] > 0
+    assert storage.list("datasets/forget-owner/") == []
+    table = pq.read_table(io.BytesIO(storage.read_bytes(storage.list("messages/owner=forget-owner/")[0])))
+    assert "엄마" not in set(table["speaker"].to_pylist())
+    client = connect(es_url)
+    client.indices.refresh(index=MESSAGES_ALIAS)
+    mom = client.count(
+        index=MESSAGES_ALIAS,
+        query={"bool": {"filter": [{"term": {"owner_id": "forget-owner"}}, {"term": {"speaker": "엄마"}}]}},
+    )["count"]
+    assert mom == 0
+
+    write_landing(storage, synth.day_files(rooms, START + timedelta(days=3), events=30, seed=1))
+    after = _recycle(lake, START + timedelta(days=3))
+    assert after["chat_files"] == 1 and after["rows_routed"] == 0 and after["personas_built"] == 0
+
+
+def test_one_restore_per_persona_at_a_time() -> None:
+    from tasks.locks import persona_lock
+
+    held = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with persona_lock("lock-owner", "엄마"):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert held.wait(30)
+    with pytest.raises(TimeoutError), persona_lock("lock-owner", "엄마", timeout_s=2):
+        pass
+    with persona_lock("lock-owner", "아빠", timeout_s=10):  # another persona is not blocked
+        pass
+    release.set()
+    thread.join(30)
+    with persona_lock("lock-owner", "엄마", timeout_s=30):
+        pass
