@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import uuid
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -79,9 +80,22 @@ class GateReport:
         return "\n".join(lines) + "\n"
 
 
-@lru_cache(maxsize=1)
+_LOCAL = threading.local()
+
+
 def _context() -> Any:
+    # One ephemeral context per thread: Prefect runs mapped tasks on threads, and a GX context
+    # is not safe to add data sources and suites to from several threads at once.
+    context = getattr(_LOCAL, "context", None)
+    if context is None:
+        context = _LOCAL.context = _new_context()
+    return context
+
+
+def _new_context() -> Any:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    # Its INFO lines (temporary docs folders) would flood every run's log in the Prefect UI.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

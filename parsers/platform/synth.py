@@ -127,12 +127,19 @@ def day_files(
 
 
 def history(
-    rooms: list[Room], start: date, days: int, events_per_day: int = 200, seed: int = 1, voice: int = 2
+    rooms: list[Room],
+    start: date,
+    days: int,
+    events_per_day: int = 200,
+    seed: int = 1,
+    voice: int = 2,
+    active_share: float = 0.3,
 ) -> dict[str, bytes]:
     """Consent plus `days` days of landing files from `start`."""
     files = consent_files(rooms)
     for offset in range(days):
-        files.update(day_files(rooms, start + timedelta(days=offset), events_per_day, seed=seed, voice=voice))
+        day = start + timedelta(days=offset)
+        files.update(day_files(rooms, day, events_per_day, active_share, voice=voice, seed=seed))
     return files
 
 
