@@ -1,5 +1,5 @@
 # Entry points named in the README. Every target sets itself up first (idempotent, fast when done).
-.PHONY: setup demo test lint bench
+.PHONY: setup setup-test demo test lint bench
 
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,12 +7,15 @@ BIN := $(VENV)/bin
 setup:
 	@bash infra/bootstrap.sh
 
+setup-test:
+	@bash infra/bootstrap.sh --with-test-tools
+
 # The main job: an instant restore of the bundled sample export, with the embedded local defaults
 # (lake in ./data, a temporary Prefect API, the local Elasticsearch-API server under .state/).
 demo: setup
 	$(BIN)/rememberme restore samples/kakao_android_ko.txt --owner demo --persona 엄마
 
-lint: setup
+lint: setup-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .

@@ -20,6 +20,7 @@ from tasks.steps import (
     commit_watermark,
     index_owner,
     plan_recycling,
+    quiet_expected_errors,
     refresh_persona,
     route_to_owners,
     stage_landing_file,
@@ -44,6 +45,7 @@ def data_recycling(
     vectors: bool | None = None,
 ) -> dict[str, Any]:
     """One incremental pass over the platform's landing data (as of `as_of`, default today UTC)."""
+    quiet_expected_errors()
     settings = Settings()
     lake = lake_url or settings.lake_url
     day = as_of or datetime.now(UTC).date()

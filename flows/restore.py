@@ -13,7 +13,7 @@ from infra.settings import Settings
 from tasks.artifacts import artifact_key, report_dataset, report_index, report_ingest, report_markdown
 from tasks.locks import persona_lock
 from tasks.reports import restore_markdown
-from tasks.steps import build_persona_dataset, index_owner, ingest_upload
+from tasks.steps import build_persona_dataset, index_owner, ingest_upload, quiet_expected_errors
 
 TRAINING_PENDING = (
     "not run yet: per-persona models land with the persona-models issue; this restore ends after indexing"
@@ -31,6 +31,7 @@ def instant_restore(
     vectors: bool | None = None,
 ) -> dict[str, Any]:
     """Restore `persona` for `owner_id` from KakaoTalk exports (local paths or lake keys)."""
+    quiet_expected_errors()
     settings = Settings()
     lake = lake_url or settings.lake_url
     with persona_lock(owner_id, persona):

@@ -7,6 +7,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 VENV="${REMEMBERME_VENV:-.venv}"
 APT_PACKAGES=()   # grows with the pipeline (ffmpeg arrives with the voice path)
+# `--with-test-tools`: what only the tests need (headless Chromium for the Prefect UI test).
+if [ "${1:-}" = "--with-test-tools" ]; then
+    APT_PACKAGES+=(chromium chromium-driver)
+fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

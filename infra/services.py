@@ -8,6 +8,7 @@ It is a dev/test stand-in (no nori, slow queries); production points `REMEMBERME
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -130,3 +131,56 @@ def render(status: list[ServiceStatus]) -> str:
 def as_json(status: list[ServiceStatus]) -> str:
     """One JSON document."""
     return json.dumps([s.to_dict() for s in status])
+
+
+class LocalPrefectServer:
+    """`prefect server start` on 127.0.0.1 as a child process (SQLite under `home`)."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        """Manage a server whose database lives in `home`, listening on `port`."""
+        self.home = home
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.api_url = f"{self.url}/api"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def environment(self) -> dict[str, str]:
+        """Environment for processes that should talk to this server."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(
+            PREFECT_HOME=str(self.home),
+            PREFECT_API_URL=self.api_url,
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        )
+        return env
+
+    def start(self, timeout_s: float = 120.0) -> str:
+        """Start and wait for /api/health; returns the API URL."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        prefect = Path(sys.executable).with_name("prefect")
+        log = (self.home / "server.log").open("wb")
+        self._process = subprocess.Popen(
+            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise ServiceError(f"Prefect server exited at start (see {self.home / 'server.log'})")
+            if _answers(f"{self.api_url}/health"):
+                return self.api_url
+            time.sleep(0.3)
+        self.stop()
+        raise ServiceError(f"Prefect server did not answer on {self.url} within {timeout_s:.0f}s")
+
+    def stop(self) -> None:
+        """Terminate the server (its database stays in `home`)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._process = None

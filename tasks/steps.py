@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import tempfile
 from collections.abc import Iterator
 from datetime import date
@@ -46,6 +47,31 @@ def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any
     except Exception as exc:  # the task's own exception, re-raised by result()
         return is_transient(exc)
     return False
+
+
+#: Failures that are the input's fault: the run fails with their one-line cause, and the logs
+#: (console and the UI) show that line without a Python traceback.
+EXPECTED_ERRORS = (InputError, QualityGateError)
+
+
+class _NoTracebackForExpected(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], EXPECTED_ERRORS):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_expected_errors() -> None:
+    """Drop tracebacks of expected errors from Prefect's log handlers (idempotent)."""
+    loggers = [
+        logging.getLogger(),
+        *(logging.getLogger(n) for n in ("prefect", "prefect.flow_runs", "prefect.task_runs")),
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not any(isinstance(f, _NoTracebackForExpected) for f in handler.filters):
+                handler.addFilter(_NoTracebackForExpected())
 
 
 _RETRY: dict[str, Any] = {

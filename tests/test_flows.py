@@ -74,11 +74,11 @@ def test_instant_restore_end_to_end_and_rerun(
     run_id = state.state_details.flow_run_id
     artifacts = {a.type: a for a in _artifacts(run_id)}
     assert {"table", "markdown"} <= set(artifacts)
-    keys = {a.key for a in _artifacts(run_id)}
+    keys = {a.key or "" for a in _artifacts(run_id)}
     assert any(k.startswith("ingest-flow-owner") for k in keys)
     assert any(k.startswith("quality-flow-owner") for k in keys)
     assert any(k.startswith("restore-flow-owner") for k in keys)
-    quality = next(a for a in _artifacts(run_id) if a.key.startswith("quality-"))
+    quality = next(a for a in _artifacts(run_id) if (a.key or "").startswith("quality-"))
     assert "| step | rows in | rows out | changed |" in quality.data
     assert "밥" not in quality.data  # counts only: no message text in artifacts
     states = _task_states(run_id)
@@ -231,3 +231,25 @@ def test_one_restore_per_persona_at_a_time() -> None:
     thread.join(30)
     with persona_lock("lock-owner", "엄마", timeout_s=30):
         pass
+
+
+def test_cli_restore_fails_in_one_line_without_traceback(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("rememberme")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REMEMBERME_", "PREFECT_API"))}
+    env["REMEMBERME_STATE_DIR"] = str(tmp_path / "state")
+    env.pop("PREFECT_HOME", None)
+    proc = subprocess.run(
+        [str(exe), "restore", str(SAMPLE), "--owner", "x", "--persona", "누구", "--no-index",
+         "--lake", f"file://{tmp_path}/lake"],
+        capture_output=True, text=True, env=env, check=False, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert (
+        "rememberme: error: persona '누구': matches no speaker of owner x; speakers found: 엄마 (1555), 나 (1445)"
+        in proc.stderr.splitlines()
+    )

@@ -1,0 +1,161 @@
+"""The Prefect UI shows our deployments, a run triggered over the REST API, and its artifacts.
+
+A real `prefect server start`, a real `rememberme serve` runner, a flow run created with the same
+REST call the README documents, and headless Debian Chromium (Selenium + chromedriver) reading
+the pages. Screenshots go to `test-output/ui/` (or `$REMEMBERME_TEST_OUTPUT/ui/`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.services import LocalPrefectServer
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "kakao_android_ko.txt"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _api(base: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(
+        f"{base}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+    )
+    for attempt in range(10):
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            # SQLite under a busy local server answers 503 now and then: a client retries.
+            if exc.code != 503 or attempt == 9:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    return None
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[LocalPrefectServer, dict[str, str]]]:
+    server = LocalPrefectServer(tmp_path / "prefect", _free_port())
+    server.start()
+    env = {**server.environment(), "REMEMBERME_LAKE_URL": f"file://{tmp_path}/lake"}
+    runner = subprocess.Popen(
+        [str(Path(sys.executable).with_name("rememberme")), "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=(tmp_path / "serve.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield server, env
+    finally:
+        runner.terminate()
+        try:
+            runner.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            runner.kill()
+        server.stop()
+
+
+def _browser() -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    options.add_argument("--disable-dev-shm-usage")
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def _page_text(driver: Any, url: str, expected: list[str], shot: Path) -> str:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    try:
+        WebDriverWait(driver, 60).until(
+            lambda d: all(e in d.find_element("tag name", "body").text for e in expected)
+        )
+    finally:
+        driver.save_screenshot(str(shot))
+    return str(driver.find_element("tag name", "body").text)
+
+
+@pytest.mark.skipif(
+    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+    reason="Debian chromium and chromium-driver are not installed (make test installs them)",
+)
+def test_ui_shows_deployments_a_rest_triggered_run_and_its_artifacts(served) -> None:
+    server, _ = served
+    deadline = time.monotonic() + 90
+    deployment = None
+    while deployment is None and time.monotonic() < deadline:
+        try:
+            deployment = _api(server.api_url, "GET", "/deployments/name/instant-restore/on-demand")
+        except OSError:
+            time.sleep(0.5)
+    assert deployment is not None, "rememberme serve did not register its deployments"
+
+    # The README's curl, as Python: create a run of the deployment with parameters.
+    run = _api(
+        server.api_url,
+        "POST",
+        f"/deployments/{deployment['id']}/create_flow_run",
+        {"parameters": {"owner_id": "ui-owner", "persona": "엄마", "sources": [str(SAMPLE)], "index": False}},
+    )
+    state = None
+    while time.monotonic() < deadline + 120:
+        state = _api(server.api_url, "GET", f"/flow_runs/{run['id']}")["state"]["type"]
+        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            break
+        time.sleep(1)
+    assert state == "COMPLETED"
+
+    out = Path(os.environ.get("REMEMBERME_TEST_OUTPUT", ROOT / "test-output")) / "ui"
+    out.mkdir(parents=True, exist_ok=True)
+    driver = _browser()
+    try:
+        deployments = _page_text(
+            driver,
+            f"{server.url}/deployments",
+            ["on-demand", "nightly", "on-request"],
+            out / "deployments.png",
+        )
+        assert "At 03:00 AM every day" in deployments
+        run_page = _page_text(
+            driver,
+            f"{server.url}/runs/flow-run/{run['id']}",
+            [run["name"], "Completed", "instant-restore"],
+            out / "flow-run.png",
+        )
+        assert "on-demand" in run_page
+        artifacts = _page_text(
+            driver, f"{server.url}/artifacts", ["ingest-ui-owner", "quality-ui-owner"], out / "artifacts.png"
+        )
+        assert "restore-ui-owner" in artifacts
+    finally:
+        driver.quit()
+    assert (out / "flow-run.png").stat().st_size > 10_000
