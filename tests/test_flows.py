@@ -253,3 +253,60 @@ def test_cli_restore_fails_in_one_line_without_traceback(tmp_path: Path) -> None
         "rememberme: error: persona '누구': matches no speaker of owner x; speakers found: 엄마 (1555), 나 (1445)"
         in proc.stderr.splitlines()
     )
+
+
+def test_recycling_fans_out_on_a_dask_cluster(tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    from flows.recycle import data_recycling, recycling_task_runner
+    from infra.settings import Settings
+
+    lake = f"file://{tmp_path}/lake"
+    storage = open_storage(lake)
+    rooms = synth.world(4, seed=21)
+    write_landing(storage, synth.history(rooms, START, days=3, events_per_day=120, active_share=1.0))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:  # type: ignore[no-untyped-call]
+        runner = recycling_task_runner(Settings(dask_address=cluster.scheduler_address))
+        assert type(runner).__name__ == "DaskTaskRunner"
+        on_dask = data_recycling.with_options(task_runner=runner)
+        result = on_dask(as_of=START + timedelta(days=2), lake_url=lake, index=False)
+        prefixes = set(cluster.scheduler.task_prefixes)
+    assert result["chat_files"] == 3 and result["rows_routed"] == 360
+    assert result["personas_built"] == 4
+    assert {"stage_landing_file", "refresh_persona"} <= prefixes  # the mapped tasks ran on Dask
+
+
+def test_a_recycling_process_killed_with_sigkill_is_finished_by_the_next_run(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rooms = synth.world(20, seed=31)
+    files = synth.history(rooms, START, days=20, events_per_day=200, voice=0)
+    as_of = START + timedelta(days=19)
+    reference = open_storage(f"file://{tmp_path}/reference")
+    write_landing(reference, files)
+    _recycle(reference.url, as_of, index=False)
+
+    killed = open_storage(f"file://{tmp_path}/killed")
+    write_landing(killed, files)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REMEMBERME_", "PREFECT_"))}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-child")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("rememberme")), "recycle", "--as-of", as_of.isoformat(),
+         "--no-index", "--lake", killed.url],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not killed.list("staging/") and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its temporary API server, mid-pass
+    proc.wait(30)
+    assert killed.list("staging/"), "the pass never started"
+    assert not killed.exists("state/watermarks.json")  # killed before the watermark moved
+
+    rerun = _recycle(killed.url, as_of, index=False)
+    assert rerun["chat_files"] == 20
+    assert _lake_snapshot(killed) == _lake_snapshot(reference)
