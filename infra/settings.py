@@ -38,6 +38,7 @@ class Settings(BaseSettings):
         description="Elasticsearch URL; unset: a local Elasticsearch-API server is started on demand.",
     )
     local_es_port: int = Field(default=9200, description="Port of the local Elasticsearch-API stand-in.")
+    local_gcs_port: int = Field(default=4443, description="Port of `services up --gcs` (GCS emulator).")
     state_dir: str = Field(default=".state", description="Folder for local service data (not the lake).")
     index_vectors: bool = Field(
         default=True, description="Store sentence vectors in the index (semantic and hybrid search)."

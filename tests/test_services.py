@@ -26,7 +26,8 @@ def test_services_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("REMEMBERME_LOCAL_ES_PORT", str(port))
     try:
         assert main(["services", "up", "--json"]) == 0
-        (status,) = json.loads(capsys.readouterr().out)
+        status, gcs = json.loads(capsys.readouterr().out)
+        assert gcs["name"] == "gcs-emulator" and gcs["running"] is False  # only with --gcs
         assert status == {
             "name": "elasticsearch",
             "url": f"http://127.0.0.1:{port}",
@@ -47,5 +48,32 @@ def test_services_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_external_url_is_reported_not_managed(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("REMEMBERME_ES_URL", f"http://127.0.0.1:{_free_port()}")
     assert main(["services", "status", "--json"]) == 0
-    (status,) = json.loads(capsys.readouterr().out)
+    status = json.loads(capsys.readouterr().out)[0]
     assert status["managed"] is False and status["running"] is False
+
+
+def test_gcs_emulator_up_serves_the_lake_and_down_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from infra.storage import open_storage
+
+    port = _free_port()
+    monkeypatch.setenv("REMEMBERME_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("REMEMBERME_ES_URL", f"http://127.0.0.1:{_free_port()}")  # no ES needed here
+    monkeypatch.setenv("REMEMBERME_LOCAL_GCS_PORT", str(port))
+    try:
+        assert main(["services", "up", "--gcs", "--json"]) == 0
+        _, gcs = json.loads(capsys.readouterr().out)
+        assert gcs["running"] is True and gcs["url"] == f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs["url"])
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        client = storage.Client(credentials=AnonymousCredentials(), project="p")  # type: ignore[no-untyped-call]
+        client.create_bucket("svc-lake")
+        lake = open_storage("gs://svc-lake/x")
+        assert lake.create("a.txt", b"1") is True and lake.create("a.txt", b"2") is False
+        assert lake.read_bytes("a.txt") == b"1"
+    finally:
+        assert main(["services", "down"]) == 0
+    assert f"gcs-emulator   down http://127.0.0.1:{port}" in capsys.readouterr().out
