@@ -16,7 +16,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
 from infra.text_features import Embedder, morphemes
 from schemas.message import is_owner_id
-from schemas.search import MESSAGE_INDEX_BODY
+from schemas.search import message_index_body
 
 _RETRYABLE = (429, 502, 503, 504)
 
@@ -50,11 +50,24 @@ def index_name(alias: str, version: int) -> str:
     return f"{alias}-v{version}"
 
 
+def has_nori(client: Elasticsearch) -> bool:
+    """Whether the cluster has the analysis-nori plugin (asks the analyzer, not the plugin list)."""
+    try:
+        client.indices.analyze(tokenizer="nori_tokenizer", text="한국어")
+    except ApiError:
+        return False
+    return True
+
+
+def _create(client: Elasticsearch, name: str) -> None:
+    client.indices.create(index=name, **message_index_body(nori=has_nori(client)))
+
+
 def ensure_alias(client: Elasticsearch, alias: str, version: int) -> str:
     """Create version `version` if missing and point `alias` at it (atomic swap); returns the index."""
     name = index_name(alias, version)
     if not client.indices.exists(index=name):
-        client.indices.create(index=name, **MESSAGE_INDEX_BODY)
+        _create(client, name)
     current = list(client.indices.get_alias(name=alias)) if client.indices.exists_alias(name=alias) else []
     if current != [name]:
         actions: list[dict[str, Any]] = [{"remove": {"index": old, "alias": alias}} for old in current]
@@ -68,7 +81,7 @@ def reindex_to(client: Elasticsearch, alias: str, version: int) -> str:
     current = list(client.indices.get_alias(name=alias))
     target = index_name(alias, version)
     if not client.indices.exists(index=target):
-        client.indices.create(index=target, **MESSAGE_INDEX_BODY)
+        _create(client, target)
     for source in current:
         client.reindex(
             source={"index": source}, dest={"index": target}, refresh=True, wait_for_completion=True
@@ -184,7 +197,8 @@ def search_messages(
     into a `multi_match` as plain text (never query_string syntax), so it cannot widen the filter.
     """
     filters = _owner_filters(owner_id, speakers)
-    should: list[dict[str, Any]] = [{"multi_match": {"query": query, "fields": ["text", "text.bigram"]}}]
+    fields = ["text", "text.bigram", "text.nori"]  # text.nori exists only on clusters with nori
+    should: list[dict[str, Any]] = [{"multi_match": {"query": query, "fields": fields}}]
     morphs = morphemes([query])[0]
     if morphs:
         should.append({"match": {"text_morph": morphs}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Final
 
 #: Readers and writers use the alias; versions behind it change by an atomic alias swap.
@@ -47,3 +48,22 @@ MESSAGE_INDEX_BODY: Final[dict[str, Any]] = {
         },
     },
 }
+
+
+def message_index_body(nori: bool = False) -> dict[str, Any]:
+    """The index body; with `nori` (a cluster with analysis-nori) `text.nori` is added too.
+
+    Queries always name `text.nori`: on an index without it the field simply matches nothing,
+    so one query works on both kinds of cluster.
+    """
+    body = copy.deepcopy(MESSAGE_INDEX_BODY)
+    if nori:
+        analysis = body["settings"]["analysis"]
+        analysis["tokenizer"]["rm_nori"] = {"type": "nori_tokenizer", "decompound_mode": "mixed"}
+        analysis["analyzer"]["rm_nori"] = {
+            "type": "custom",
+            "tokenizer": "rm_nori",
+            "filter": ["nori_part_of_speech", "nori_readingform", "lowercase"],
+        }
+        body["mappings"]["properties"]["text"]["fields"]["nori"] = {"type": "text", "analyzer": "rm_nori"}
+    return body

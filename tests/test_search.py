@@ -241,3 +241,21 @@ def test_prefetch_keeps_order_and_reraises_producer_errors() -> None:
         for action in _prefetched(batches()):
             seen.append(action["n"])
     assert seen == [1, 2, 3]
+
+
+def test_nori_is_used_only_where_the_cluster_has_it(es_url: str, alias: str) -> None:
+    from infra.search import has_nori
+    from schemas.search import MESSAGE_INDEX_BODY, message_index_body
+
+    client = connect(es_url)
+    assert has_nori(client) is False  # the local stand-in has no analysis-nori
+    ensure_alias(client, alias, 1)
+    mapping = client.indices.get_mapping(index=alias)
+    (props,) = [m["mappings"]["properties"] for m in mapping.values()]
+    assert "nori" not in props["text"].get("fields", {})
+    index_messages(client, alias, _messages("alice"))
+    assert search_messages(client, alias, "alice", "공백과 괄호가 있는 이름")  # text.nori named, harmless
+    with_nori = message_index_body(nori=True)
+    assert with_nori["mappings"]["properties"]["text"]["fields"]["nori"] == {"type": "text", "analyzer": "rm_nori"}
+    assert with_nori["settings"]["analysis"]["tokenizer"]["rm_nori"]["type"] == "nori_tokenizer"
+    assert message_index_body() == MESSAGE_INDEX_BODY
