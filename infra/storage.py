@@ -8,6 +8,8 @@ half-written object.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
 import uuid
@@ -52,6 +54,14 @@ class Storage(Protocol):
 
     def delete(self, key: str) -> bool:
         """Remove the object under `key`; False if there was none."""
+        ...
+
+    def read_versioned(self, key: str) -> tuple[bytes | None, str]:
+        """The object (None if absent) and a token naming this exact version of it."""
+        ...
+
+    def replace_if(self, key: str, data: bytes, token: str) -> bool:
+        """Write `data` only if the object is still the version `token` named; False if it moved."""
         ...
 
     def uri(self, key: str) -> str:
@@ -123,8 +133,31 @@ class LocalStorage:
         return sorted(
             p.relative_to(self.root).as_posix()
             for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".tmp-")
+            if p.is_file() and not p.name.startswith((".tmp-", ".lock-"))
         )
+
+    def read_versioned(self, key: str) -> tuple[bytes | None, str]:
+        """The object and the sha256 of its bytes ("absent" when there is none)."""
+        try:
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None, "absent"
+        return data, hashlib.sha256(data).hexdigest()
+
+    def replace_if(self, key: str, data: bytes, token: str) -> bool:
+        """Compare and swap under an exclusive lock file beside the object (one host's writers)."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.with_name(f".lock-{target.name}").open("a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if self.read_versioned(key)[1] != token:
+                    return False
+                with self.open_write(key) as handle:
+                    handle.write(data)
+                return True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def delete(self, key: str) -> bool:
         """Remove the object under `key` (and folders left empty); False if there was none."""

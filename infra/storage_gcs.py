@@ -92,6 +92,27 @@ class GcsStorage:
         start = len(self.prefix) + 1 if self.prefix else 0
         return sorted(b.name[start:] for b in self._bucket.client.list_blobs(self._bucket, prefix=full))
 
+    def read_versioned(self, key: str) -> tuple[bytes | None, str]:
+        """The object and its generation ("0" when absent: a precondition that it still is)."""
+        from google.api_core.exceptions import NotFound
+
+        blob = self._bucket.blob(self._name(key))
+        try:
+            data: bytes = blob.download_as_bytes()
+        except NotFound:
+            return None, "0"
+        return data, str(blob.generation)
+
+    def replace_if(self, key: str, data: bytes, token: str) -> bool:
+        """Upload with `if_generation_match`: GCS refuses it if anyone wrote in between."""
+        from google.api_core.exceptions import PreconditionFailed
+
+        try:
+            self._bucket.blob(self._name(key)).upload_from_string(data, if_generation_match=int(token))
+        except PreconditionFailed:
+            return False
+        return True
+
     def delete(self, key: str) -> bool:
         """Remove the object under `key`; False if there was none."""
         from google.api_core.exceptions import NotFound

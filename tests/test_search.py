@@ -256,6 +256,9 @@ def test_nori_is_used_only_where_the_cluster_has_it(es_url: str, alias: str) -> 
     index_messages(client, alias, _messages("alice"))
     assert search_messages(client, alias, "alice", "공백과 괄호가 있는 이름")  # text.nori named, harmless
     with_nori = message_index_body(nori=True)
-    assert with_nori["mappings"]["properties"]["text"]["fields"]["nori"] == {"type": "text", "analyzer": "rm_nori"}
+    assert with_nori["mappings"]["properties"]["text"]["fields"]["nori"] == {
+        "type": "text",
+        "analyzer": "rm_nori",
+    }
     assert with_nori["settings"]["analysis"]["tokenizer"]["rm_nori"]["type"] == "nori_tokenizer"
     assert message_index_body() == MESSAGE_INDEX_BODY

@@ -41,6 +41,19 @@ def test_delete_removes_one_object(lake_url: str) -> None:
     assert storage.list("a/") == ["a/two.txt"]
 
 
+def test_replace_if_is_a_compare_and_swap(lake_url: str) -> None:
+    storage = open_storage(lake_url)
+    data, token = storage.read_versioned("state/aliases.json")
+    assert data is None
+    assert storage.replace_if("state/aliases.json", b"v1", token) is True
+    assert storage.replace_if("state/aliases.json", b"lost", token) is False  # moved since the read
+    data, token = storage.read_versioned("state/aliases.json")
+    assert data == b"v1"
+    assert storage.replace_if("state/aliases.json", b"v2", token) is True
+    assert storage.read_bytes("state/aliases.json") == b"v2"
+    assert storage.list("state/") == ["state/aliases.json"]  # no lock or temp files listed
+
+
 def test_failed_write_publishes_nothing(lake_url: str) -> None:
     storage = open_storage(lake_url)
     with pytest.raises(RuntimeError), storage.open_write("x/half.parquet") as handle:

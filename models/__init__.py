@@ -1,0 +1,1 @@
+"""Pure torch: tokenizer, persona language model, training loop, evaluation, ONNX export (no I/O)."""
