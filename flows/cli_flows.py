@@ -33,6 +33,8 @@ def add_commands(sub: Any) -> None:
     restore.add_argument("--lake", default=None, help=lake_help)
     restore.add_argument("--no-index", action="store_true", help="stop after the dataset (no Elasticsearch)")
     restore.add_argument("--no-vectors", action="store_true", help="index without sentence vectors (faster)")
+    restore.add_argument("--no-train", action="store_true", help="stop before training a model")
+    restore.add_argument("--steps", type=int, default=None, help="training steps (default: settings)")
     restore.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
     recycle = sub.add_parser("recycle", help="one data-recycling pass over the platform landing area")
@@ -82,6 +84,8 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         lake_url=settings.lake_url,
         index=not args.no_index,
         vectors=False if args.no_vectors else None,
+        train=not args.no_train,
+        train_steps=args.steps,
     )
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
@@ -94,7 +98,14 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         )
         if result["indexed"] is not None:
             print(f"  indexed {result['indexed']} messages")
-        print(f"  training: {result['training']}")
+        model = result["model"]
+        if model:
+            state = "production" if model["production"] else "candidate"
+            print(f"  model v{model['version']} ({state}): validation loss {model['val_loss']:.3f}, "
+                  f"discrimination {model['discrimination_accuracy']:.0%}")  # fmt: skip
+        if result["reply"]:
+            print(f"  > {result['reply']['message']}")
+            print(f"  {args.persona}: {result['reply']['reply']}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""instant_restore: one user upload -> lake -> quality-gated dataset -> index -> (model) -> publish.
+"""instant_restore: upload -> lake -> quality-gated dataset -> index -> model -> publish -> first reply.
 
 Wiring only; each step is a task in tasks/steps.py over a plain function.
 """
@@ -10,13 +10,24 @@ from typing import Any
 from prefect import flow
 
 from infra.settings import Settings
-from tasks.artifacts import artifact_key, report_dataset, report_index, report_ingest, report_markdown
+from tasks.artifacts import (
+    artifact_key,
+    report_dataset,
+    report_index,
+    report_ingest,
+    report_markdown,
+    report_training,
+)
 from tasks.locks import persona_lock
 from tasks.reports import restore_markdown
-from tasks.steps import build_persona_dataset, index_owner, ingest_upload, quiet_expected_errors
-
-TRAINING_PENDING = (
-    "not run yet: per-persona models land with the persona-models issue; this restore ends after indexing"
+from tasks.steps import (
+    build_persona_dataset,
+    first_reply,
+    index_owner,
+    index_pairs_task,
+    ingest_upload,
+    quiet_expected_errors,
+    train_persona_model,
 )
 
 
@@ -29,6 +40,8 @@ def instant_restore(
     lake_url: str | None = None,
     index: bool = True,
     vectors: bool | None = None,
+    train: bool = True,
+    train_steps: int | None = None,
 ) -> dict[str, Any]:
     """Restore `persona` for `owner_id` from KakaoTalk exports (local paths or lake keys)."""
     quiet_expected_errors()
@@ -41,10 +54,19 @@ def instant_restore(
         report_dataset(dataset)
         indexed = None
         if index:
-            use_vectors = settings.index_vectors if vectors is None else vectors
-            indexed = index_owner(lake, owner_id, None, use_vectors)
+            indexed = index_owner(
+                lake, owner_id, None, settings.index_vectors if vectors is None else vectors
+            )
             report_index([indexed], owner_id)
-        summary = restore_markdown(owner_id, persona, ingests, dataset, indexed, TRAINING_PENDING)
+        use_vectors = settings.index_vectors if vectors is None else vectors
+        model, reply = None, None
+        if train:
+            model = train_persona_model(lake, owner_id, dataset.persona_id, dataset.version, train_steps)
+            report_training(model)
+            if index:
+                index_pairs_task(lake, owner_id, dataset.persona_id, dataset.version, use_vectors)
+            reply = first_reply(lake, owner_id, dataset.persona_id, index, use_vectors)
+        summary = restore_markdown(owner_id, persona, ingests, dataset, indexed, model, reply)
         report_markdown(summary, artifact_key("restore", owner_id, persona), "Instant restore")
     return {
         "owner_id": owner_id,
@@ -52,5 +74,19 @@ def instant_restore(
         "messages": sum(s.messages for s in ingests),
         "dataset": dataset.to_dict(),
         "indexed": indexed.indexed if indexed else None,
-        "training": TRAINING_PENDING,
+        "model": _model_summary(model),
+        "reply": reply,
+    }
+
+
+def _model_summary(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
+    if manifest is None:
+        return None
+    metrics = manifest["metrics"]
+    return {
+        "version": manifest["version"],
+        "production": bool(manifest["promotion"]["promote"]),
+        "val_loss": metrics["val_loss"],
+        "discrimination_accuracy": metrics["discrimination_accuracy"],
+        "promotion": manifest["promotion"]["reason"],
     }

@@ -59,15 +59,18 @@ def has_nori(client: Elasticsearch) -> bool:
     return True
 
 
-def _create(client: Elasticsearch, name: str) -> None:
-    client.indices.create(index=name, **message_index_body(nori=has_nori(client)))
+def _create(client: Elasticsearch, name: str, body: dict[str, Any] | None = None) -> None:
+    client.indices.create(index=name, **(body or message_index_body(nori=has_nori(client))))
 
 
-def ensure_alias(client: Elasticsearch, alias: str, version: int) -> str:
-    """Create version `version` if missing and point `alias` at it (atomic swap); returns the index."""
+def ensure_alias(client: Elasticsearch, alias: str, version: int, body: dict[str, Any] | None = None) -> str:
+    """Create version `version` if missing and point `alias` at it (atomic swap); returns the index.
+
+    `body` defaults to the message mapping (with nori where the cluster has it).
+    """
     name = index_name(alias, version)
     if not client.indices.exists(index=name):
-        _create(client, name)
+        _create(client, name, body)
     current = list(client.indices.get_alias(name=alias)) if client.indices.exists_alias(name=alias) else []
     if current != [name]:
         actions: list[dict[str, Any]] = [{"remove": {"index": old, "alias": alias}} for old in current]
@@ -278,3 +281,79 @@ def delete_documents(
         conflicts="proceed",
     )
     return int(response.get("deleted", 0))
+
+
+def index_pairs(
+    client: Elasticsearch, alias: str, rows: list[dict[str, Any]], embedder: Embedder | None
+) -> IndexReport:
+    """Index context->reply pairs (`pair_id`, `owner_id`, `persona_id`, `prompt`, `reply`, ...)."""
+    report = IndexReport()
+    if not rows:
+        return report
+    prompts = [r["prompt"] for r in rows]
+    morphs = morphemes(prompts)
+    vectors = embedder.passages(prompts).tolist() if embedder is not None else None
+    actions = []
+    for i, row in enumerate(rows):
+        source = {**row, "prompt_morph": morphs[i]}
+        if vectors is not None:
+            source["vector"] = vectors[i]
+        actions.append(
+            {"_index": alias, "_id": row["pair_id"], "_routing": row["owner_id"], "_source": source}
+        )
+    for ok, item in helpers.streaming_bulk(
+        client, actions, chunk_size=1000, max_retries=5, initial_backoff=0.5, raise_on_error=False
+    ):
+        if ok:
+            report.indexed += 1
+        else:
+            detail = next(iter(item.values()))
+            report.failed.append({"message_id": str(detail.get("_id")), "reason": str(detail.get("error"))})
+    client.indices.refresh(index=alias)
+    return report
+
+
+def search_pairs(
+    client: Elasticsearch,
+    alias: str,
+    owner_id: str,
+    persona_id: str,
+    query: str,
+    embedder: Embedder,
+    size: int = 5,
+    rrf_k: int = 60,
+) -> list[dict[str, Any]]:
+    """A persona's pairs whose prompt is like `query`: BM25 + kNN fused, each with its cosine."""
+    filters = [*_owner_filters(owner_id, None), {"term": {"persona_id": persona_id}}]
+    text_query = {
+        "bool": {
+            "filter": filters,
+            "should": [
+                {"multi_match": {"query": query, "fields": ["prompt", "prompt.bigram"]}},
+                {"match": {"prompt_morph": morphemes([query])[0] or query}},
+            ],
+            "minimum_should_match": 1,
+        }
+    }
+    knn = {
+        "field": "vector",
+        "query_vector": embedder.query(query).tolist(),
+        "k": size * 3,
+        "num_candidates": max(50, size * 10),
+        "filter": {"bool": {"filter": filters}},
+    }
+    exclude = ["vector"]
+    lexical = _hits(
+        client.search(index=alias, routing=owner_id, query=text_query, size=size * 3, source_excludes=exclude)
+    )
+    semantic = _hits(
+        client.search(index=alias, routing=owner_id, knn=knn, size=size * 3, source_excludes=exclude)
+    )
+    fused: dict[str, dict[str, Any]] = {}
+    for rank, hit in enumerate(semantic, start=1):
+        # ES cosine scores are (1 + cos) / 2: report the cosine itself.
+        fused[hit["pair_id"]] = {**hit, "similarity": 2 * hit["score"] - 1, "score": 1.0 / (rrf_k + rank)}
+    for rank, hit in enumerate(lexical, start=1):
+        entry = fused.setdefault(hit["pair_id"], {**hit, "similarity": None, "score": 0.0})
+        entry["score"] += 1.0 / (rrf_k + rank)
+    return sorted(fused.values(), key=lambda h: (-h["score"], h["pair_id"]))[:size]

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         default=True, description="Store sentence vectors in the index (semantic and hybrid search)."
     )
 
+    train_max_steps: int = Field(default=300, ge=1, description="Optimiser steps of a persona fine-tune.")
+    train_device: str = Field(default="auto", description="auto (cuda when present), cpu or cuda.")
+    chat_probe: str = Field(
+        default="잘 지냈어?", description="The message instant restore sends to the new model (its artifact)."
+    )
+
     dask_address: str | None = Field(
         default=None,
         description="Dask scheduler (tcp://host:8786) for recycling fan-out; unset: local threads.",

@@ -12,11 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from models.errors import ParityError
 from models.gpt import GPT
-
-
-class ParityError(Exception):
-    """The exported model does not compute what the torch model computes."""
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,7 @@ def train(
         scaler.update()
         step += 1
         tokens += int((ids != 0).sum())
-        train_loss_sum += float(loss)
+        train_loss_sum += loss.item()
         train_loss_n += 1
         if step % config.eval_every == 0 or step == config.max_steps:
             val = evaluate_loss(model, val_data, device)

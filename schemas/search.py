@@ -67,3 +67,25 @@ def message_index_body(nori: bool = False) -> dict[str, Any]:
         }
         body["mappings"]["properties"]["text"]["fields"]["nori"] = {"type": "text", "analyzer": "rm_nori"}
     return body
+
+
+#: The persona's own context -> reply pairs, for retrieval answers (`rememberme chat`).
+PAIRS_ALIAS: Final = "rememberme-pairs"
+PAIRS_MAPPING_VERSION: Final = 1
+PAIR_INDEX_BODY: Final[dict[str, Any]] = {
+    "settings": copy.deepcopy(MESSAGE_INDEX_BODY["settings"]),
+    "mappings": {
+        "dynamic": "strict",
+        "properties": {
+            "pair_id": {"type": "keyword"},
+            "owner_id": {"type": "keyword"},
+            "persona_id": {"type": "keyword"},
+            "dataset_version": {"type": "integer"},
+            # The turn the persona answered (what a user's message is matched against).
+            "prompt": {"type": "text", "fields": {"bigram": {"type": "text", "analyzer": "rm_bigram"}}},
+            "prompt_morph": {"type": "text", "analyzer": "rm_morphemes"},
+            "reply": {"type": "text", "index": False},
+            "vector": {"type": "dense_vector", "dims": VECTOR_DIMS, "index": True, "similarity": "cosine"},
+        },
+    },
+}

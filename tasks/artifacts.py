@@ -65,3 +65,19 @@ def report_markdown(markdown: str, key: str, description: str) -> None:
 def report_table(rows: list[dict[str, Any]], key: str, description: str) -> None:
     """A table of per-item outcomes (e.g. personas refreshed by recycling)."""
     create_table_artifact(rows, key=key, description=description)
+
+
+@task(name="report-training")
+def report_training(manifest: dict[str, Any]) -> None:
+    """The training curve (picture + table) and the model card of a published version."""
+    owner, persona = manifest["owner_id"], manifest["persona"]
+    create_markdown_artifact(
+        reports.training_markdown(manifest),
+        key=artifact_key("curve", owner, persona),
+        description=f"Training curve of {owner}/{persona} v{manifest['version']}",
+    )
+    create_markdown_artifact(
+        reports.model_card(manifest),
+        key=artifact_key("model-card", owner, persona),
+        description=f"Model card of {owner}/{persona} v{manifest['version']}",
+    )

@@ -9,6 +9,7 @@ re-run that meets the same rejects rewrites the same object.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,11 +19,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from elasticsearch import Elasticsearch
 
-from infra.search import ensure_alias, index_messages
+from infra.search import ensure_alias, index_messages, index_pairs
 from infra.storage import Storage
 from infra.text_features import Embedder
 from schemas.message import QUARANTINE_SCHEMA
-from schemas.search import MAPPING_VERSION, MESSAGES_ALIAS
+from schemas.search import (
+    MAPPING_VERSION,
+    MESSAGES_ALIAS,
+    PAIR_INDEX_BODY,
+    PAIRS_ALIAS,
+    PAIRS_MAPPING_VERSION,
+)
 
 
 @dataclass
@@ -77,3 +84,35 @@ def _quarantine(storage: Storage, owner_id: str, table: pa.Table, failed: list[d
     with storage.open_write(key) as handle:
         pq.write_table(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), handle, compression="zstd")
     return storage.uri(key)
+
+
+def index_persona_pairs(
+    storage: Storage,
+    client: Elasticsearch,
+    owner_id: str,
+    persona_id: str,
+    dataset_version: int,
+    embedder: Embedder | None,
+) -> IndexSummary:
+    """Index a dataset version's context->reply pairs: the persona's real answers for chat."""
+    prefix = f"datasets/{owner_id}/{persona_id}/v{dataset_version}"
+    rows = []
+    for split in ("train", "validation"):
+        table = pq.read_table(io.BytesIO(storage.read_bytes(f"{prefix}/{split}.parquet")))
+        for row in table.select(["pair_id", "context", "reply"]).to_pylist():
+            others = [t["text"] for t in row["context"] if not t["is_persona"]]
+            if not others:
+                continue
+            rows.append(
+                {
+                    "pair_id": row["pair_id"],
+                    "owner_id": owner_id,
+                    "persona_id": persona_id,
+                    "dataset_version": dataset_version,
+                    "prompt": others[-1],
+                    "reply": row["reply"],
+                }
+            )
+    ensure_alias(client, PAIRS_ALIAS, PAIRS_MAPPING_VERSION, PAIR_INDEX_BODY)
+    report = index_pairs(client, PAIRS_ALIAS, rows, embedder)
+    return IndexSummary(owner_id, PAIRS_ALIAS, report.indexed, report.failed)

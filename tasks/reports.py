@@ -84,7 +84,8 @@ def restore_markdown(
     ingests: list[IngestSummary],
     dataset: DatasetResult,
     index: IndexSummary | None,
-    training: str,
+    model: dict[str, Any] | None,
+    reply: dict[str, Any] | None,
 ) -> str:
     """The closing summary of an instant restore."""
     messages = sum(s.messages for s in ingests)
@@ -95,6 +96,124 @@ def restore_markdown(
         f"- ingested **{messages}** messages from {len(ingests)} upload(s), {quarantined} lines quarantined",
         f"- dataset `{dataset.prefix}` (v{dataset.version}, {'new' if dataset.created else 'unchanged'})",
         f"- indexed {index.indexed} messages into `{index.alias}`" if index else "- indexing skipped",
-        f"- training: {training}",
+    ]
+    if model is None:
+        lines.append("- training skipped")
+    else:
+        state = "production" if model["promotion"]["promote"] else "candidate"
+        metrics = model["metrics"]
+        lines.append(
+            f"- published text model **v{model['version']}** ({state}): validation loss "
+            f"{metrics['val_loss']:.3f}, discrimination {metrics['discrimination_accuracy']:.0%}"
+        )
+    if reply is not None:
+        lines += [
+            "",
+            f"> {reply['message']}",
+            ">",
+            f"> **{persona}:** {reply['reply']}",
+            f"> _({reply['source']})_",
+        ]
+    return "\n".join(lines)
+
+
+def curve_svg(history: list[dict[str, float]], width: int = 560, height: int = 220) -> str:
+    """Train and validation loss by step as a small standalone SVG (no plotting library)."""
+    points = [
+        (h["step"], h["train_loss"], h["val_loss"]) for h in history if h.get("val_loss") == h.get("val_loss")
+    ]
+    if not points:
+        return ""
+    pad = 36
+    steps = [p[0] for p in points]
+    losses = [v for p in points for v in p[1:]]
+    lo, hi = min(losses), max(losses)
+    span_x, span_y = max(steps) - min(steps) or 1, hi - lo or 1.0
+
+    def xy(step: float, loss: float) -> str:
+        x = pad + (step - min(steps)) / span_x * (width - 2 * pad)
+        y = height - pad - (loss - lo) / span_y * (height - 2 * pad)
+        return f"{x:.1f},{y:.1f}"
+
+    train = " ".join(xy(s, t) for s, t, _ in points)
+    val = " ".join(xy(s, v) for s, _, v in points)
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+        f'font-size="11"><rect width="100%" height="100%" fill="white"/>'
+        f'<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="{train}"/>'
+        f'<polyline fill="none" stroke="#ff7f0e" stroke-width="2" points="{val}"/>'
+        f'<text x="{pad}" y="14">loss {hi:.2f} .. {lo:.2f}; steps {min(steps)}..{max(steps)}</text>'
+        f'<text x="{width - 150}" y="14" fill="#1f77b4">train</text>'
+        f'<text x="{width - 100}" y="14" fill="#ff7f0e">validation</text></svg>'
+    )
+
+
+def training_markdown(manifest: dict[str, Any]) -> str:
+    """The training curve (picture and table) of a published version."""
+    import base64
+
+    history = manifest.get("curve", [])
+    svg = curve_svg(history)
+    lines = [f"# Training curve: {manifest['owner_id']}/{manifest['persona']} v{manifest['version']}", ""]
+    if svg:
+        lines += [
+            f"![training curve](data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()})",
+            "",
+        ]
+    lines += ["| step | train loss | validation loss | lr |", "|---:|---:|---:|---:|"]
+    lines += [
+        f"| {h['step']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | {h['lr']:.2e} |" for h in history
+    ]
+    return "\n".join(lines)
+
+
+def model_card(manifest: dict[str, Any]) -> str:
+    """What a published persona model is, how good it is, and what not to expect from it."""
+    m = manifest.get("metrics", {})
+    hp = manifest.get("hyper_parameters", {})
+    model = hp.get("model", {})
+    promotion = manifest.get("promotion", {})
+    gap = m.get("style_gap", {})
+    nan = float("nan")
+    base = manifest.get("base_version")
+    rows = [
+        ("validation loss (nats/token)", f"{m.get('val_loss', nan):.4f}"),
+        ("validation perplexity", f"{m.get('val_perplexity', nan):.2f}"),
+        ("validation nats/char", f"{m.get('val_nats_per_char', nan):.4f}"),
+        (
+            "discrimination (persona reply preferred over others' turns)",
+            f"{m.get('discrimination_accuracy', nan):.1%}",
+        ),
+        ("style: reply length gap (relative)", f"{gap.get('length_rel_gap', nan):.2f}"),
+        ("style: laughter-rate gap", f"{gap.get('laugh_rate_gap', nan):.2f}"),
+        ("style: emoji-rate gap", f"{gap.get('emoji_rate_gap', nan):.2f}"),
+        ("style: shared sentence endings", f"{gap.get('ending_overlap', nan):.0%}"),
+        ("ONNX parity (max abs logit diff)", f"{manifest.get('parity', {}).get('max_abs_diff', nan):.1e}"),
+    ]
+    shape = (
+        f"{model.get('n_layer')} layers, d={model.get('d_model')}, context {model.get('block_size')} tokens, "
+        f"vocabulary {hp.get('vocab_size')}"
+    )
+    verdict = "production" if promotion.get("promote") else "candidate only"
+    lines = [
+        f"# Model card: {manifest['owner_id']}/{manifest['persona']} text v{manifest['version']}",
+        "",
+        f"- base: {f'v{base}' if base else 'none (trained from scratch with its own tokenizer)'}",
+        f"- dataset: v{manifest['dataset']['version']} (`{manifest['dataset']['content_hash'][:16]}`)",
+        f"- model: decoder-only transformer, {shape}; trained on {hp.get('device')}",
+        f"- training: {m.get('steps')} steps (best at {m.get('best_step')}), "
+        f"{m.get('train_tokens_per_s', 0):,.0f} tokens/s",
+        "",
+        "| metric | value |",
+        "|---|---:|",
+        *(f"| {name} | {value} |" for name, value in rows),
+        "",
+        f"**Promotion:** {verdict}: {promotion.get('reason', '')}",
+        "",
+        "**Use and limits.** A small model fitted to one person's messages "
+        f"({(m.get('style_real') or {}).get('n', 0)} held-out replies evaluated). It echoes their words, "
+        "endings and rhythm; it does not know facts beyond the chats, reasons poorly, and may produce fluent "
+        "nonsense. It is not the person: `rememberme chat` says so on the first turn and refuses "
+        "present-day questions in their voice.",
     ]
     return "\n".join(lines)

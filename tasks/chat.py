@@ -1,0 +1,200 @@
+"""Talk to a published persona: retrieval of their real replies, generation with onnxruntime, or both.
+
+Modes:
+- `retrieve`: the persona's own context->reply pairs most like the user's message (hybrid search,
+  owner- and persona-filtered); the persona's real reply when the best match is similar enough
+  (cosine >= `threshold`), else generation (or a gentle fallback line when generation is off).
+- `generate`: the fine-tuned model, prompted with retrieved memories and the conversation.
+- `hybrid` (default): generated candidates plus retrieved real replies, ranked by the persona
+  model's likelihood per token plus similarity; the best answers.
+
+Guardrail (system side, not left to the model): the first reply of a conversation carries a
+notice that this is an AI made from messages someone left, and questions about the present
+(where are you now, are you alive, today's news/date/weather) get an honest line instead of an
+answer in the person's voice; a generated text that claims to be alive or real is replaced too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from elasticsearch import Elasticsearch
+from tokenizers import Tokenizer
+
+from infra.registry import Registry
+from infra.search import SearchError, search_pairs
+from infra.storage import Storage
+from infra.text_features import Embedder
+from models.data import Encoder, Turn
+from models.evaluate import generate
+from models.gpt import GPTConfig
+from models.tokenizer import PAD, special_id
+from schemas.search import PAIRS_ALIAS
+
+MODES = ("retrieve", "generate", "hybrid")
+NOTICE = (
+    "[안내] 이 대화 상대는 고인이 남긴 메시지로 만든 AI입니다. 실제 인물이 아니며, 지금의 일은 알지 못합니다."
+)
+PRESENT_DAY_LINE = (
+    "나는 남겨진 대화로 만들어진 기억이라서, 지금의 일은 알 수가 없어. 대신 우리 이야기를 해 줄래?"
+)
+FALLBACK_LINE = "음... 그건 잘 기억이 안 나네. 다른 이야기 해 줄래?"
+_PRESENT_DAY = re.compile(
+    r"(지금\s*(어디|뭐\s*해|살아)|살아\s*(있|계)|진짜\s*(엄마|아빠|할머니|할아버지|너)\s*(야|니|맞)|"
+    r"오늘\s*(며칠|날짜|뉴스|날씨)|요즘\s*뉴스|현재|대통령|are you (alive|real)|where are you now)",
+    re.IGNORECASE,
+)
+#: Pseudonyms the datasets put in place of personal data: never said back to a user.
+_PLACEHOLDER = re.compile(r"\s*<(?:phone|rrn|card|account|email|address|url)(?:_\d+)?>\s*")
+_CLAIMS_ALIVE = re.compile(r"(나\s*(아직\s*)?살아\s*있|진짜\s*(엄마|아빠|나)\s*야|죽지\s*않았)")
+
+
+@dataclass
+class Reply:
+    """One answer and where it came from."""
+
+    text: str
+    mode: str  # "retrieved" | "generated" | "guardrail" | "fallback"
+    score: float | None = None
+    notice: str | None = None
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+
+    def render(self) -> str:
+        """What the user sees."""
+        return f"{self.notice}\n{self.text}" if self.notice else self.text
+
+
+class PersonaChat:
+    """A loaded persona version (onnxruntime) plus its retrieval memory."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        owner_id: str,
+        persona_id: str,
+        version: str | int | None = None,
+        client: Elasticsearch | None = None,
+        embedder: Embedder | None = None,
+        mode: str = "hybrid",
+        threshold: float = 0.86,
+        temperature: float = 0.8,
+        top_p: float = 0.9,
+        seed: int = 0,
+    ) -> None:
+        """Load the production (or given) version; verify its files; open an ORT session."""
+        import onnxruntime as ort
+
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        checkpoint = Registry(storage).load(owner_id, persona_id, "text", version)
+        self.manifest = checkpoint.manifest
+        self.version = checkpoint.version
+        self.owner_id, self.persona_id = owner_id, persona_id
+        self.config = GPTConfig(**json.loads(checkpoint.files["config.json"]))
+        self.tokenizer = Tokenizer.from_str(checkpoint.files["tokenizer.json"].decode())
+        self.encoder = Encoder(self.tokenizer, self.config.block_size)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            checkpoint.files["model.onnx"], options, providers=["CPUExecutionProvider"]
+        )
+        self.client, self.embedder = client, embedder
+        self.mode, self.threshold = mode, threshold
+        self.temperature, self.top_p, self.seed = temperature, top_p, seed
+        self.history: list[Turn] = []
+        self._banned = [
+            special_id(self.tokenizer, PAD),
+            self.encoder.bos,
+            self.encoder.persona,
+            self.encoder.other,
+            self.encoder.memory,
+        ]
+
+    def _logits(self, ids: np.ndarray) -> np.ndarray:
+        (out,) = self.session.run(["logits"], {"input_ids": ids})
+        result: np.ndarray = out
+        return result
+
+    def _retrieve(self, message: str, size: int = 3) -> list[dict[str, Any]]:
+        if self.client is None or self.embedder is None:
+            return []
+        try:
+            return search_pairs(
+                self.client, PAIRS_ALIAS, self.owner_id, self.persona_id, message, self.embedder, size
+            )
+        except SearchError:
+            return []
+
+    def _generate(self, context: list[Turn], memories: list[str], seed: int) -> str:
+        prompt = self.encoder.prompt(context, memories, budget=self.config.block_size - 40)
+        ids = generate(
+            self._logits, prompt, self.encoder.eos, self.config.block_size,
+            max_new=40, temperature=self.temperature, top_p=self.top_p, seed=seed, banned=self._banned,
+        )  # fmt: skip
+        text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
+        return _PLACEHOLDER.sub(" ", text).strip()
+
+    def likelihood(self, context: list[Turn], reply: str) -> float:
+        """Mean log-probability per token of `reply` after `context` under the persona model."""
+        ids, mask = self.encoder.pair(context, reply)
+        window = np.asarray([ids[-self.config.block_size :]], dtype=np.int64)
+        mask = mask[-self.config.block_size :]
+        logits = self._logits(window)[0, :-1].astype(np.float64)
+        logits -= logits.max(axis=-1, keepdims=True)
+        logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        targets = window[0, 1:]
+        picked = logp[np.arange(len(targets)), targets]
+        weights = np.asarray(mask[1:], dtype=np.float64)
+        return float((picked * weights).sum() / max(weights.sum(), 1.0))
+
+    def reply(self, message: str) -> Reply:
+        """Answer one user message (the conversation so far is remembered)."""
+        notice = NOTICE if not self.history else None
+        context = [*self.history, Turn(message, False)]
+        if _PRESENT_DAY.search(message):
+            answer = Reply(PRESENT_DAY_LINE, "guardrail", notice=notice)
+        else:
+            answer = self._answer(message, context)
+            answer.notice = notice
+            if _CLAIMS_ALIVE.search(answer.text):
+                answer = Reply(PRESENT_DAY_LINE, "guardrail", notice=notice)
+        self.history = [*context, Turn(answer.text, True)][-12:]
+        return answer
+
+    def _answer(self, message: str, context: list[Turn]) -> Reply:
+        hits = self._retrieve(message)
+        best = hits[0] if hits else None
+        similar = [h for h in hits if (h.get("similarity") or 0.0) >= self.threshold]
+        seed = self.seed + len(self.history)
+        if self.mode == "retrieve":
+            usable = [h for h in similar if not _PLACEHOLDER.search(h["reply"])]
+            if usable:
+                return Reply(usable[0]["reply"], "retrieved", usable[0]["similarity"])
+            return Reply(FALLBACK_LINE, "fallback", best.get("similarity") if best else None)
+        memories = [h["reply"] for h in hits[:2]]
+        if self.mode == "generate":
+            return Reply(self._generate(context, memories, seed), "generated")
+        candidates: list[dict[str, Any]] = [
+            {"text": h["reply"], "source": "retrieved", "similarity": h.get("similarity") or 0.0}
+            for h in similar
+        ]
+        for k in range(3):
+            text = self._generate(context, memories, seed * 7 + k)
+            if text:
+                candidates.append({"text": text, "source": "generated", "similarity": 0.0})
+        if not candidates:
+            return Reply(FALLBACK_LINE, "fallback")
+        for c in candidates:
+            # Likelihood says "sounds like them"; similarity says "they really said it to this".
+            c["likelihood"] = self.likelihood(context, c["text"])
+            c["score"] = (
+                c["likelihood"]
+                + 2.0 * max(c["similarity"] - self.threshold, 0.0)
+                + (0.5 if c["source"] == "retrieved" else 0.0)
+            )
+        chosen = max(candidates, key=lambda c: c["score"])
+        return Reply(chosen["text"], chosen["source"], chosen["score"], candidates=candidates)

@@ -1,0 +1,289 @@
+"""Train, evaluate, export and publish a persona's text model (and the shared base model).
+
+persona: dataset version -> (newest base: its tokenizer and weights | a tokenizer of its own) ->
+fine-tune on context->reply pairs (reply tokens learned) -> metrics (validation loss and
+perplexity, discrimination, style of sampled replies) -> ONNX + parity (a failure stops here) ->
+publish `models/{owner}/{persona}/text/v{n}` -> `production` only when not worse than the current
+production on the same validation pairs (nats per character, so different tokenizers compare).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow.parquet as pq
+import torch
+from tokenizers import Tokenizer
+
+from infra.registry import Registry, RegistryError
+from infra.storage import Storage
+from models.data import Batchable, Encoder, Turn
+from models.errors import ParityError
+from models.evaluate import (
+    generate,
+    perplexity,
+    sequence_scores,
+    style_gap,
+    style_stats,
+    torch_logits_fn,
+)
+from models.export import check_parity, export_onnx
+from models.gpt import GPT, GPTConfig
+from models.tokenizer import PAD, special_id, train_tokenizer
+from models.train import TrainConfig, TrainResult, evaluate_loss, pick_device, train
+from parsers.errors import InputError
+
+BASE_OWNER, BASE_PERSONA = "platform", "base"
+
+Pair = tuple[list[Turn], str]
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """What shapes a persona model; recorded in its manifest."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    vocab_size: int = 2000
+    block_size: int = 128
+    n_layer: int = 2
+    n_head: int = 4
+    d_model: int = 128
+    promote_tolerance: float = 0.02  # production moves if new <= current * (1 + tolerance)
+    style_samples: int = 16
+
+    def gpt(self, vocab_size: int) -> GPTConfig:
+        """The model shape for a vocabulary."""
+        return GPTConfig(vocab_size, self.block_size, self.n_layer, self.n_head, self.d_model)
+
+
+def read_pairs(storage: Storage, key: str) -> list[Pair]:
+    """Context->reply pairs of one dataset split."""
+    table = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["context", "reply"])
+    return [
+        ([Turn(t["text"], bool(t["is_persona"])) for t in row["context"]], row["reply"])
+        for row in table.to_pylist()
+    ]
+
+
+def other_turns(pairs: list[Pair]) -> list[Pair]:
+    """Other speakers' turns as if they were replies (the contrast set of discrimination)."""
+    out = []
+    for context, _ in pairs:
+        for i, turn in enumerate(context):
+            if not turn.is_persona and i > 0:
+                out.append((context[:i], turn.text))
+    return out
+
+
+def nats_per_char(model: GPT, encoder: Encoder, pairs: list[Pair]) -> float:
+    """Reply loss normalised by characters: comparable across tokenizers."""
+    data = encoder.batchable([encoder.pair(c, r) for c, r in pairs])
+    tokens = float(data.mask[:, 1:].sum())
+    loss = evaluate_loss(model, data, torch.device("cpu"))
+    chars = sum(len(r) + 1 for _, r in pairs)
+    return loss * tokens / max(chars, 1)
+
+
+def pairwise_accuracy(model: GPT, mine: Batchable, theirs: Batchable, limit: int = 300) -> float:
+    """Share of (persona reply, other turn) pairs where the model prefers the persona's."""
+    if not len(mine) or not len(theirs):
+        return float("nan")
+    a = sequence_scores(model, mine)[:limit]
+    b = sequence_scores(model, theirs)[:limit]
+    return float((a.unsqueeze(1) > b.unsqueeze(0)).float().mean())
+
+
+def _load_model(files: dict[str, bytes]) -> tuple[GPT, Tokenizer]:
+    config = GPTConfig(**json.loads(files["config.json"]))
+    model = GPT(config)
+    model.load_state_dict(torch.load(io.BytesIO(files["weights.pt"]), weights_only=True))
+    return model.eval(), Tokenizer.from_str(files["tokenizer.json"].decode())
+
+
+def _files(model: GPT, tokenizer: Tokenizer, result: TrainResult, onnx_bytes: bytes) -> dict[str, bytes]:
+    weights = io.BytesIO()
+    torch.save(model.state_dict(), weights)
+    return {
+        "model.onnx": onnx_bytes,
+        "weights.pt": weights.getvalue(),
+        "tokenizer.json": tokenizer.to_str().encode(),
+        "config.json": json.dumps(model.config.to_dict()).encode(),
+        "curve.json": json.dumps(result.history).encode(),
+    }
+
+
+def _export_checked(model: GPT) -> tuple[bytes, dict[str, Any]]:
+    onnx_bytes = export_onnx(model)
+    parity = check_parity(model, onnx_bytes)
+    if not parity.passed:
+        diff = f"max abs diff {parity.max_abs_diff:.2e} > {parity.tolerance:.0e}"
+        raise ParityError(f"ONNX parity failed: {diff}; not published")
+    return onnx_bytes, {"max_abs_diff": parity.max_abs_diff, "shapes": parity.shapes}
+
+
+def train_persona(
+    storage: Storage,
+    owner_id: str,
+    persona_id: str,
+    dataset_version: int,
+    options: ModelOptions | None = None,
+) -> dict[str, Any]:
+    """Fine-tune, evaluate, export and publish one persona model; returns its manifest."""
+    options = options or ModelOptions()
+    registry = Registry(storage)
+    prefix = f"datasets/{owner_id}/{persona_id}/v{dataset_version}"
+    if not storage.exists(f"{prefix}/manifest.json"):
+        raise InputError(prefix, "no such dataset version (build the dataset first)")
+    dataset = json.loads(storage.read_bytes(f"{prefix}/manifest.json"))
+    train_pairs = read_pairs(storage, f"{prefix}/train.parquet")
+    val_pairs = (
+        read_pairs(storage, f"{prefix}/validation.parquet") or train_pairs[-max(1, len(train_pairs) // 10) :]
+    )
+
+    base = _newest_base(registry)
+    if base is not None:
+        model, tokenizer = _load_model(base.files)
+        base_version: int | None = base.version
+    else:
+        texts = [r for _, r in train_pairs] + [t.text for c, _ in train_pairs for t in c]
+        tokenizer = train_tokenizer(texts, options.vocab_size)
+        model = GPT(options.gpt(tokenizer.get_vocab_size()))
+        base_version = None
+    encoder = Encoder(tokenizer, model.config.block_size)
+    train_data = encoder.batchable([encoder.pair(c, r) for c, r in train_pairs])
+    val_data = encoder.batchable([encoder.pair(c, r) for c, r in val_pairs])
+    result = train(model, train_data, val_data, options.train)
+
+    contrast = encoder.batchable([encoder.pair(c, r) for c, r in other_turns(val_pairs)])
+    sampled = _sample_replies(model, encoder, val_pairs, options.style_samples, options.train.seed)
+    real_style = style_stats([r for _, r in val_pairs])
+    val_npc = nats_per_char(model, encoder, val_pairs)
+    metrics: dict[str, Any] = {
+        "val_loss": result.best_val_loss,
+        "val_perplexity": perplexity(result.best_val_loss),
+        "val_nats_per_char": val_npc,
+        "discrimination_accuracy": pairwise_accuracy(model, val_data, contrast),
+        "style_real": real_style.to_dict(),
+        "style_sampled": style_stats(sampled).to_dict(),
+        "style_gap": style_gap(real_style, style_stats(sampled)),
+        "train_tokens_per_s": result.tokens_per_s,
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "stopped_early": result.stopped_early,
+    }
+    onnx_bytes, parity = _export_checked(model)
+    decision = _promotion(registry, owner_id, persona_id, val_pairs, val_npc, options)
+    manifest = registry.publish(
+        owner_id,
+        persona_id,
+        "text",
+        _files(model, tokenizer, result, onnx_bytes),
+        {
+            "base_version": base_version,
+            "dataset": {"version": dataset_version, "content_hash": dataset["content_hash"]},
+            "persona_names": dataset.get("persona_names", [persona_id]),
+            "hyper_parameters": {
+                "model": model.config.to_dict(),
+                "train": options.train.to_dict(),
+                "vocab_size": tokenizer.get_vocab_size(),
+                "device": str(pick_device(options.train.device)),
+            },
+            "metrics": metrics,
+            "parity": parity,
+            "promotion": decision,
+            "curve": result.history,
+        },
+    )
+    if decision["promote"]:
+        registry.set_alias(owner_id, persona_id, "text", "production", manifest["version"])
+    return manifest
+
+
+def _newest_base(registry: Registry) -> Any:
+    try:
+        return registry.load(BASE_OWNER, BASE_PERSONA, "base", "latest")
+    except RegistryError:
+        return None
+
+
+def _promotion(
+    registry: Registry,
+    owner_id: str,
+    persona_id: str,
+    val_pairs: list[Pair],
+    new: float,
+    options: ModelOptions,
+) -> dict[str, Any]:
+    """Not worse than production on the same validation pairs (nats/char) within the tolerance."""
+    try:
+        current = registry.load(owner_id, persona_id, "text", "production")
+    except RegistryError:
+        return {"promote": True, "reason": "first production version"}
+    model, tokenizer = _load_model(current.files)
+    old = nats_per_char(model, Encoder(tokenizer, model.config.block_size), val_pairs)
+    limit = old * (1 + options.promote_tolerance)
+    verdict = {"current_version": current.version, "current_nats_per_char": old, "new_nats_per_char": new}
+    if new <= limit:
+        return {
+            **verdict,
+            "promote": True,
+            "reason": f"{new:.4f} <= {limit:.4f} (current x {1 + options.promote_tolerance})",
+        }
+    return {
+        **verdict,
+        "promote": False,
+        "reason": f"validation loss {new:.4f} nats/char is worse than production v{current.version} "
+        f"({old:.4f}, tolerance {options.promote_tolerance:.0%}): published as a candidate",
+    }
+
+
+def _sample_replies(model: GPT, encoder: Encoder, pairs: list[Pair], n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    chosen = rng.sample(pairs, min(n, len(pairs)))
+    logits = torch_logits_fn(model)
+    banned = [special_id(encoder.tokenizer, PAD), encoder.bos, encoder.persona, encoder.other, encoder.memory]
+    out = []
+    for i, (context, _) in enumerate(chosen):
+        ids = generate(
+            logits, encoder.prompt(context, budget=model.config.block_size - 40), encoder.eos,
+            model.config.block_size, max_new=40, seed=seed + i, banned=banned,
+        )  # fmt: skip
+        out.append(encoder.tokenizer.decode(ids, skip_special_tokens=True))
+    return out
+
+
+def train_base(
+    storage: Storage, conversations: list[list[Turn]], options: ModelOptions | None = None, note: str = ""
+) -> dict[str, Any]:
+    """Pretrain the shared base on whole conversations (every token learned) and publish it."""
+    options = options or ModelOptions()
+    texts = [t.text for conv in conversations for t in conv]
+    if len(texts) < 50:
+        raise InputError("base corpus", f"only {len(texts)} messages; the base needs at least 50")
+    tokenizer = train_tokenizer(texts, options.vocab_size)
+    model = GPT(options.gpt(tokenizer.get_vocab_size()))
+    encoder = Encoder(tokenizer, model.config.block_size)
+    chunks = [c for conv in conversations for c in encoder.conversation(conv)]
+    random.Random(options.train.seed).shuffle(chunks)
+    n_val = max(1, len(chunks) // 20)
+    result = train(model, encoder.batchable(chunks[n_val:]), encoder.batchable(chunks[:n_val]), options.train)
+    onnx_bytes, parity = _export_checked(model)
+    metrics = {"val_loss": result.best_val_loss, "val_perplexity": perplexity(result.best_val_loss)}
+    return Registry(storage).publish(
+        BASE_OWNER,
+        BASE_PERSONA,
+        "base",
+        _files(model, tokenizer, result, onnx_bytes),
+        {
+            "base_version": None,
+            "corpus": {"conversations": len(conversations), "messages": len(texts), "note": note},
+            "hyper_parameters": {"model": model.config.to_dict(), "train": asdict(options.train)},
+            "metrics": metrics,
+            "parity": parity,
+            "curve": result.history,
+        },
+    )
