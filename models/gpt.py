@@ -79,9 +79,15 @@ class _Block(nn.Module):
 class GPT(nn.Module):
     """Token ids (batch, time) -> next-token logits (batch, time, vocab)."""
 
-    def __init__(self, config: GPTConfig) -> None:
-        """Build the layers of `config` with small initial weights."""
+    def __init__(self, config: GPTConfig, seed: int | None = None) -> None:
+        """Build the layers of `config` with small initial weights (reproducible with `seed`)."""
         super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self._build(config)
+
+    def _build(self, config: GPTConfig) -> None:
         self.config = config
         self.tok = nn.Embedding(config.vocab_size, config.d_model)
         self.pos = nn.Embedding(config.block_size, config.d_model)

@@ -151,7 +151,7 @@ def train_persona(
     else:
         texts = [r for _, r in train_pairs] + [t.text for c, _ in train_pairs for t in c]
         tokenizer = train_tokenizer(texts, options.vocab_size)
-        model = GPT(options.gpt(tokenizer.get_vocab_size()))
+        model = GPT(options.gpt(tokenizer.get_vocab_size()), seed=options.train.seed)
         base_version = None
     encoder = Encoder(tokenizer, model.config.block_size)
     train_data = encoder.batchable([encoder.pair(c, r) for c, r in train_pairs])
@@ -265,7 +265,7 @@ def train_base(
     if len(texts) < 50:
         raise InputError("base corpus", f"only {len(texts)} messages; the base needs at least 50")
     tokenizer = train_tokenizer(texts, options.vocab_size)
-    model = GPT(options.gpt(tokenizer.get_vocab_size()))
+    model = GPT(options.gpt(tokenizer.get_vocab_size()), seed=options.train.seed)
     encoder = Encoder(tokenizer, model.config.block_size)
     chunks = [c for conv in conversations for c in encoder.conversation(conv)]
     random.Random(options.train.seed).shuffle(chunks)

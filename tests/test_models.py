@@ -1,0 +1,149 @@
+"""models/: tokenizer, training loop, evaluation and ONNX export on tiny models the tests build."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from models.data import Encoder, Turn
+from models.evaluate import discrimination_accuracy, generate, style_stats, torch_logits_fn
+from models.export import check_parity, export_onnx
+from models.gpt import GPT, GPTConfig
+from models.tokenizer import decode, encode, train_tokenizer
+from models.train import TrainConfig, lr_at, train
+
+# Two people who write very differently: a warm mother (반말, ~ and ㅎㅎ, food and weather) and a
+# terse, formal uncle (존댓말, full stops, business words).
+MOM = ["밥은 먹었니~ ㅎㅎ", "따뜻하게 입고 다녀~", "김치 보내줄게 ㅎㅎ", "엄마는 괜찮아~ 걱정 마", "일찍 자라~ ㅎㅎ",
+       "반찬 더 필요하면 말해~", "비 온대 우산 챙겨~ ㅎㅎ", "사랑해 우리 딸~", "감기 조심하고~", "국 끓여 놨어 ㅎㅎ"]  # fmt: skip
+UNCLE = ["네. 확인했습니다.", "회의는 세 시입니다.", "서류를 보내 주십시오.", "알겠습니다. 처리하겠습니다.",
+         "내일 연락드리겠습니다.", "일정을 조정하겠습니다.", "검토 후 회신하겠습니다.", "감사합니다.",
+         "보고서를 확인했습니다.", "계약서를 준비하겠습니다."]  # fmt: skip
+USER = ["뭐해?", "오늘 어땠어?", "나 회사 끝났어", "주말에 시간 돼?", "연락 줘", "잘 지내?"]
+
+
+def _pairs(lines: list[str], n: int, seed: int) -> list[tuple[list[Turn], str]]:
+    rng = random.Random(seed)
+    return [([Turn(rng.choice(USER), False)], rng.choice(lines)) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(MOM * 20 + UNCLE * 20 + USER * 20, vocab_size=400)
+
+
+def _config(tokenizer, **kw) -> GPTConfig:
+    return GPTConfig(
+        vocab_size=tokenizer.get_vocab_size(), block_size=48, n_layer=2, n_head=2, d_model=48, **kw
+    )
+
+
+def _fit(tokenizer, lines: list[str], steps: int = 120, seed: int = 1, model: GPT | None = None):
+    encoder = Encoder(tokenizer, 48)
+    data = encoder.batchable([encoder.pair(c, r) for c, r in _pairs(lines, 200, seed)])
+    val = encoder.batchable([encoder.pair(c, r) for c, r in _pairs(lines, 40, seed + 100)])
+    model = model or GPT(_config(tokenizer), seed=seed)
+    result = train(
+        model, data, val, TrainConfig(max_steps=steps, eval_every=20, batch_size=16, seed=seed, patience=50)
+    )
+    return model, result
+
+
+def test_tokenizer_round_trips_korean_and_emoji(tokenizer) -> None:
+    text = "밥은 먹었니~ ㅎㅎ ❤️ 새로운단어"
+    assert decode(tokenizer, encode(tokenizer, text)) == text
+    assert len(encode(tokenizer, "밥은 먹었니~ ㅎㅎ")) < len("밥은 먹었니~ ㅎㅎ".encode())  # merges learned
+
+
+def test_learning_rate_warms_up_then_decays() -> None:
+    config = TrainConfig(max_steps=100, warmup_steps=10, lr=1e-3, min_lr_ratio=0.1)
+    assert lr_at(0, config) == pytest.approx(1e-4)
+    assert lr_at(9, config) == pytest.approx(1e-3)
+    assert lr_at(99, config) == pytest.approx(1e-4, rel=0.05)
+    assert lr_at(50, config) < lr_at(20, config)
+
+
+def test_a_tiny_model_learns_and_training_is_deterministic(tokenizer) -> None:
+    model, result = _fit(tokenizer, MOM)
+    first, last = result.history[0]["val_loss"], result.best_val_loss
+    assert last < first * 0.7  # the loss falls
+    assert result.history[0]["train_loss"] > result.history[-1]["train_loss"]
+    _, again = _fit(tokenizer, MOM)
+    assert again.history == result.history  # same seed, same curve
+
+
+def test_training_resumes_from_its_checkpoint_to_the_same_result(tokenizer) -> None:
+    encoder = Encoder(tokenizer, 48)
+    data = encoder.batchable([encoder.pair(c, r) for c, r in _pairs(MOM, 100, 3)])
+    val = encoder.batchable([encoder.pair(c, r) for c, r in _pairs(MOM, 20, 4)])
+    config = TrainConfig(max_steps=60, eval_every=20, batch_size=8, seed=5, patience=50)
+    whole = train(GPT(_config(tokenizer), seed=1), data, val, config)
+
+    saved: list[dict] = []
+    partial = config
+
+    def keep(state: dict) -> None:
+        if state["step"] == 40:
+            saved.append({k: (v if not isinstance(v, torch.Tensor) else v.clone()) for k, v in state.items()})
+            raise KeyboardInterrupt  # the machine goes away after the checkpoint at step 40
+
+    with pytest.raises(KeyboardInterrupt):
+        train(GPT(_config(tokenizer), seed=1), data, val, partial, on_checkpoint=keep)
+    resumed = train(GPT(_config(tokenizer), seed=1), data, val, partial, resume=saved[0])
+    assert [h["val_loss"] for h in resumed.history] == pytest.approx(
+        [h["val_loss"] for h in whole.history], rel=1e-5
+    )
+    assert resumed.steps == whole.steps
+
+
+def test_two_personas_are_told_apart_by_their_models(tokenizer) -> None:
+    base, _ = _fit(tokenizer, MOM + UNCLE, steps=60, seed=2)
+    mom = GPT(base.config)
+    mom.load_state_dict(base.state_dict())
+    uncle = GPT(base.config)
+    uncle.load_state_dict(base.state_dict())
+    _fit(tokenizer, MOM, steps=80, seed=3, model=mom)
+    _fit(tokenizer, UNCLE, steps=80, seed=4, model=uncle)
+    encoder = Encoder(tokenizer, 48)
+    held_mom = encoder.batchable([encoder.pair(c, r) for c, r in _pairs(MOM, 40, 50)])
+    held_uncle = encoder.batchable([encoder.pair(c, r) for c, r in _pairs(UNCLE, 40, 60)])
+    assert discrimination_accuracy(mom, uncle, held_mom, held_uncle) >= 0.9
+
+
+def test_onnx_export_matches_torch_on_several_shapes(tokenizer) -> None:
+    model, _ = _fit(tokenizer, MOM, steps=20)
+    onnx_bytes = export_onnx(model)
+    report = check_parity(model, onnx_bytes, shapes=[(1, 2), (1, 13), (4, 31), (2, 48)])
+    assert report.passed and report.max_abs_diff <= 1e-4
+
+
+def test_a_broken_export_fails_the_parity_check(tokenizer) -> None:
+    model, _ = _fit(tokenizer, MOM, steps=20)
+    onnx_bytes = export_onnx(model)
+    with torch.no_grad():
+        model.head.weight.add_(0.5)  # the torch model changed after export
+    assert not check_parity(model, onnx_bytes).passed
+
+
+def test_sampling_is_seeded_and_stops_at_eos(tokenizer) -> None:
+    model, _ = _fit(tokenizer, MOM, steps=80)
+    encoder = Encoder(tokenizer, 48)
+    prompt = encoder.prompt([Turn("뭐해?", False)], budget=30)
+    a = generate(torch_logits_fn(model), prompt, encoder.eos, 48, max_new=20, seed=7)
+    b = generate(torch_logits_fn(model), prompt, encoder.eos, 48, max_new=20, seed=7)
+    assert a == b and len(a) <= 20
+    greedy = tokenizer.decode(
+        generate(torch_logits_fn(model), prompt, encoder.eos, 48, temperature=0), skip_special_tokens=True
+    )
+    assert greedy.strip() in MOM or "~" in greedy  # it talks like mom
+
+
+def test_style_statistics() -> None:
+    stats = style_stats(["밥 먹었니~ ㅎㅎ", "사랑해 ❤️", "네. 확인했습니다."])
+    assert (
+        stats.n == 3 and stats.laugh_rate == pytest.approx(1 / 3) and stats.emoji_rate == pytest.approx(1 / 3)
+    )
+    assert np.isclose(stats.length_mean, np.mean([9, 6, 10]))
