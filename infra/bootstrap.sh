@@ -9,7 +9,7 @@ VENV="${REMEMBERME_VENV:-.venv}"
 APT_PACKAGES=()   # grows with the pipeline (ffmpeg arrives with the voice path)
 # `--with-test-tools`: what only the tests need (headless Chromium for the Prefect UI test).
 if [ "${1:-}" = "--with-test-tools" ]; then
-    APT_PACKAGES+=(chromium chromium-driver)
+    APT_PACKAGES+=(chromium chromium-driver fonts-noto-cjk)  # CJK font: readable Korean in screenshots
 fi
 
 missing=()

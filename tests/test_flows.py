@@ -61,7 +61,7 @@ def test_instant_restore_end_to_end_and_rerun(
     monkeypatch.setenv("REMEMBERME_ES_URL", es_url)
     lake = f"file://{tmp_path}/lake"
     state = instant_restore(
-        "flow-owner", "엄마", [str(SAMPLE)], lake_url=lake, vectors=False, return_state=True
+        "flow-owner", "엄마", [str(SAMPLE)], lake_url=lake, vectors=False, train_steps=40, return_state=True
     )
     assert state.is_completed()
     result = state.result()
@@ -69,7 +69,8 @@ def test_instant_restore_end_to_end_and_rerun(
     assert result["dataset"]["version"] == 1 and result["dataset"]["created"] is True
     assert result["dataset"]["counts"]["pairs_train"] > 100
     assert result["indexed"] == 3000 and _count(es_url, "flow-owner") == 3000
-    assert "persona-models issue" in result["training"]
+    assert result["model"]["version"] == 1 and result["model"]["production"] is True
+    assert result["reply"]["reply"] and result["reply"]["notice"]  # the new checkpoint answers
 
     run_id = state.state_details.flow_run_id
     artifacts = {a.type: a for a in _artifacts(run_id)}
@@ -78,13 +79,18 @@ def test_instant_restore_end_to_end_and_rerun(
     assert any(k.startswith("ingest-flow-owner") for k in keys)
     assert any(k.startswith("quality-flow-owner") for k in keys)
     assert any(k.startswith("restore-flow-owner") for k in keys)
+    assert any(k.startswith("curve-flow-owner") for k in keys)
+    assert any(k.startswith("model-card-flow-owner") for k in keys)
+    curve = next(a for a in _artifacts(run_id) if (a.key or "").startswith("curve-"))
+    assert "data:image/svg+xml;base64," in curve.data and "| step | train loss |" in curve.data
     quality = next(a for a in _artifacts(run_id) if (a.key or "").startswith("quality-"))
     assert "| step | rows in | rows out | changed |" in quality.data
     assert "밥" not in quality.data  # counts only: no message text in artifacts
     states = _task_states(run_id)
     assert states["ingest-upload"] == "Completed" and states["index-messages"] == "Completed"
+    assert states["train-persona"] == "Completed" and states["first-reply"] == "Completed"
 
-    again = instant_restore("flow-owner", "엄마", [str(SAMPLE)], lake_url=lake, vectors=False)
+    again = instant_restore("flow-owner", "엄마", [str(SAMPLE)], lake_url=lake, vectors=False, train=False)
     assert again["dataset"]["created"] is False and again["dataset"]["version"] == 1
     assert _count(es_url, "flow-owner") == 3000  # re-run: no duplicates
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -67,7 +68,7 @@ def test_learning_rate_warms_up_then_decays() -> None:
 
 
 def test_a_tiny_model_learns_and_training_is_deterministic(tokenizer) -> None:
-    model, result = _fit(tokenizer, MOM)
+    _, result = _fit(tokenizer, MOM)
     first, last = result.history[0]["val_loss"], result.best_val_loss
     assert last < first * 0.7  # the loss falls
     assert result.history[0]["train_loss"] > result.history[-1]["train_loss"]
@@ -82,10 +83,10 @@ def test_training_resumes_from_its_checkpoint_to_the_same_result(tokenizer) -> N
     config = TrainConfig(max_steps=60, eval_every=20, batch_size=8, seed=5, patience=50)
     whole = train(GPT(_config(tokenizer), seed=1), data, val, config)
 
-    saved: list[dict] = []
+    saved: list[dict[str, Any]] = []
     partial = config
 
-    def keep(state: dict) -> None:
+    def keep(state: dict[str, Any]) -> None:
         if state["step"] == 40:
             saved.append({k: (v if not isinstance(v, torch.Tensor) else v.clone()) for k, v in state.items()})
             raise KeyboardInterrupt  # the machine goes away after the checkpoint at step 40

@@ -124,7 +124,15 @@ def test_ui_shows_deployments_a_rest_triggered_run_and_its_artifacts(served) -> 
         server.api_url,
         "POST",
         f"/deployments/{deployment['id']}/create_flow_run",
-        {"parameters": {"owner_id": "ui-owner", "persona": "엄마", "sources": [str(SAMPLE)], "index": False}},
+        {
+            "parameters": {
+                "owner_id": "ui-owner",
+                "persona": "엄마",
+                "sources": [str(SAMPLE)],
+                "index": False,
+                "train_steps": 20,
+            }
+        },
     )
     state = None
     while time.monotonic() < deadline + 120:
@@ -155,7 +163,19 @@ def test_ui_shows_deployments_a_rest_triggered_run_and_its_artifacts(served) -> 
         artifacts = _page_text(
             driver, f"{server.url}/artifacts", ["ingest-ui-owner", "quality-ui-owner"], out / "artifacts.png"
         )
-        assert "restore-ui-owner" in artifacts
+        assert "restore-ui-owner" in artifacts and "model-card-ui-owner" in artifacts
+        found = _api(
+            server.api_url, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}
+        )
+        curve = next(a for a in found if (a.get("key") or "").startswith("curve-ui-owner"))
+        page = _page_text(
+            driver,
+            f"{server.url}/artifacts/artifact/{curve['id']}",
+            ["train loss"],
+            out / "training-curve.png",
+        )
+        assert "validation loss" in page
+        assert driver.find_elements("css selector", "img[src^='data:image/svg+xml']")  # the curve picture
     finally:
         driver.quit()
     assert (out / "flow-run.png").stat().st_size > 10_000

