@@ -78,6 +78,13 @@ def lr_at(step: int, config: TrainConfig) -> float:
     return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
 
 
+def trim(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut a batch to its longest sequence: short chat pairs padded to the block waste most compute."""
+    used = (ids != 0).any(0).nonzero()
+    width = int(used.max()) + 1 if len(used) else 2
+    return ids[:, : max(width, 2)], mask[:, : max(width, 2)]
+
+
 def masked_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy over positions whose target is masked in."""
     targets = ids[:, 1:]
@@ -94,8 +101,8 @@ def evaluate_loss(model: GPT, data: Batchable, device: torch.device, batch_size:
     model.eval()
     total, weight = 0.0, 0.0
     for start in range(0, len(data), batch_size):
-        ids = data.ids[start : start + batch_size].to(device)
-        mask = data.mask[start : start + batch_size].to(device)
+        ids, mask = trim(data.ids[start : start + batch_size], data.mask[start : start + batch_size])
+        ids, mask = ids.to(device), mask.to(device)
         n = float(mask[:, 1:].sum())
         if n:
             total += float(masked_loss(model(ids), ids, mask)) * n
@@ -159,8 +166,8 @@ def train(
     train_loss_sum, train_loss_n = 0.0, 0
     while step < config.max_steps:
         rows = torch.randint(len(train_data), (config.batch_size,), generator=generator)
-        ids = train_data.ids[rows].to(device, non_blocking=True)
-        mask = train_data.mask[rows].to(device, non_blocking=True)
+        ids, mask = trim(train_data.ids[rows], train_data.mask[rows])
+        ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -168,7 +175,7 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
         scaler.step(optimizer)
         scaler.update()
         step += 1
