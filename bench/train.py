@@ -59,7 +59,7 @@ def plain_loop(
         x, m = x.to(device), m.to(device)
         loss = masked_loss(model(x), x, m)
         optimizer.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         tokens += int((x != 0).sum())
     return tokens / (time.perf_counter() - start)
@@ -83,8 +83,8 @@ def main() -> None:
         for name in ("plain", "plain-trimmed", "ours") if round_ == 0 else ("ours", "plain-trimmed", "plain"):
             model = GPT(config, seed=round_)
             if name.startswith("plain"):
-                trimmed = name == "plain-trimmed"
-                results[name].append(plain_loop(model, data.ids, data.mask, args.steps, batch, trimmed))
+                cut = name == "plain-trimmed"
+                results[name].append(plain_loop(model, data.ids, data.mask, args.steps, batch, cut))
             else:
                 cfg = TrainConfig(max_steps=args.steps, batch_size=batch, eval_every=args.steps, patience=99)
                 results[name].append(train(model, data, val, cfg).tokens_per_s)
@@ -107,7 +107,8 @@ def main() -> None:
     session = ort.InferenceSession(export_onnx(model), options, providers=["CPUExecutionProvider"])
 
     def logits(ids: np.ndarray) -> np.ndarray:
-        return session.run(["logits"], {"input_ids": ids})[0]
+        out: np.ndarray = session.run(["logits"], {"input_ids": ids})[0]
+        return out
 
     latencies, lengths = [], []
     rng = random.Random(5)

@@ -58,14 +58,13 @@ def instant_restore(
                 lake, owner_id, None, settings.index_vectors if vectors is None else vectors
             )
             report_index([indexed], owner_id)
-        use_vectors = settings.index_vectors if vectors is None else vectors
         model, reply = None, None
         if train:
             model = train_persona_model(lake, owner_id, dataset.persona_id, dataset.version, train_steps)
             report_training(model)
-            if index:
-                index_pairs_task(lake, owner_id, dataset.persona_id, dataset.version, use_vectors)
-            reply = first_reply(lake, owner_id, dataset.persona_id, index, use_vectors)
+            if index:  # always with vectors: chat's similarity threshold needs them
+                index_pairs_task(lake, owner_id, dataset.persona_id, dataset.version, True)
+            reply = first_reply(lake, owner_id, dataset.persona_id, index, True)
         summary = restore_markdown(owner_id, persona, ingests, dataset, indexed, model, reply)
         report_markdown(summary, artifact_key("restore", owner_id, persona), "Instant restore")
     return {

@@ -290,14 +290,15 @@ def index_pairs(
     report = IndexReport()
     if not rows:
         return report
-    prompts = [r["prompt"] for r in rows]
-    morphs = morphemes(prompts)
-    vectors = embedder.passages(prompts).tolist() if embedder is not None else None
+    # Chats repeat themselves ("응", "뭐해?"): analyse and embed each distinct prompt once.
+    unique = sorted({r["prompt"] for r in rows})
+    morphs = dict(zip(unique, morphemes(unique), strict=True))
+    vectors = dict(zip(unique, embedder.passages(unique).tolist(), strict=True)) if embedder else None
     actions = []
-    for i, row in enumerate(rows):
-        source = {**row, "prompt_morph": morphs[i]}
+    for row in rows:
+        source = {**row, "prompt_morph": morphs[row["prompt"]]}
         if vectors is not None:
-            source["vector"] = vectors[i]
+            source["vector"] = vectors[row["prompt"]]
         actions.append(
             {"_index": alias, "_id": row["pair_id"], "_routing": row["owner_id"], "_source": source}
         )
