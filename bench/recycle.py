@@ -5,7 +5,8 @@
 Generates platform landing data (`parsers/platform/synth.py`), runs the data-recycling flow over
 all of it (the full pass, from an empty lake), then lands one more day holding 1 % of the events
 so far and runs the flow again (the incremental pass). Both passes run the same flow on the same
-temporary Prefect API (started before the clock), without indexing (that is bench/index.py's job).
+temporary Prefect API (started before the clock), without indexing (bench/index.py's job) and
+without training (bench/train.py's; training cost is per changed persona, like the datasets).
 Target: incremental <= 10 % of full. A day touches `active-share` of the rooms, as on a real
 platform where most memorial rooms are quiet on a given night.
 """
@@ -54,14 +55,14 @@ def main() -> None:
     new_day = start + timedelta(days=args.days)
     with prefect_test_harness(server_startup_timeout=120):
         t0 = time.perf_counter()
-        full = data_recycling(as_of=new_day - timedelta(days=1), lake_url=lake, index=False)
+        full = data_recycling(as_of=new_day - timedelta(days=1), lake_url=lake, index=False, train=False)
         full_s = time.perf_counter() - t0
         write_landing(
             storage,
             synth.day_files(rooms, new_day, total_events // 100, args.active_share, seed=11),
         )
         t0 = time.perf_counter()
-        incremental = data_recycling(as_of=new_day, lake_url=lake, index=False)
+        incremental = data_recycling(as_of=new_day, lake_url=lake, index=False, train=False)
         incr_s = time.perf_counter() - t0
     print(
         f"full pass: {full['chat_files']} files, {full['rows_routed']:,} rows, "

@@ -43,6 +43,7 @@ def data_recycling(
     lake_url: str | None = None,
     index: bool = True,
     vectors: bool | None = None,
+    train: bool = True,
 ) -> dict[str, Any]:
     """One incremental pass over the platform's landing data (as of `as_of`, default today UTC)."""
     quiet_expected_errors()
@@ -62,7 +63,7 @@ def data_recycling(
         report_index(indexed, "recycling")
     personas = routed.personas()
     refreshed = refresh_persona.map(
-        unmapped(lake), [o for o, _ in personas], [p for _, p in personas]
+        unmapped(lake), [o for o, _ in personas], [p for _, p in personas], unmapped(train)
     ).result()
     if refreshed:
         report_table(refreshed, artifact_key("recycling-personas"), "Personas refreshed by recycling")
@@ -76,6 +77,7 @@ def data_recycling(
         **routed.summary(),
         "indexed": sum(i.indexed for i in indexed),
         "personas_built": sum(1 for r in refreshed if r["status"] == "built"),
+        "models_published": sum(1 for r in refreshed if r.get("model_version")),
         "watermark": state["streams"],
     }
     lines = ["# Data recycling", "", *(f"- {k}: {v}" for k, v in summary.items())]

@@ -268,15 +268,22 @@ def hybrid_search(
 
 
 def delete_documents(
-    client: Elasticsearch, alias: str, owner_id: str, speakers: Iterable[str] | None = None
+    client: Elasticsearch,
+    alias: str,
+    owner_id: str,
+    speakers: Iterable[str] | None = None,
+    persona_id: str | None = None,
 ) -> int:
-    """Delete an owner's documents (only some speakers' when given); returns how many went."""
+    """Delete an owner's documents (only some speakers' or one persona's); returns how many went."""
     if not client.indices.exists_alias(name=alias) and not client.indices.exists(index=alias):
         return 0
+    filters = _owner_filters(owner_id, speakers)
+    if persona_id is not None:
+        filters.append({"term": {"persona_id": persona_id}})
     response = client.delete_by_query(
         index=alias,
         routing=owner_id,
-        query={"bool": {"filter": _owner_filters(owner_id, speakers)}},
+        query={"bool": {"filter": filters}},
         refresh=True,
         conflicts="proceed",
     )

@@ -20,7 +20,7 @@ from elasticsearch import Elasticsearch
 
 from infra.search import delete_documents
 from infra.storage import Storage
-from schemas.search import MESSAGES_ALIAS
+from schemas.search import MESSAGES_ALIAS, PAIRS_ALIAS
 from tasks.clean import nfc, slug
 from tasks.ingest import validate_owner
 
@@ -83,6 +83,7 @@ def forget(
             summary.objects_deleted += _delete_prefix(storage, prefix)
         if client is not None:
             summary.documents_deleted = delete_documents(client, MESSAGES_ALIAS, owner_id)
+            summary.documents_deleted += delete_documents(client, PAIRS_ALIAS, owner_id)
         return summary
     names = sorted({nfc(persona), *(nfc(a) for a in aliases)})
     touched_parts = set()
@@ -108,6 +109,7 @@ def forget(
         summary.objects_deleted += _delete_prefix(storage, prefix)
     if client is not None:
         summary.documents_deleted = delete_documents(client, MESSAGES_ALIAS, owner_id, names)
+        summary.documents_deleted += delete_documents(client, PAIRS_ALIAS, owner_id, persona_id=slug(persona))
     return summary
 
 

@@ -129,16 +129,29 @@ def build_persona_dataset(
 
 
 @task(name="refresh-persona", persist_result=True)
-def refresh_persona(lake_url: str, owner_id: str, persona: str) -> dict[str, Any]:
-    """Rebuild a persona whose data changed; too little data is a skip with its reason, not a failure.
+def refresh_persona(lake_url: str, owner_id: str, persona: str, train: bool = True) -> dict[str, Any]:
+    """Rebuild a persona whose data changed and, on a new dataset version, retrain and publish it.
 
-    Training from the new dataset version joins here with the persona-models issue.
+    Too little data is a skip with its reason, not a failure: the other personas go on.
     """
+    storage = open_storage(lake_url)
     try:
-        result = build_dataset(open_storage(lake_url), owner_id, persona)
+        result = build_dataset(storage, owner_id, persona)
     except (InputError, QualityGateError) as exc:
         return {"owner_id": owner_id, "persona": persona, "status": "skipped", "reason": str(exc)}
-    return {"status": "built", **result.to_dict(), "persona": persona}
+    summary = {"status": "built", **result.to_dict(), "persona": persona, "model_version": None}
+    if train and result.created:
+        from models.train import TrainConfig
+        from tasks.train import ModelOptions, train_persona
+
+        settings = Settings()
+        config = TrainConfig(max_steps=settings.train_max_steps, device=settings.train_device)
+        manifest = train_persona(
+            storage, owner_id, result.persona_id, result.version, ModelOptions(train=config)
+        )
+        summary["model_version"] = manifest["version"]
+        summary["production"] = bool(manifest["promotion"]["promote"])
+    return summary
 
 
 @task(name="index-messages", persist_result=True, **_RETRY)

@@ -114,7 +114,7 @@ def test_a_bad_export_fails_the_run_with_its_one_line_cause(tmp_path: Path) -> N
 def _recycle(lake: str, as_of: date, **kwargs: Any) -> dict[str, Any]:
     from flows.recycle import data_recycling
 
-    return data_recycling(as_of=as_of, lake_url=lake, vectors=False, **kwargs)
+    return data_recycling(as_of=as_of, lake_url=lake, vectors=False, **{"train": False, **kwargs})
 
 
 def _lake_snapshot(storage: Storage) -> dict[str, Any]:
@@ -189,17 +189,19 @@ def test_forget_removes_a_persona_and_recycling_never_brings_it_back(
     from flows.forget import forget
 
     monkeypatch.setenv("REMEMBERME_ES_URL", es_url)
+    monkeypatch.setenv("REMEMBERME_TRAIN_MAX_STEPS", "10")
     lake = f"file://{tmp_path}/lake"
     storage = open_storage(lake)
     rooms = [synth.Room("room-f", "private", "u-f1", "김순자", "엄마", "forget-owner", "민지네", ())]
     write_landing(storage, synth.history(rooms, START, days=3, events_per_day=80, voice=1))
-    _recycle(lake, START + timedelta(days=2))
+    trained = _recycle(lake, START + timedelta(days=2), train=True)
+    assert trained["models_published"] == 1  # recycling retrains the changed persona
     assert _count(es_url, "forget-owner") == 240
-    assert storage.list("datasets/forget-owner/")
+    assert storage.list("datasets/forget-owner/") and storage.list("models/forget-owner/")
 
     summary = forget("forget-owner", "엄마", lake_url=lake)
     assert summary["rows_removed"] > 0 and summary["documents_deleted"] > 0
-    assert storage.list("datasets/forget-owner/") == []
+    assert storage.list("datasets/forget-owner/") == [] and storage.list("models/forget-owner/") == []
     table = pq.read_table(io.BytesIO(storage.read_bytes(storage.list("messages/owner=forget-owner/")[0])))
     assert "엄마" not in set(table["speaker"].to_pylist())
     client = connect(es_url)
@@ -275,7 +277,7 @@ def test_recycling_fans_out_on_a_dask_cluster(tmp_path: Path) -> None:
         runner = recycling_task_runner(Settings(dask_address=cluster.scheduler_address))
         assert type(runner).__name__ == "DaskTaskRunner"
         on_dask = data_recycling.with_options(task_runner=runner)
-        result = on_dask(as_of=START + timedelta(days=2), lake_url=lake, index=False)
+        result = on_dask(as_of=START + timedelta(days=2), lake_url=lake, index=False, train=False)
         prefixes = set(cluster.scheduler.task_prefixes)
     assert result["chat_files"] == 3 and result["rows_routed"] == 360
     assert result["personas_built"] == 4
