@@ -60,6 +60,13 @@ def add_commands(sub: Any) -> None:
     landing.add_argument("--seed", type=int, default=1, help="generator seed")
     landing.add_argument("--lake", default=None, help=lake_help)
 
+    base = sub.add_parser("train-base", help="pretrain the shared base model on the lake's conversations")
+    base.add_argument(
+        "--steps", type=int, default=None, help="training steps (default: 2x the persona steps)"
+    )
+    base.add_argument("--lake", default=None, help=lake_help)
+    base.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
     sub.add_parser("serve", help="register the deployments and run their flow runs (Ctrl-C stops)")
     sub.add_parser("server", help="start the Prefect server and UI locally (SQLite, 127.0.0.1)")
 
@@ -136,6 +143,16 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_train_base(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the train-base flow."""
+    configure_prefect(settings)
+    from flows.base import train_base
+
+    result = train_base(settings.lake_url, args.steps)
+    print(json.dumps(result, ensure_ascii=False, default=str) if args.json else _lines(result))
+    return 0
+
+
 def cmd_landing(args: argparse.Namespace, settings: Settings) -> int:
     """Write generated landing files into the lake."""
     from parsers.platform import synth
@@ -190,6 +207,7 @@ COMMANDS = {
     "recycle": cmd_recycle,
     "forget": cmd_forget,
     "landing": cmd_landing,
+    "train-base": cmd_train_base,
     "serve": cmd_serve,
     "server": cmd_server,
 }

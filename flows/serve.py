@@ -4,6 +4,7 @@
   or the REST API (README); one run per (owner, persona) at a time (a concurrency limit inside).
 - `data-recycling/nightly`: cron from settings (default 03:00 Asia/Seoul); at most one run at a
   time, a late run is cancelled rather than stacked (the next one picks its files up anyway).
+- `train-base/weekly`: pretrains the shared base (Sunday 04:00); personas fine-tune from the newest.
 - `forget/on-request`: deletes a data subject and tombstones it.
 
 Production runs the same deployments from `infra/prefect.yaml` on work pools instead.
@@ -17,6 +18,7 @@ from prefect import serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.schedules import Cron
 
+from flows.base import train_base
 from flows.forget import forget
 from flows.recycle import data_recycling
 from flows.restore import instant_restore
@@ -25,7 +27,7 @@ from infra.version import CODE_VERSION
 
 
 def deployments(settings: Settings) -> list[Any]:
-    """The three deployments of the pipeline."""
+    """The deployments of the pipeline."""
     return [
         instant_restore.to_deployment(
             name="on-demand",
@@ -42,6 +44,16 @@ def deployments(settings: Settings) -> list[Any]:
             tags=["rememberme", "recycling"],
             version=CODE_VERSION,
             description="Incremental ingest of platform chat and voice; rebuild changed personas.",
+        ),
+        train_base.to_deployment(
+            name="weekly",
+            schedules=[Cron("0 4 * * 0", timezone=settings.recycle_timezone)],
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+            ),
+            tags=["rememberme", "training"],
+            version=CODE_VERSION,
+            description="Pretrain the shared base model that personas fine-tune from.",
         ),
         forget.to_deployment(
             name="on-request",

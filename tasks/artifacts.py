@@ -76,6 +76,8 @@ def report_training(manifest: dict[str, Any]) -> None:
         key=artifact_key("curve", owner, persona),
         description=f"Training curve of {owner}/{persona} v{manifest['version']}",
     )
+    if manifest["kind"] != "text":
+        return
     create_markdown_artifact(
         reports.model_card(manifest),
         key=artifact_key("model-card", owner, persona),

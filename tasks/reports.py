@@ -154,7 +154,8 @@ def training_markdown(manifest: dict[str, Any]) -> str:
 
     history = manifest.get("curve", [])
     svg = curve_svg(history)
-    lines = [f"# Training curve: {manifest['owner_id']}/{manifest['persona']} v{manifest['version']}", ""]
+    who = f"{manifest['owner_id']}/{manifest['persona']} {manifest['kind']}"
+    lines = [f"# Training curve: {who} v{manifest['version']}", ""]
     if svg:
         lines += [
             f"![training curve](data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()})",

@@ -244,3 +244,18 @@ def first_reply(
     reply = chat.reply(settings.chat_probe)
     return {"message": settings.chat_probe, "reply": reply.text, "source": reply.mode, "notice": reply.notice,
             "version": chat.version}  # fmt: skip
+
+
+@task(name="train-base", persist_result=True)
+def train_base_model(lake_url: str, max_steps: int | None = None) -> dict[str, Any]:
+    """Pretrain the shared base on every conversation in the lake and publish it."""
+    from models.train import TrainConfig
+    from tasks.train import ModelOptions, base_corpus, train_base
+
+    settings = Settings()
+    storage = open_storage(lake_url)
+    config = TrainConfig(max_steps=max_steps or settings.train_max_steps * 2, device=settings.train_device)
+    corpus = base_corpus(storage)
+    return train_base(
+        storage, corpus, ModelOptions(train=config), note="all owners' text messages in the lake"
+    )

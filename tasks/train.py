@@ -287,3 +287,31 @@ def train_base(
             "curve": result.history,
         },
     )
+
+
+def base_corpus(storage: Storage, max_messages: int = 500_000) -> list[list[Turn]]:
+    """Conversations of every owner in the lake, as turns for base pretraining.
+
+    Everything in an owner's lake arrived by the owner's upload or by a consent (recycling); only
+    text messages are used. Speakers alternate markers (`<other>` for a conversation's first
+    speaker, `<persona>` for the next, ...), so the base learns the turn format personas use.
+    """
+    from tasks.lake import load_message_table
+
+    conversations: list[list[Turn]] = []
+    total = 0
+    owners = sorted({k.split("/")[1].removeprefix("owner=") for k in storage.list("messages/")})
+    for owner in owners:
+        table = load_message_table(storage, owner)
+        frame = table.select(["conversation_id", "ts", "speaker", "text", "kind"]).to_pandas()
+        frame = frame[(frame["kind"] == "text") & frame["speaker"].notna()].sort_values(
+            ["conversation_id", "ts"]
+        )
+        for _, group in frame.groupby("conversation_id", sort=True):
+            first = group["speaker"].iloc[0]
+            turns = [Turn(t, s != first) for s, t in zip(group["speaker"], group["text"], strict=True)]
+            conversations.append(turns)
+            total += len(turns)
+            if total >= max_messages:
+                return conversations
+    return conversations

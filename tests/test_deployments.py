@@ -30,6 +30,7 @@ def test_production_yaml_and_serve_declare_the_same_deployments() -> None:
             ("instant-restore", "on-demand"),
             ("data-recycling", "nightly"),
             ("forget", "on-request"),
+            ("train-base", "weekly"),
         }
     )
     nightly = production[("data-recycling", "nightly")]

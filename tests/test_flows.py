@@ -318,3 +318,24 @@ def test_a_recycling_process_killed_with_sigkill_is_finished_by_the_next_run(tmp
     rerun = _recycle(killed.url, as_of, index=False)
     assert rerun["chat_files"] == 20
     assert _lake_snapshot(killed) == _lake_snapshot(reference)
+
+
+def test_base_model_then_a_persona_fine_tuned_from_it(tmp_path: Path) -> None:
+    from flows.base import train_base
+    from flows.restore import instant_restore
+    from infra.registry import Registry
+    from infra.settings import Settings
+    from tasks.ingest import ingest_export
+
+    lake = f"file://{tmp_path}/lake"
+    storage = open_storage(lake)
+    ingest_export(SAMPLE, "corpus-owner", storage, Settings())
+    base = train_base(lake, steps=30)
+    assert base["version"] == 1 and base["corpus"]["messages"] > 2000
+    result = instant_restore("base-owner", "엄마", [str(SAMPLE)], lake_url=lake, index=False, train_steps=20)
+    manifest = Registry(storage).manifest("base-owner", "엄마", "text", result["model"]["version"])
+    assert manifest["base_version"] == 1
+    base_files = Registry(storage).load("platform", "base", "base").files
+    assert (
+        json.loads(base_files["config.json"]) == manifest["hyper_parameters"]["model"]
+    )  # same shape as the base
