@@ -28,3 +28,6 @@ bench: setup
 	$(BIN)/python bench/clean.py
 	$(BIN)/python bench/index.py
 	$(BIN)/python bench/recycle.py
+	$(BIN)/python bench/train.py
+	$(BIN)/python bench/restore.py
+	$(BIN)/python bench/tokenizer.py
