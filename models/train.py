@@ -112,8 +112,9 @@ def evaluate_loss(model: GPT, data: Batchable, device: torch.device, batch_size:
 
 
 def _optimizer(model: GPT, config: TrainConfig) -> torch.optim.AdamW:
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA freezes the base
+    decay = [p for p in trainable if p.dim() >= 2]
+    no_decay = [p for p in trainable if p.dim() < 2]
     groups = [
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -175,7 +176,9 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
+        torch.nn.utils.clip_grad_norm_(
+            [p for p in model.parameters() if p.requires_grad], config.grad_clip, foreach=True
+        )
         scaler.step(optimizer)
         scaler.update()
         step += 1

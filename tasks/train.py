@@ -33,6 +33,7 @@ from models.evaluate import (
 )
 from models.export import check_parity, export_onnx
 from models.gpt import GPT, GPTConfig
+from models.lora import apply_lora, merge_lora
 from models.tokenizer import PAD, special_id, train_tokenizer
 from models.train import TrainConfig, TrainResult, evaluate_loss, pick_device, train
 from parsers.errors import InputError
@@ -53,6 +54,7 @@ class ModelOptions:
     n_head: int = 4
     d_model: int = 128
     promote_tolerance: float = 0.02  # production moves if new <= current * (1 + tolerance)
+    lora_rank: int = 0  # > 0: fine-tune a base through LoRA adapters (for larger bases) and merge
     style_samples: int = 16
 
     def gpt(self, vocab_size: int) -> GPTConfig:
@@ -156,7 +158,12 @@ def train_persona(
     encoder = Encoder(tokenizer, model.config.block_size)
     train_data = encoder.batchable([encoder.pair(c, r) for c, r in train_pairs])
     val_data = encoder.batchable([encoder.pair(c, r) for c, r in val_pairs])
+    lora = options.lora_rank > 0 and base is not None
+    if lora:
+        apply_lora(model, options.lora_rank)
     result = train(model, train_data, val_data, options.train)
+    if lora:
+        merge_lora(model)
 
     contrast = encoder.batchable([encoder.pair(c, r) for c, r in other_turns(val_pairs)])
     sampled = _sample_replies(model, encoder, val_pairs, options.style_samples, options.train.seed)
@@ -190,6 +197,7 @@ def train_persona(
                 "model": model.config.to_dict(),
                 "train": options.train.to_dict(),
                 "vocab_size": tokenizer.get_vocab_size(),
+                "fine_tune": f"lora rank {options.lora_rank}" if lora else "full",
                 "device": str(pick_device(options.train.device)),
             },
             "metrics": metrics,

@@ -148,3 +148,37 @@ def test_style_statistics() -> None:
         stats.n == 3 and stats.laugh_rate == pytest.approx(1 / 3) and stats.emoji_rate == pytest.approx(1 / 3)
     )
     assert np.isclose(stats.length_mean, np.mean([9, 6, 10]))
+
+
+def test_lora_trains_only_adapters_and_merges_to_the_same_function(tokenizer) -> None:
+    from models.lora import apply_lora, merge_lora, trainable_parameters
+
+    base, _ = _fit(tokenizer, MOM + UNCLE, steps=40, seed=2)
+    frozen = {k: v.clone() for k, v in base.state_dict().items()}
+    full = trainable_parameters(base)
+    apply_lora(base, rank=4)
+    assert 0 < trainable_parameters(base) < full / 3
+    encoder = Encoder(tokenizer, 48)
+    before = float(sequence_loss(base, encoder, UNCLE))
+    _fit(tokenizer, UNCLE, steps=60, seed=9, model=base)
+    assert float(sequence_loss(base, encoder, UNCLE)) < before  # the adapters learned
+    checked = 0
+    for name, value in base.state_dict().items():
+        original = name.replace(".base.", ".")
+        if original in frozen and not name.endswith((".a", ".b")):
+            assert torch.equal(value, frozen[original]), name  # the base did not move
+            checked += 1
+    assert checked == len(frozen)
+    ids = torch.randint(tokenizer.get_vocab_size(), (2, 20))
+    with torch.no_grad():
+        adapted = base(ids)
+        merge_lora(base)
+        assert torch.allclose(base(ids), adapted, atol=1e-5)
+    assert check_parity(base, export_onnx(base)).passed
+
+
+def sequence_loss(model: GPT, encoder: Encoder, lines: list[str]) -> float:
+    from models.train import evaluate_loss
+
+    data = encoder.batchable([encoder.pair(c, r) for c, r in _pairs(lines, 40, 77)])
+    return evaluate_loss(model, data, torch.device("cpu"))
