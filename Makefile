@@ -31,3 +31,4 @@ bench: setup
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/restore.py
 	$(BIN)/python bench/tokenizer.py
+	$(BIN)/python bench/audio.py

@@ -6,10 +6,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 VENV="${REMEMBERME_VENV:-.venv}"
-APT_PACKAGES=()   # grows with the pipeline (ffmpeg arrives with the voice path)
+APT_PACKAGES=(ffmpeg)   # pydub decodes and encodes audio through ffmpeg
 # `--with-test-tools`: what only the tests need (headless Chromium for the Prefect UI test).
 if [ "${1:-}" = "--with-test-tools" ]; then
-    APT_PACKAGES+=(chromium chromium-driver fonts-noto-cjk)  # CJK font: readable Korean in screenshots
+    # espeak-ng: the tests make their own speech; CJK font: readable Korean in UI screenshots.
+    APT_PACKAGES+=(chromium chromium-driver fonts-noto-cjk espeak-ng)
 fi
 
 missing=()

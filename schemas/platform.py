@@ -103,9 +103,33 @@ VOICE_RECORDING_SCHEMA: Final[pa.Schema] = pa.schema(
         pa.field("started_at", TS_TYPE, nullable=False),
         pa.field("duration_s", pa.float64(), nullable=False),
         pa.field("audio_uri", pa.string(), nullable=False),
+        pa.field("audio_key", pa.string(), nullable=False),  # the same object as a lake key
         pa.field("transcript", pa.string(), nullable=True),
         pa.field("source_file", pa.string(), nullable=False),
         pa.field("line_no", pa.int64(), nullable=False),
     ],
     metadata={"contract": "rememberme.voice_recording.v1"},
+)
+
+#: One utterance cut from a recording (DESIGN.md section 3, VoiceSegment); dropped segments stay
+#: as rows with their reason (and no audio), so the report can say what was lost and why.
+VOICE_SEGMENT_SCHEMA: Final[pa.Schema] = pa.schema(
+    [
+        pa.field("segment_id", pa.string(), nullable=False),
+        pa.field("owner_id", pa.string(), nullable=False),
+        pa.field("speaker", pa.string(), nullable=False),
+        pa.field("recording_id", pa.string(), nullable=False),
+        pa.field("audio_uri", pa.string(), nullable=True),  # null when dropped
+        pa.field("start_s", pa.float64(), nullable=False),
+        pa.field("end_s", pa.float64(), nullable=False),
+        pa.field("duration_s", pa.float64(), nullable=False),
+        pa.field("sample_rate", pa.int32(), nullable=False),
+        pa.field("rms_dbfs", pa.float64(), nullable=False),
+        pa.field("peak_dbfs", pa.float64(), nullable=False),
+        pa.field("clipping_ratio", pa.float64(), nullable=False),
+        pa.field("snr_db", pa.float64(), nullable=True),
+        pa.field("transcript", pa.string(), nullable=True),
+        pa.field("drop_reason", pa.string(), nullable=True),
+    ],
+    metadata={"contract": "rememberme.voice_segment.v1"},
 )

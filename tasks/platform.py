@@ -279,6 +279,7 @@ def route_voice(
                         "started_at": record["started_at"],
                         "duration_s": record["duration_s"],
                         "audio_uri": storage.uri(audio_key),
+                        "audio_key": audio_key,
                         "transcript": record.get("transcript"),
                         "source_file": key,
                         "line_no": record["line_no"],

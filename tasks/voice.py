@@ -1,0 +1,124 @@
+"""Voice recordings in an owner's lake -> utterance segments (audio + VoiceSegment rows).
+
+Input: `voice/owner={owner}/recordings/*.parquet` (written by data recycling from the platform's
+voice manifests). Output per recording: `voice/owner={owner}/segments/{recording}.parquet` (every
+segment, kept or dropped with its reason) and `voice/owner={owner}/audio/{recording}/{i}.wav`
+(kept segments: mono, resampled, loudness-normalised 16-bit PCM). A recording whose rows exist
+is skipped (idempotent); undecodable audio goes to `quarantine/{owner}/voice-{recording}.parquet`
+with ffmpeg's complaint in one line. A transcript is attached when the recording yields exactly
+one kept utterance (with several, nothing tells which words belong to which cut).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from infra.storage import Storage
+from schemas.message import QUARANTINE_SCHEMA
+from schemas.platform import VOICE_SEGMENT_SCHEMA
+from tasks.audio import AudioError, AudioOptions, decode, preprocess, wav_bytes
+
+
+@dataclass
+class VoiceSummary:
+    """What preprocessing an owner's recordings did."""
+
+    owner_id: str
+    recordings: int = 0
+    skipped: int = 0
+    quarantined: int = 0
+    segments_kept: int = 0
+    segments_dropped: dict[str, int] = field(default_factory=dict)
+    seconds_in: float = 0.0
+    seconds_kept: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def process_owner_recordings(
+    storage: Storage, owner_id: str, options: AudioOptions | None = None
+) -> VoiceSummary:
+    """Segment every not-yet-processed recording of an owner."""
+    options = options or AudioOptions()
+    summary = VoiceSummary(owner_id)
+    for key in storage.list(f"voice/owner={owner_id}/recordings/"):
+        if not key.endswith(".parquet"):
+            continue
+        for rec in pq.read_table(io.BytesIO(storage.read_bytes(key))).to_pylist():
+            out_key = f"voice/owner={owner_id}/segments/{rec['recording_id']}.parquet"
+            if storage.exists(out_key):
+                summary.skipped += 1
+                continue
+            process_recording(storage, owner_id, rec, options, summary)
+    return summary
+
+
+def process_recording(
+    storage: Storage, owner_id: str, rec: dict[str, Any], options: AudioOptions, summary: VoiceSummary
+) -> None:
+    """Decode, segment and store one recording (rows written last: they mark it done)."""
+    recording = rec["recording_id"]
+    try:
+        audio = decode(storage.read_bytes(rec["audio_key"]), rec["audio_key"])
+    except (AudioError, FileNotFoundError) as exc:
+        _quarantine(storage, owner_id, rec, str(exc))
+        summary.quarantined += 1
+        return
+    summary.recordings += 1
+    summary.seconds_in += len(audio) / 1000
+    segments = preprocess(audio, options)
+    kept = [s for s in segments if s.drop_reason is None]
+    rows = []
+    for i, seg in enumerate(segments):
+        uri = None
+        if seg.audio is not None:
+            wav_key = f"voice/owner={owner_id}/audio/{recording}/{i:03d}.wav"
+            with storage.open_write(wav_key) as handle:
+                handle.write(wav_bytes(seg.audio))
+            uri = storage.uri(wav_key)
+            summary.segments_kept += 1
+            summary.seconds_kept += seg.duration_s
+        else:
+            reason = seg.drop_reason or "dropped"
+            summary.segments_dropped[reason] = summary.segments_dropped.get(reason, 0) + 1
+        rows.append(
+            {
+                "segment_id": f"{recording}-{i:03d}",
+                "owner_id": owner_id,
+                "speaker": rec["speaker"],
+                "recording_id": recording,
+                "audio_uri": uri,
+                "start_s": seg.start_s,
+                "end_s": seg.end_s,
+                "duration_s": seg.duration_s,
+                "sample_rate": options.sample_rate,
+                "rms_dbfs": seg.rms_dbfs,
+                "peak_dbfs": seg.peak_dbfs,
+                "clipping_ratio": seg.clipping_ratio,
+                "snr_db": seg.snr_db,
+                "transcript": rec.get("transcript") if len(kept) == 1 and seg is kept[0] else None,
+                "drop_reason": seg.drop_reason,
+            }
+        )
+    with storage.open_write(f"voice/owner={owner_id}/segments/{recording}.parquet") as handle:
+        pq.write_table(pa.Table.from_pylist(rows, schema=VOICE_SEGMENT_SCHEMA), handle)
+
+
+def _quarantine(storage: Storage, owner_id: str, rec: dict[str, Any], reason: str) -> None:
+    row = {
+        "owner_id": owner_id,
+        "upload_id": "voice",
+        "source_file": rec["audio_key"],
+        "line_no": int(rec.get("line_no") or 0),
+        "reason": reason,
+        "raw": rec["recording_id"],
+    }
+    with storage.open_write(f"quarantine/{owner_id}/voice-{rec['recording_id']}.parquet") as handle:
+        pq.write_table(pa.Table.from_pylist([row], schema=QUARANTINE_SCHEMA), handle)
