@@ -59,7 +59,7 @@ def test_options_change_rate_and_limits(recording: AudioSegment) -> None:
     kept = [s for s in segments if s.drop_reason is None]
     assert all(s.duration_s <= 1.2 + 1e-6 for s in segments)
     assert len(kept) > len(PHRASES)  # long utterances were split to the limit
-    assert all(s.audio.frame_rate == 16000 for s in kept)
+    assert all(s.audio is not None and s.audio.frame_rate == 16000 for s in kept)
 
 
 def test_named_drop_reasons() -> None:
