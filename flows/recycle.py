@@ -20,6 +20,7 @@ from tasks.steps import (
     commit_watermark,
     index_owner,
     plan_recycling,
+    preprocess_voice,
     quiet_expected_errors,
     refresh_persona,
     route_to_owners,
@@ -61,6 +62,8 @@ def data_recycling(
             unmapped(lake), list(by_owner), list(by_owner.values()), unmapped(use_vectors)
         ).result()
         report_index(indexed, "recycling")
+    voice_owners = sorted({owner for owner, _, _ in routed.voice})
+    voice = preprocess_voice.map(unmapped(lake), voice_owners).result() if voice_owners else []
     personas = routed.personas()
     refreshed = refresh_persona.map(
         unmapped(lake), [o for o, _ in personas], [p for _, p in personas], unmapped(train)
@@ -72,6 +75,8 @@ def data_recycling(
         "as_of": day.isoformat(),
         "chat_files": len(plan.chat_files),
         "voice_files": len(plan.voice_files),
+        "voice_utterances": sum(v["segments_kept"] for v in voice),
+        "voice_quarantined": sum(v["quarantined"] for v in voice),
         "events_staged": sum(s.events for s in staged.result()),
         "lines_quarantined": sum(s.quarantined for s in staged.result()),
         **routed.summary(),

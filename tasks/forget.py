@@ -92,6 +92,14 @@ def forget(
         if removed:
             touched_parts.add(storage.uri(key))
             summary.rows_removed += removed
+    for key in storage.list(f"voice/owner={owner_id}/segments/"):
+        if key.endswith(".parquet"):  # the persona's utterance audio goes with its rows
+            speakers = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["speaker"])["speaker"]
+            if set(speakers.to_pylist()) & set(names):
+                recording = key.rsplit("/", 1)[1].removesuffix(".parquet")
+                summary.objects_deleted += _delete_prefix(
+                    storage, f"voice/owner={owner_id}/audio/{recording}/"
+                )
     for key in storage.list(f"voice/owner={owner_id}/"):
         summary.rows_removed += _drop_rows(storage, key, names)
     # A raw upload holds the persona's words verbatim: it goes, with its quarantine, when any of

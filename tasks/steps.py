@@ -259,3 +259,11 @@ def train_base_model(lake_url: str, max_steps: int | None = None) -> dict[str, A
     return train_base(
         storage, corpus, ModelOptions(train=config), note="all owners' text messages in the lake"
     )
+
+
+@task(name="preprocess-voice", **_RETRY)
+def preprocess_voice(lake_url: str, owner_id: str) -> dict[str, Any]:
+    """Cut an owner's new voice recordings into measured, normalised utterances."""
+    from tasks.voice import process_owner_recordings
+
+    return process_owner_recordings(open_storage(lake_url), owner_id).to_dict()

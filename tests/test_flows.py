@@ -196,12 +196,14 @@ def test_forget_removes_a_persona_and_recycling_never_brings_it_back(
     write_landing(storage, synth.history(rooms, START, days=3, events_per_day=80, voice=1))
     trained = _recycle(lake, START + timedelta(days=2), train=True)
     assert trained["models_published"] == 1  # recycling retrains the changed persona
+    assert trained["voice_utterances"] == 3 and storage.list("voice/owner=forget-owner/audio/")
     assert _count(es_url, "forget-owner") == 240
     assert storage.list("datasets/forget-owner/") and storage.list("models/forget-owner/")
 
     summary = forget("forget-owner", "엄마", lake_url=lake)
     assert summary["rows_removed"] > 0 and summary["documents_deleted"] > 0
     assert storage.list("datasets/forget-owner/") == [] and storage.list("models/forget-owner/") == []
+    assert storage.list("voice/owner=forget-owner/audio/") == []  # her voice too
     table = pq.read_table(io.BytesIO(storage.read_bytes(storage.list("messages/owner=forget-owner/")[0])))
     assert "엄마" not in set(table["speaker"].to_pylist())
     client = connect(es_url)
