@@ -113,7 +113,11 @@ def forget(
             summary.uploads_removed.append(upload)
             summary.objects_deleted += _delete_prefix(storage, f"raw/{owner_id}/{upload}/")
             summary.objects_deleted += int(storage.delete(f"quarantine/{owner_id}/{upload}.parquet"))
-    for prefix in (f"datasets/{owner_id}/{slug(persona)}/", f"models/{owner_id}/{slug(persona)}/"):
+    for prefix in (
+        f"datasets/{owner_id}/{slug(persona)}/",
+        f"models/{owner_id}/{slug(persona)}/",
+        f"voice/owner={owner_id}/datasets/{slug(persona)}/",
+    ):
         summary.objects_deleted += _delete_prefix(storage, prefix)
     if client is not None:
         summary.documents_deleted = delete_documents(client, MESSAGES_ALIAS, owner_id, names)

@@ -11,17 +11,24 @@ one kept utterance (with several, nothing tells which words belong to which cut)
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import re
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from infra.storage import Storage
+from infra.version import CODE_VERSION
+from parsers.errors import InputError
 from schemas.message import QUARANTINE_SCHEMA
 from schemas.platform import VOICE_SEGMENT_SCHEMA
 from tasks.audio import AudioError, AudioOptions, decode, preprocess, wav_bytes
+from tasks.clean import slug
 
 
 @dataclass
@@ -122,3 +129,59 @@ def _quarantine(storage: Storage, owner_id: str, rec: dict[str, Any], reason: st
     }
     with storage.open_write(f"quarantine/{owner_id}/voice-{rec['recording_id']}.parquet") as handle:
         pq.write_table(pa.Table.from_pylist([row], schema=QUARANTINE_SCHEMA), handle)
+
+
+def build_voice_dataset(storage: Storage, owner_id: str, persona: str) -> dict[str, Any]:
+    """Version the persona's kept utterances: `voice/owner={owner}/datasets/{persona}/v{n}/`.
+
+    The content hash covers every kept segment's id, timing and WAV sha256; unchanged input
+    gives the existing version back. The manifest is created exclusively and last.
+    """
+    persona_id = slug(persona)
+    rows = []
+    for key in storage.list(f"voice/owner={owner_id}/segments/"):
+        if key.endswith(".parquet"):
+            table = pq.read_table(io.BytesIO(storage.read_bytes(key)))
+            rows += [r for r in table.to_pylist() if r["speaker"] == persona and r["drop_reason"] is None]
+    if not rows:
+        raise InputError(
+            f"voice of {owner_id}/{persona}", "has no kept utterances (process recordings first)"
+        )
+    rows.sort(key=lambda r: r["segment_id"])
+    digest = hashlib.sha256()
+    base = storage.uri("voice")[: -len("voice")]
+    for r in rows:
+        wav = storage.read_bytes(r["audio_uri"][len(base) :])
+        digest.update(f"{r['segment_id']}|{r['duration_s']:.3f}|{hashlib.sha256(wav).hexdigest()}\n".encode())
+    content_hash = digest.hexdigest()
+    prefix = f"voice/owner={owner_id}/datasets/{persona_id}"
+    versions = sorted(
+        int(m.group(1)) for k in storage.list(prefix + "/") if (m := re.search(r"/v(\d+)/manifest\.json$", k))
+    )
+    if versions:
+        latest = json.loads(storage.read_bytes(f"{prefix}/v{versions[-1]}/manifest.json"))
+        if latest["content_hash"] == content_hash:
+            return {**latest, "created": False}
+    version = (versions or [0])[-1] + 1
+    table = pa.Table.from_pylist(rows, schema=VOICE_SEGMENT_SCHEMA)
+    while True:
+        with storage.open_write(f"{prefix}/v{version}/segments.parquet") as handle:
+            pq.write_table(table, handle)
+        manifest = {
+            "kind": "voice_dataset",
+            "owner_id": owner_id,
+            "persona_id": persona_id,
+            "version": version,
+            "created_at": datetime.now(UTC).isoformat(),
+            "code_version": CODE_VERSION,
+            "content_hash": content_hash,
+            "segments": len(rows),
+            "minutes": sum(r["duration_s"] for r in rows) / 60,
+            "with_transcript": sum(1 for r in rows if r["transcript"]),
+            "recordings": len({r["recording_id"] for r in rows}),
+        }
+        if storage.create(
+            f"{prefix}/v{version}/manifest.json", json.dumps(manifest, ensure_ascii=False).encode()
+        ):
+            return {**manifest, "created": True}
+        version += 1  # another build took this number first

@@ -122,3 +122,21 @@ def test_recycled_recordings_become_segments_in_the_lake(tmp_path: Path, recordi
     assert "undecodable audio" in bad["reason"] and "\n" not in bad["reason"]
     again = process_owner_recordings(storage, "voice-owner")
     assert again.skipped == 1 and again.recordings == 0  # done recordings are not redone
+
+
+def test_voice_dataset_is_versioned_by_content(tmp_path: Path, recording: AudioSegment) -> None:
+    from tasks.audio import AudioOptions
+    from tasks.voice import VoiceSummary, build_voice_dataset, process_recording
+
+    storage = open_storage(f"file://{tmp_path}/lake")
+    with storage.open_write("landing/platform/voice/audio/r1.wav") as handle:
+        handle.write(wav_bytes(recording))
+    rec = {"recording_id": "r1", "audio_key": "landing/platform/voice/audio/r1.wav", "speaker": "엄마",
+           "transcript": None, "line_no": 1}  # fmt: skip
+    process_recording(storage, "vo", rec, AudioOptions(), VoiceSummary("vo"))
+    first = build_voice_dataset(storage, "vo", "엄마")
+    assert first["created"] and first["version"] == 1 and first["segments"] >= 2 and first["minutes"] > 0
+    again = build_voice_dataset(storage, "vo", "엄마")
+    assert not again["created"] and again["content_hash"] == first["content_hash"]
+    with pytest.raises(Exception, match="has no kept utterances"):
+        build_voice_dataset(storage, "vo", "아빠")
