@@ -37,6 +37,14 @@ def add_commands(sub: Any) -> None:
         if name in ("show", "promote"):
             action.add_argument("--version", required=name == "promote", default=None, help="number or alias")
 
+    speak = sub.add_parser("speak", help="render text in a persona's published voice to a WAV file")
+    speak.add_argument("text", help="what to say")
+    speak.add_argument("--owner", required=True, help="the platform user who owns the data")
+    speak.add_argument("--persona", required=True, help="the persona")
+    speak.add_argument("-o", "--output", required=True, help="the WAV file to write")
+    speak.add_argument("--version", default=None, help="a version number or alias (default: production)")
+    speak.add_argument("--lake", default=None, help=lake_help)
+
     chat = sub.add_parser("chat", help="talk with a published persona (onnxruntime + retrieval)")
     chat.add_argument("--owner", required=True, help="the platform user who owns the data")
     chat.add_argument("--persona", required=True, help="the persona")
@@ -130,4 +138,18 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
             print(chat.reply(message).render())
 
 
-COMMANDS = {"models": cmd_models, "chat": cmd_chat}
+def cmd_speak(args: argparse.Namespace, settings: Settings) -> int:
+    """Write a WAV of the text in the persona's voice."""
+    from pathlib import Path
+
+    from tasks.voice_model import speak
+
+    data = speak(
+        open_storage(settings.lake_url), validate_owner(args.owner), args.persona, args.text, args.version
+    )
+    Path(args.output).write_bytes(data)
+    print(f"wrote {args.output} ({len(data) / 44100:.1f} s)")
+    return 0
+
+
+COMMANDS = {"models": cmd_models, "chat": cmd_chat, "speak": cmd_speak}

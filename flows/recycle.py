@@ -23,6 +23,7 @@ from tasks.steps import (
     preprocess_voice,
     quiet_expected_errors,
     refresh_persona,
+    refresh_voice,
     route_to_owners,
     stage_landing_file,
 )
@@ -64,6 +65,10 @@ def data_recycling(
         report_index(indexed, "recycling")
     voice_owners = sorted({owner for owner, _, _ in routed.voice})
     voice = preprocess_voice.map(unmapped(lake), voice_owners).result() if voice_owners else []
+    voices = sorted({(c.owner_id, c.persona) for c in plan.consents if c.owner_id in voice_owners})
+    voiced = refresh_voice.map(
+        unmapped(lake), [o for o, _ in voices], [p for _, p in voices], unmapped(train)
+    ).result()
     personas = routed.personas()
     refreshed = refresh_persona.map(
         unmapped(lake), [o for o, _ in personas], [p for _, p in personas], unmapped(train)
@@ -77,6 +82,7 @@ def data_recycling(
         "voice_files": len(plan.voice_files),
         "voice_utterances": sum(v["segments_kept"] for v in voice),
         "voice_quarantined": sum(v["quarantined"] for v in voice),
+        "voice_models_published": sum(1 for v in voiced if v.get("model_version")),
         "events_staged": sum(s.events for s in staged.result()),
         "lines_quarantined": sum(s.quarantined for s in staged.result()),
         **routed.summary(),

@@ -60,7 +60,12 @@ def has_nori(client: Elasticsearch) -> bool:
 
 
 def _create(client: Elasticsearch, name: str, body: dict[str, Any] | None = None) -> None:
-    client.indices.create(index=name, **(body or message_index_body(nori=has_nori(client))))
+    try:
+        client.indices.create(index=name, **(body or message_index_body(nori=has_nori(client))))
+    except ApiError as exc:
+        # Parallel indexers (recycling's mapped tasks) race to create the first index: one wins.
+        if "already_exists" not in str(exc):
+            raise
 
 
 def ensure_alias(client: Elasticsearch, alias: str, version: int, body: dict[str, Any] | None = None) -> str:

@@ -267,3 +267,30 @@ def preprocess_voice(lake_url: str, owner_id: str) -> dict[str, Any]:
     from tasks.voice import process_owner_recordings
 
     return process_owner_recordings(open_storage(lake_url), owner_id).to_dict()
+
+
+@task(name="refresh-voice", persist_result=True)
+def refresh_voice(lake_url: str, owner_id: str, persona: str, train: bool = True) -> dict[str, Any]:
+    """Version the persona's utterances and, on a new version, adapt and publish their voice model."""
+    from tasks.voice import build_voice_dataset
+    from tasks.voice_model import train_user_voice
+
+    storage = open_storage(lake_url)
+    try:
+        dataset = build_voice_dataset(storage, owner_id, persona)
+        out = {
+            "owner_id": owner_id,
+            "persona": persona,
+            "status": "built",
+            "dataset_version": dataset["version"],
+            "minutes": dataset["minutes"],
+            "model_version": None,
+        }
+        if train and dataset["created"]:
+            steps = Settings().train_max_steps
+            out["model_version"] = train_user_voice(storage, owner_id, persona, dataset["version"], steps)[
+                "version"
+            ]
+    except InputError as exc:
+        return {"owner_id": owner_id, "persona": persona, "status": "skipped", "reason": str(exc)}
+    return out

@@ -262,3 +262,25 @@ def test_nori_is_used_only_where_the_cluster_has_it(es_url: str, alias: str) -> 
     }
     assert with_nori["settings"]["analysis"]["tokenizer"]["rm_nori"]["type"] == "nori_tokenizer"
     assert message_index_body() == MESSAGE_INDEX_BODY
+
+
+def test_parallel_indexers_creating_the_first_index_do_not_fail(es_url: str, alias: str) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            ensure_alias(connect(es_url), alias, 1)
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert list(connect(es_url).indices.get_alias(name=alias)) == [f"{alias}-v1"]
