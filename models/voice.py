@@ -189,13 +189,18 @@ def train_voice(
     model: AcousticModel,
     train_items: list[tuple[torch.Tensor, torch.Tensor]],
     val_items: list[tuple[torch.Tensor, torch.Tensor]],
-    speaker: int,
+    speaker: int | list[int],
     steps: int = 200,
     lr: float = 2e-3,
     seed: int = 13,
     eval_every: int = 25,
 ) -> VoiceTrainResult:
-    """Adam on one utterance a step (lengths vary), L1 on log-mels; keeps the best weights."""
+    """Adam on one utterance a step (lengths vary), L1 on log-mels; keeps the best weights.
+
+    `speaker` is one speaker row for every item, or one per training item (a multi-speaker base);
+    validation items use the first row.
+    """
+    speakers = speaker if isinstance(speaker, list) else [speaker] * len(train_items)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -204,7 +209,8 @@ def train_voice(
     running = []
     for step in range(1, steps + 1):
         model.train()
-        loss = _l1(model, train_items[int(rng.integers(len(train_items)))], speaker)
+        pick = int(rng.integers(len(train_items)))
+        loss = _l1(model, train_items[pick], speakers[pick])
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -213,7 +219,7 @@ def train_voice(
         if step % eval_every == 0 or step == steps:
             model.eval()
             with torch.no_grad():
-                val = float(np.mean([_l1(model, item, speaker).item() for item in val_items]))
+                val = float(np.mean([_l1(model, item, speakers[0]).item() for item in val_items]))
             history.append({"step": step, "train_loss": float(np.mean(running)), "val_loss": val, "lr": lr})
             running = []
             if val < best:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import wave
 from typing import Any
 
@@ -157,3 +158,60 @@ def speak(
         out.setframerate(mel_config.sample_rate)
         out.writeframes((samples * 32767).astype(np.int16).tobytes())
     return buffer.getvalue()
+
+
+def train_voice_base(storage: Storage, steps: int = 600, seed: int = 13) -> dict[str, Any]:
+    """Pretrain the multi-speaker voice base on every persona's newest voice dataset; publish it."""
+    mel_config = MelConfig()
+    config = VoiceConfig()
+    items: list[Any] = []
+    speakers: list[int] = []
+    names: list[str] = []
+    for key in storage.list("voice/"):
+        match = re.search(r"^voice/owner=([^/]+)/datasets/([^/]+)/v(\d+)/manifest\.json$", key)
+        if not match or len(names) >= config.n_speakers:
+            continue
+        owner, persona, version = match.group(1), match.group(2), int(match.group(3))
+        newest = max(
+            int(m.group(1))
+            for k in storage.list(f"voice/owner={owner}/datasets/{persona}/")
+            if (m := re.search(r"/v(\d+)/manifest\.json$", k))
+        )
+        if version != newest:
+            continue
+        mine = voice_items(storage, owner, persona, version, mel_config)
+        if mine:
+            items += mine
+            speakers += [len(names)] * len(mine)
+            names.append(f"{owner}/{persona}")
+    if len(items) < 4:
+        raise InputError("voice base corpus", f"{len(items)} transcribed utterances; at least 4 needed")
+    model = AcousticModel(config, seed=seed)
+    order = list(range(len(items)))
+    n_val = max(1, len(items) // 10)
+    result = train_voice(
+        model, [items[i] for i in order[n_val:]], [items[i] for i in order[:n_val]],
+        [speakers[i] for i in order[n_val:]], steps=steps, seed=seed,
+    )  # fmt: skip
+    onnx_bytes = export_voice_onnx(model)
+    diff = voice_parity(model, onnx_bytes)
+    if diff > 1e-4:
+        raise ParityError(f"voice ONNX parity failed: max abs diff {diff:.2e} > 1e-04; not published")
+    weights = io.BytesIO()
+    torch.save(model.state_dict(), weights)
+    return Registry(storage).publish(
+        *VOICE_BASE,
+        "base",
+        {
+            "model.onnx": onnx_bytes,
+            "weights.pt": weights.getvalue(),
+            "config.json": json.dumps(config.to_dict()).encode(),
+        },
+        {
+            "base_version": None,
+            "corpus": {"speakers": len(names), "utterances": len(items)},
+            "metrics": {"val_l1_log_mel": result.best_val_l1},
+            "parity": {"max_abs_diff": diff},
+            "curve": result.history,
+        },
+    )

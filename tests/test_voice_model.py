@@ -16,7 +16,7 @@ from infra.registry import Registry
 from infra.storage import open_storage
 from tasks.audio import AudioOptions, wav_bytes
 from tasks.voice import VoiceSummary, build_voice_dataset, process_recording
-from tasks.voice_model import speak, train_user_voice
+from tasks.voice_model import speak, train_user_voice, train_voice_base
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ffmpeg") and shutil.which("espeak-ng")),
@@ -48,6 +48,11 @@ def test_voice_checkpoint_trains_exports_and_speaks(tmp_path: Path) -> None:
     assert manifest["parity"]["max_abs_diff"] <= 1e-4
     assert manifest["kind"] == "voice" and manifest["dataset"]["version"] == 1
     assert Registry(storage).aliases("vo", "엄마", "voice")["latest"] == 1
+
+    base = train_voice_base(storage, steps=30)  # a multi-speaker base from every voice dataset
+    assert base["corpus"] == {"speakers": 1, "utterances": len(LINES)} and base["kind"] == "base"
+    adapted = train_user_voice(storage, "vo", "엄마", dataset["version"], steps=20)
+    assert adapted["base_version"] == base["version"] and adapted["version"] == 2
 
     data = speak(storage, "vo", "엄마", "주말에 집에 올 수 있어", "latest")
     with wave.open(io.BytesIO(data)) as wav:
