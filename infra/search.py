@@ -168,10 +168,15 @@ def index_messages(
     Memory stays bounded (streamed in chunks); transient failures are retried with back-off;
     documents the cluster rejects are reported one by one, never silently lost.
     """
+    return _bulk(client, alias, _prefetched(_batches(alias, table, chunk, embedder)), chunk)
+
+
+def _bulk(client: Elasticsearch, alias: str, actions: Iterable[dict[str, Any]], chunk: int) -> IndexReport:
+    """Streaming bulk with retries and back-off; every rejected document reported with its reason."""
     report = IndexReport()
     results = helpers.streaming_bulk(
         client,
-        _prefetched(_batches(alias, table, chunk, embedder)),
+        actions,
         chunk_size=chunk,
         max_retries=5,
         initial_backoff=0.5,
@@ -314,16 +319,7 @@ def index_pairs(
         actions.append(
             {"_index": alias, "_id": row["pair_id"], "_routing": row["owner_id"], "_source": source}
         )
-    for ok, item in helpers.streaming_bulk(
-        client, actions, chunk_size=1000, max_retries=5, initial_backoff=0.5, raise_on_error=False
-    ):
-        if ok:
-            report.indexed += 1
-        else:
-            detail = next(iter(item.values()))
-            report.failed.append({"message_id": str(detail.get("_id")), "reason": str(detail.get("error"))})
-    client.indices.refresh(index=alias)
-    return report
+    return _bulk(client, alias, actions, 1000)
 
 
 def search_pairs(
