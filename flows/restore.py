@@ -27,6 +27,7 @@ from tasks.steps import (
     index_pairs_task,
     ingest_upload,
     quiet_expected_errors,
+    restore_voice_task,
     train_persona_model,
 )
 
@@ -42,6 +43,8 @@ def instant_restore(
     vectors: bool | None = None,
     train: bool = True,
     train_steps: int | None = None,
+    audio: list[str] | None = None,
+    voice: bool = True,
 ) -> dict[str, Any]:
     """Restore `persona` for `owner_id` from KakaoTalk exports (local paths or lake keys)."""
     quiet_expected_errors()
@@ -65,6 +68,10 @@ def instant_restore(
             if index:  # always with vectors: chat's similarity threshold needs them
                 index_pairs_task(lake, owner_id, dataset.persona_id, dataset.version, True)
             reply = first_reply(lake, owner_id, dataset.persona_id, index, True)
+        voiced = None
+        if voice:  # uploaded audio and the persona's KakaoTalk voice messages
+            names = dataset.manifest.get("persona_names", [persona])
+            voiced = restore_voice_task(lake, owner_id, dataset.persona_id, names, audio or [], train_steps)
         summary = restore_markdown(owner_id, persona, ingests, dataset, indexed, model, reply)
         report_markdown(summary, artifact_key("restore", owner_id, persona), "Instant restore")
     return {
@@ -75,6 +82,7 @@ def instant_restore(
         "indexed": indexed.indexed if indexed else None,
         "model": _model_summary(model),
         "reply": reply,
+        "voice": voiced,
     }
 
 

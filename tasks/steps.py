@@ -294,3 +294,33 @@ def refresh_voice(lake_url: str, owner_id: str, persona: str, train: bool = True
     except InputError as exc:
         return {"owner_id": owner_id, "persona": persona, "status": "skipped", "reason": str(exc)}
     return out
+
+
+@task(name="restore-voice", persist_result=True, **_RETRY)
+def restore_voice_task(
+    lake_url: str, owner_id: str, persona: str, names: list[str], audio: list[str], train_steps: int | None
+) -> dict[str, Any]:
+    """Uploaded audio (a `.txt` beside a file is its transcript) + KakaoTalk voice messages -> voice."""
+    from tasks.voice import restore_voice
+    from tasks.voice_model import train_user_voice
+
+    storage = open_storage(lake_url)
+    files = []
+    for source in audio:
+        with local_copy(source, storage) as path:
+            if not path.is_file():
+                raise InputError(source, "no such audio file")
+            sidecar = path.with_suffix(".txt")
+            transcript = sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else None
+            files.append((path.name, path.read_bytes(), transcript))
+    result = restore_voice(storage, owner_id, persona, names, files)
+    dataset = result["dataset"]
+    result["model_version"] = None
+    if dataset and dataset["created"] and dataset["with_transcript"] >= 2:
+        steps = train_steps or Settings().train_max_steps
+        result["model_version"] = train_user_voice(storage, owner_id, persona, dataset["version"], steps)[
+            "version"
+        ]
+    elif dataset:
+        result["model_skipped"] = "fewer than 2 transcribed utterances: no voice model trained"
+    return result

@@ -149,9 +149,8 @@ def build_voice_dataset(storage: Storage, owner_id: str, persona: str) -> dict[s
         )
     rows.sort(key=lambda r: r["segment_id"])
     digest = hashlib.sha256()
-    base = storage.uri("voice")[: -len("voice")]
     for r in rows:
-        wav = storage.read_bytes(r["audio_uri"][len(base) :])
+        wav = storage.read_bytes(uri_key(storage, r["audio_uri"]))
         digest.update(f"{r['segment_id']}|{r['duration_s']:.3f}|{hashlib.sha256(wav).hexdigest()}\n".encode())
     content_hash = digest.hexdigest()
     prefix = f"voice/owner={owner_id}/datasets/{persona_id}"
@@ -185,3 +184,60 @@ def build_voice_dataset(storage: Storage, owner_id: str, persona: str) -> dict[s
         ):
             return {**manifest, "created": True}
         version += 1  # another build took this number first
+
+
+def uri_key(storage: Storage, uri: str) -> str:
+    """The lake key of a URI this storage produced."""
+    base = storage.uri("voice")[: -len("voice")]
+    if not uri.startswith(base):
+        raise InputError(uri, "is not in this lake")
+    return uri[len(base) :]
+
+
+def restore_voice(
+    storage: Storage,
+    owner_id: str,
+    persona: str,
+    names: list[str],
+    audio_files: list[tuple[str, bytes, str | None]],
+    options: AudioOptions | None = None,
+) -> dict[str, Any]:
+    """Voice for an instant restore: uploaded audio plus the persona's KakaoTalk voice messages.
+
+    `audio_files` are (name, bytes, transcript or None) the user uploaded as the persona's voice;
+    voice messages (kind `voice` with a media file, from zip exports) are found in the owner's
+    lake. Each becomes a recording, is segmented (done ones are skipped) and the persona's voice
+    dataset is versioned. Returns the summary and the dataset manifest (None without utterances).
+    """
+    from tasks.lake import message_parts, read_parts
+
+    options = options or AudioOptions()
+    summary = VoiceSummary(owner_id)
+    recordings = []
+    for name, data, transcript in audio_files:
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        key = f"raw/{owner_id}/voice/{digest}/{name.rsplit('/', 1)[-1]}"
+        if not storage.exists(key):
+            with storage.open_write(key) as handle:
+                handle.write(data)
+        recordings.append({"recording_id": f"upload-{digest}", "audio_key": key, "transcript": transcript})
+    table = read_parts(storage, message_parts(storage, owner_id))
+    for row in table.select(["message_id", "speaker", "kind", "attachment"]).to_pylist():
+        if row["kind"] == "voice" and row["attachment"] and row["speaker"] in names:
+            recordings.append(
+                {
+                    "recording_id": f"kakao-{row['message_id']}",
+                    "audio_key": uri_key(storage, row["attachment"]),
+                    "transcript": None,
+                }
+            )
+    for rec in recordings:
+        if storage.exists(f"voice/owner={owner_id}/segments/{rec['recording_id']}.parquet"):
+            summary.skipped += 1
+            continue
+        process_recording(storage, owner_id, {**rec, "speaker": persona, "line_no": 0}, options, summary)
+    try:
+        dataset: dict[str, Any] | None = build_voice_dataset(storage, owner_id, persona)
+    except InputError:
+        dataset = None
+    return {"summary": summary.to_dict(), "dataset": dataset}

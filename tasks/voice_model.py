@@ -36,13 +36,9 @@ from models.voice import (
 )
 from parsers.errors import InputError
 from tasks.clean import slug
+from tasks.voice import uri_key
 
 VOICE_BASE = ("platform", "voice-base")
-
-
-def _key(storage: Storage, uri: str) -> str:
-    base = storage.uri("voice")[: -len("voice")]
-    return uri[len(base) :]
 
 
 def voice_items(storage: Storage, owner_id: str, persona: str, version: int, config: MelConfig) -> list[Any]:
@@ -55,7 +51,7 @@ def voice_items(storage: Storage, owner_id: str, persona: str, version: int, con
     for row in rows:
         if not row["transcript"]:
             continue
-        audio = AudioSegment.from_wav(io.BytesIO(storage.read_bytes(_key(storage, row["audio_uri"]))))
+        audio = AudioSegment.from_wav(io.BytesIO(storage.read_bytes(uri_key(storage, row["audio_uri"]))))
         audio = audio.set_channels(1).set_frame_rate(config.sample_rate).set_sample_width(2)
         samples = np.frombuffer(audio.raw_data, dtype=np.int16).astype(np.float32) / 32768
         items.append((torch.tensor(jamo_ids(row["transcript"])), torch.from_numpy(log_mel(samples, config))))

@@ -71,6 +71,7 @@ def test_instant_restore_end_to_end_and_rerun(
     assert result["indexed"] == 3000 and _count(es_url, "flow-owner") == 3000
     assert result["model"]["version"] == 1 and result["model"]["production"] is True
     assert result["reply"]["reply"] and result["reply"]["notice"]  # the new checkpoint answers
+    assert result["voice"]["dataset"] is None  # the sample has no voice messages and no audio was given
 
     run_id = state.state_details.flow_run_id
     artifacts = {a.type: a for a in _artifacts(run_id)}

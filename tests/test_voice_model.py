@@ -69,3 +69,37 @@ def test_speak_cli(tmp_path: Path, capsys) -> None:
     assert main(["speak", "안녕", "--owner", "nobody", "--persona", "엄마", "-o", str(tmp_path / "x.wav"),
                  "--lake", f"file://{tmp_path}/lake"]) == 1  # fmt: skip
     assert "no published voice model for nobody/엄마" in capsys.readouterr().err
+
+
+def test_restore_voice_uses_uploads_and_kakaotalk_voice_messages(tmp_path: Path) -> None:
+    import zipfile
+
+    from infra.settings import Settings
+    from tasks.ingest import ingest_export
+    from tasks.voice import restore_voice
+
+    speech = tmp_path / "s.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "밥은 먹었니 따뜻하게 입고 다녀", "-w", str(speech)], check=True)
+    noise = WhiteNoise().to_audio_segment(duration=600, volume=-65).set_frame_rate(22050).set_channels(1)
+    audio = noise + AudioSegment.from_wav(speech).set_frame_rate(22050).set_channels(1) + noise
+    m4a = io.BytesIO()
+    audio.export(m4a, format="ipod", codec="aac")
+    chat = (
+        "엄마 님과 카카오톡 대화\n저장한 날짜 : 2024년 3월 2일 오전 9:00\n\n"
+        "2024년 3월 1일 오후 8:53, 나 : 엄마 목소리 듣고 싶어\n"
+        "2024년 3월 1일 오후 8:54, 엄마 : 음성메시지\n"
+    ).encode()
+    export = tmp_path / "export.zip"
+    with zipfile.ZipFile(export, "w") as zf:
+        zf.writestr("KakaoTalkChats.txt", chat)
+        zf.writestr("20240301_205410.m4a", m4a.getvalue())
+    storage = open_storage(f"file://{tmp_path}/lake")
+    ingest_export(export, "kv", storage, Settings())
+
+    uploaded = [("hello.wav", wav_bytes(audio), "밥은 먹었니 따뜻하게 입고 다녀")]
+    result = restore_voice(storage, "kv", "엄마", ["엄마"], uploaded)
+    assert result["summary"]["recordings"] == 2 and result["summary"]["quarantined"] == 0
+    dataset = result["dataset"]
+    assert dataset["recordings"] == 2 and dataset["with_transcript"] == 1  # KakaoTalk audio has no text
+    again = restore_voice(storage, "kv", "엄마", ["엄마"], uploaded)
+    assert again["summary"]["skipped"] == 2 and again["dataset"]["created"] is False
