@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -199,7 +200,7 @@ def restore_voice(
     owner_id: str,
     persona: str,
     names: list[str],
-    audio_files: list[tuple[str, bytes, str | None]],
+    audio_files: Sequence[tuple[str, bytes, str | None]],
     options: AudioOptions | None = None,
 ) -> dict[str, Any]:
     """Voice for an instant restore: uploaded audio plus the persona's KakaoTalk voice messages.
