@@ -34,6 +34,12 @@ def add_commands(sub: Any) -> None:
     restore.add_argument("--no-index", action="store_true", help="stop after the dataset (no Elasticsearch)")
     restore.add_argument("--no-vectors", action="store_true", help="index without sentence vectors (faster)")
     restore.add_argument("--no-train", action="store_true", help="stop before training a model")
+    restore.add_argument(
+        "--audio",
+        action="append",
+        default=[],
+        help="an audio file of the persona's voice (repeatable; a .txt beside it is its transcript)",
+    )
     restore.add_argument("--steps", type=int, default=None, help="training steps (default: settings)")
     restore.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
@@ -93,6 +99,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         vectors=False if args.no_vectors else None,
         train=not args.no_train,
         train_steps=args.steps,
+        audio=[str(Path(a).resolve()) if Path(a).exists() else a for a in args.audio],
     )
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
@@ -113,6 +120,13 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         if result["reply"]:
             print(f"  > {result['reply']['message']}")
             print(f"  {args.persona}: {result['reply']['reply']}")
+        voice = result.get("voice") or {}
+        if voice.get("dataset"):
+            d = voice["dataset"]
+            model = f", voice model v{voice['model_version']}" if voice.get("model_version") else ""
+            print(
+                f"  voice dataset v{d['version']}: {d['segments']} utterances, {d['minutes']:.1f} min{model}"
+            )
     return 0
 
 
