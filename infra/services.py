@@ -80,6 +80,12 @@ class LocalElasticsearch:
     def up(self, timeout_s: float = 30.0) -> str:
         """Start (or find running) and wait until it answers; returns its URL."""
         if _answers(self.url):
+            if not self.data_dir.exists() or "isn't running" in self._run("status").stdout:
+                # Something else answers on our port: never write our data into another server.
+                raise ServiceError(
+                    f"{self.url} is served by another Elasticsearch API (not the one with data in "
+                    f"{self.data_dir}); stop it or set REMEMBERME_LOCAL_ES_PORT"
+                )
             return self.url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         result = self._run("up", "--only", "elasticsearch", "--elasticsearch-port", str(self.port))

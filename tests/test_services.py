@@ -77,3 +77,21 @@ def test_gcs_emulator_up_serves_the_lake_and_down_stops_it(
     finally:
         assert main(["services", "down"]) == 0
     assert f"gcs-emulator   down http://127.0.0.1:{port}" in capsys.readouterr().out
+
+
+def test_a_foreign_server_on_our_port_is_refused(tmp_path: Path) -> None:
+    from infra.services import LocalElasticsearch, ServiceError
+
+    port = _free_port()
+    theirs = LocalElasticsearch(tmp_path / "theirs", port)
+    theirs.up()
+    try:
+        ours = LocalElasticsearch(tmp_path / "ours", port)
+        with pytest.raises(ServiceError, match="is served by another Elasticsearch API"):
+            ours.up()  # never started here: not ours
+        (tmp_path / "ours").mkdir()
+        with pytest.raises(ServiceError, match="is served by another Elasticsearch API"):
+            ours.up()  # a data dir whose server is not running: not ours either
+        assert theirs.up() == f"http://127.0.0.1:{port}"  # its own owner still finds it
+    finally:
+        theirs.down()
