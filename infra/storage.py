@@ -68,6 +68,10 @@ class Storage(Protocol):
         """The full URL of `key` (for manifests and summaries)."""
         ...
 
+    def key(self, uri: str) -> str:
+        """The key of a URL that `uri` produced; StorageError for a URL outside this lake."""
+        ...
+
 
 class LocalStorage:
     """`file://` lake: objects are files under a root folder; writes go through temp + rename."""
@@ -178,6 +182,13 @@ class LocalStorage:
     def uri(self, key: str) -> str:
         """The file:// URL of `key` (unescaped, for people to read)."""
         return f"file://{self._path(key).resolve()}"
+
+    def key(self, uri: str) -> str:
+        """The key of a file:// URL under this lake's root."""
+        base = f"file://{self.root.resolve()}/"
+        if not uri.startswith(base):
+            raise StorageError(f"{uri} is not in the lake {self.url}")
+        return uri[len(base) :]
 
 
 def open_storage(url: str) -> Storage:

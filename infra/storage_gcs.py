@@ -126,3 +126,10 @@ class GcsStorage:
     def uri(self, key: str) -> str:
         """The gs:// URL of `key`."""
         return f"gs://{self.bucket_name}/{self._name(key)}"
+
+    def key(self, uri: str) -> str:
+        """The key of a gs:// URL under this lake's bucket and prefix."""
+        base = f"gs://{self.bucket_name}/" + (f"{self.prefix}/" if self.prefix else "")
+        if not uri.startswith(base):
+            raise StorageError(f"{uri} is not in the lake {self.url}")
+        return uri[len(base) :]

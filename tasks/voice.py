@@ -151,7 +151,7 @@ def build_voice_dataset(storage: Storage, owner_id: str, persona: str) -> dict[s
     rows.sort(key=lambda r: r["segment_id"])
     digest = hashlib.sha256()
     for r in rows:
-        wav = storage.read_bytes(uri_key(storage, r["audio_uri"]))
+        wav = storage.read_bytes(storage.key(r["audio_uri"]))
         digest.update(f"{r['segment_id']}|{r['duration_s']:.3f}|{hashlib.sha256(wav).hexdigest()}\n".encode())
     content_hash = digest.hexdigest()
     prefix = f"voice/owner={owner_id}/datasets/{persona_id}"
@@ -187,14 +187,6 @@ def build_voice_dataset(storage: Storage, owner_id: str, persona: str) -> dict[s
         version += 1  # another build took this number first
 
 
-def uri_key(storage: Storage, uri: str) -> str:
-    """The lake key of a URI this storage produced."""
-    base = storage.uri("voice")[: -len("voice")]
-    if not uri.startswith(base):
-        raise InputError(uri, "is not in this lake")
-    return uri[len(base) :]
-
-
 def restore_voice(
     storage: Storage,
     owner_id: str,
@@ -228,7 +220,7 @@ def restore_voice(
             recordings.append(
                 {
                     "recording_id": f"kakao-{row['message_id']}",
-                    "audio_key": uri_key(storage, row["attachment"]),
+                    "audio_key": storage.key(row["attachment"]),
                     "transcript": None,
                 }
             )

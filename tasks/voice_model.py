@@ -36,7 +36,6 @@ from models.voice import (
 )
 from parsers.errors import InputError
 from tasks.clean import slug
-from tasks.voice import uri_key
 
 VOICE_BASE = ("platform", "voice-base")
 
@@ -51,7 +50,7 @@ def voice_items(storage: Storage, owner_id: str, persona: str, version: int, con
     for row in rows:
         if not row["transcript"]:
             continue
-        audio = AudioSegment.from_wav(io.BytesIO(storage.read_bytes(uri_key(storage, row["audio_uri"]))))
+        audio = AudioSegment.from_wav(io.BytesIO(storage.read_bytes(storage.key(row["audio_uri"]))))
         audio = audio.set_channels(1).set_frame_rate(config.sample_rate).set_sample_width(2)
         samples = np.frombuffer(audio.raw_data, dtype=np.int16).astype(np.float32) / 32768
         items.append((torch.tensor(jamo_ids(row["transcript"])), torch.from_numpy(log_mel(samples, config))))

@@ -54,6 +54,15 @@ def test_replace_if_is_a_compare_and_swap(lake_url: str) -> None:
     assert storage.list("state/") == ["state/aliases.json"]  # no lock or temp files listed
 
 
+def test_key_reverses_uri(lake_url: str) -> None:
+    from infra.storage import StorageError
+
+    storage = open_storage(lake_url)
+    assert storage.key(storage.uri("voice/owner=o/a b.wav")) == "voice/owner=o/a b.wav"
+    with pytest.raises(StorageError, match="is not in the lake"):
+        storage.key("gs://elsewhere/x" if lake_url.startswith("file") else "file:///tmp/x")
+
+
 def test_failed_write_publishes_nothing(lake_url: str) -> None:
     storage = open_storage(lake_url)
     with pytest.raises(RuntimeError), storage.open_write("x/half.parquet") as handle:
