@@ -269,12 +269,17 @@ def hybrid_search(
         search_messages(client, alias, owner_id, query, speakers, size * 3),
         semantic_search(client, alias, owner_id, query, embedder, speakers, size * 3),
     ]
+    return _fuse(lists, "message_id", rrf_k)[:size]
+
+
+def _fuse(lists: list[list[dict[str, Any]]], id_field: str, rrf_k: int) -> list[dict[str, Any]]:
+    """Reciprocal-rank fusion: score = sum of 1 / (k + rank); a hit keeps its first list's fields."""
     fused: dict[str, dict[str, Any]] = {}
     for hits in lists:
         for rank, hit in enumerate(hits, start=1):
-            entry = fused.setdefault(hit["message_id"], {**hit, "score": 0.0})
+            entry = fused.setdefault(hit[id_field], {**hit, "score": 0.0})
             entry["score"] += 1.0 / (rrf_k + rank)
-    return sorted(fused.values(), key=lambda h: (-h["score"], h["message_id"]))[:size]
+    return sorted(fused.values(), key=lambda h: (-h["score"], h[id_field]))
 
 
 def delete_documents(
@@ -358,11 +363,7 @@ def search_pairs(
     semantic = _hits(
         client.search(index=alias, routing=owner_id, knn=knn, size=size * 3, source_excludes=exclude)
     )
-    fused: dict[str, dict[str, Any]] = {}
-    for rank, hit in enumerate(semantic, start=1):
-        # ES cosine scores are (1 + cos) / 2: report the cosine itself.
-        fused[hit["pair_id"]] = {**hit, "similarity": 2 * hit["score"] - 1, "score": 1.0 / (rrf_k + rank)}
-    for rank, hit in enumerate(lexical, start=1):
-        entry = fused.setdefault(hit["pair_id"], {**hit, "similarity": None, "score": 0.0})
-        entry["score"] += 1.0 / (rrf_k + rank)
-    return sorted(fused.values(), key=lambda h: (-h["score"], h["pair_id"]))[:size]
+    # ES cosine scores are (1 + cos) / 2: report the cosine itself (None: found by words only).
+    semantic = [{**hit, "similarity": 2 * hit["score"] - 1} for hit in semantic]
+    lexical = [{**hit, "similarity": None} for hit in lexical]
+    return _fuse([semantic, lexical], "pair_id", rrf_k)[:size]
