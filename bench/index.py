@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from elasticsearch import Elasticsearch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from infra.search import connect, ensure_alias, index_messages
-from infra.services import LocalElasticsearch
+from infra.services import LocalElasticsearch, free_port
 from infra.text_features import morphemes
 from parsers.kakao.synth import conversation
 from schemas.message import MESSAGE_SCHEMA
@@ -90,9 +89,7 @@ def main() -> None:
     server = None
     url = args.es_url
     if not url:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
+        port = free_port()
         server = LocalElasticsearch(Path(tempfile.mkdtemp(prefix="rm-bench-es-")), port)
         url = server.up()
     try:

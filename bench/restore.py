@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -47,11 +46,9 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.restore import instant_restore
-    from infra.services import LocalElasticsearch
+    from infra.services import LocalElasticsearch, free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     es = LocalElasticsearch(tmp / "es", port)
     os.environ["REMEMBERME_ES_URL"] = es.up()
     try:

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,6 +54,13 @@ def _noida() -> str:
             "noida-db is not installed (pip install noida-db), and REMEMBERME_ES_URL is not set"
         )
     return found
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for servers we start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _answers(url: str, timeout: float = 1.0) -> bool:

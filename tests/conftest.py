@@ -25,13 +25,10 @@ def golden() -> Path:
 def gcs_emulator(tmp_path_factory: pytest.TempPathFactory):
     """A real fake-gcs-server process on 127.0.0.1 for the whole session (the `services` class)."""
     import os
-    import socket
 
-    from infra.services import LocalGcsEmulator
+    from infra.services import LocalGcsEmulator, free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     server = LocalGcsEmulator(tmp_path_factory.mktemp("gcs"), port)
     saved = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = server.up()
@@ -72,13 +69,10 @@ def lake_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def es_url(tmp_path_factory: pytest.TempPathFactory):
     """The local Elasticsearch-API server (noida-db) on a free port, for the whole session."""
-    import socket
 
-    from infra.services import LocalElasticsearch
+    from infra.services import LocalElasticsearch, free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     server = LocalElasticsearch(tmp_path_factory.mktemp("es"), port)
     url = server.up()
     try:

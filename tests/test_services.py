@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
 
 from flows.cli import main
+from infra.services import free_port
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_services_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("REMEMBERME_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("REMEMBERME_LOCAL_ES_PORT", str(port))
     try:
@@ -46,7 +40,7 @@ def test_services_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_external_url_is_reported_not_managed(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.setenv("REMEMBERME_ES_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("REMEMBERME_ES_URL", f"http://127.0.0.1:{free_port()}")
     assert main(["services", "status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)[0]
     assert status["managed"] is False and status["running"] is False
@@ -57,9 +51,9 @@ def test_gcs_emulator_up_serves_the_lake_and_down_stops_it(
 ) -> None:
     from infra.storage import open_storage
 
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("REMEMBERME_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("REMEMBERME_ES_URL", f"http://127.0.0.1:{_free_port()}")  # no ES needed here
+    monkeypatch.setenv("REMEMBERME_ES_URL", f"http://127.0.0.1:{free_port()}")  # no ES needed here
     monkeypatch.setenv("REMEMBERME_LOCAL_GCS_PORT", str(port))
     try:
         assert main(["services", "up", "--gcs", "--json"]) == 0
@@ -82,7 +76,7 @@ def test_gcs_emulator_up_serves_the_lake_and_down_stops_it(
 def test_a_foreign_server_on_our_port_is_refused(tmp_path: Path) -> None:
     from infra.services import LocalElasticsearch, ServiceError
 
-    port = _free_port()
+    port = free_port()
     theirs = LocalElasticsearch(tmp_path / "theirs", port)
     theirs.up()
     try:

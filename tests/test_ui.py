@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,19 +21,13 @@ from typing import Any
 
 import pytest
 
-from infra.services import LocalPrefectServer
+from infra.services import LocalPrefectServer, free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "kakao_android_ko.txt"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _api(base: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -58,7 +51,7 @@ def _api(base: str, method: str, path: str, body: dict[str, Any] | None = None) 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[LocalPrefectServer, dict[str, str]]]:
-    server = LocalPrefectServer(tmp_path / "prefect", _free_port())
+    server = LocalPrefectServer(tmp_path / "prefect", free_port())
     server.start()
     env = {**server.environment(), "REMEMBERME_LAKE_URL": f"file://{tmp_path}/lake"}
     runner = subprocess.Popen(
