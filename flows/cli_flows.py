@@ -86,6 +86,9 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
             check_readable(path, source)
             if path.suffix.lower() != ".zip":
                 inspect_export(path, None, source)
+    for audio in args.audio:  # refused before any run starts, like a bad export
+        if not Path(audio).is_file() and not storage.exists(audio):
+            raise InputError(audio, "no such audio file")
     configure_prefect(settings)
     from flows.restore import instant_restore
 

@@ -148,3 +148,12 @@ def test_parse_into_a_closed_pipe_is_not_an_error() -> None:
     )
     assert proc.stdout.count("\n") == 1
     assert "Traceback" not in proc.stderr and "Broken pipe" not in proc.stderr
+
+
+def test_restore_refuses_a_missing_audio_file_before_running(tmp_path: Path, capsys) -> None:
+    sample = Path(__file__).resolve().parents[1] / "samples" / "kakao_android_ko.txt"
+    code = main(["restore", str(sample), "--owner", "o", "--persona", "엄마", "--audio", str(tmp_path / "nope.m4a"),
+                 "--lake", f"file://{tmp_path}/lake"])  # fmt: skip
+    assert code == 1
+    assert capsys.readouterr().err == f"rememberme: error: {tmp_path / 'nope.m4a'}: no such audio file\n"
+    assert not (tmp_path / "lake").exists()  # nothing written
