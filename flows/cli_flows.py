@@ -66,9 +66,18 @@ def add_commands(sub: Any) -> None:
     landing.add_argument("--seed", type=int, default=1, help="generator seed")
     landing.add_argument("--lake", default=None, help=lake_help)
 
-    base = sub.add_parser("train-base", help="pretrain the shared base model on the lake's conversations")
+    base = sub.add_parser(
+        "train-base", help="pretrain the shared base on the lake's conversations, or import a local LM"
+    )
     base.add_argument(
         "--steps", type=int, default=None, help="training steps (default: 2x the persona steps)"
+    )
+    base.add_argument(
+        "--from-hf",
+        metavar="DIR",
+        default=None,
+        help="import a local Hugging Face causal-LM directory (config.json, weights, tokenizer.json) "
+        "as the base instead of pretraining one; nothing downloads",
     )
     base.add_argument("--lake", default=None, help=lake_help)
     base.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -165,7 +174,10 @@ def cmd_train_base(args: argparse.Namespace, settings: Settings) -> int:
     configure_prefect(settings)
     from flows.base import train_base
 
-    result = train_base(settings.lake_url, args.steps)
+    if args.from_hf and not Path(args.from_hf, "config.json").is_file():
+        print(f"error: {args.from_hf}: not a Hugging Face model directory (no config.json)", file=sys.stderr)
+        return 2
+    result = train_base(settings.lake_url, args.steps, args.from_hf)
     print(json.dumps(result, ensure_ascii=False, default=str) if args.json else _lines(result))
     return 0
 

@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from models.data import Batchable
-from models.gpt import GPT
+from models.lm import LanguageModel
 
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\u2764]")
 _LAUGH = re.compile("[ㅋㅎ]")
@@ -21,7 +21,7 @@ _ENDING = re.compile(r"(\S{1,2})[.!?~ㅋㅎ♡❤️\s]*$")
 
 
 @torch.no_grad()
-def sequence_scores(model: GPT, data: Batchable, batch_size: int = 64) -> torch.Tensor:
+def sequence_scores(model: LanguageModel, data: Batchable, batch_size: int = 64) -> torch.Tensor:
     """Mean log-probability per learned token of each sequence (higher: more like the model)."""
     model.eval()
     out = []
@@ -34,7 +34,9 @@ def sequence_scores(model: GPT, data: Batchable, batch_size: int = 64) -> torch.
     return torch.cat(out) if out else torch.empty(0)
 
 
-def discrimination_accuracy(model_a: GPT, model_b: GPT, replies_a: Batchable, replies_b: Batchable) -> float:
+def discrimination_accuracy(
+    model_a: LanguageModel, model_b: LanguageModel, replies_a: Batchable, replies_b: Batchable
+) -> float:
     """Share of held-out replies that the right persona's model finds likelier than the other's."""
     a_right = sequence_scores(model_a, replies_a) > sequence_scores(model_b, replies_a)
     b_right = sequence_scores(model_b, replies_b) > sequence_scores(model_a, replies_b)
@@ -144,7 +146,7 @@ def generate(
     return out
 
 
-def torch_logits_fn(model: GPT) -> Callable[[np.ndarray], np.ndarray]:
+def torch_logits_fn(model: LanguageModel) -> Callable[[np.ndarray], np.ndarray]:
     """`generate` backend over a torch model."""
 
     @torch.no_grad()

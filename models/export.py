@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from models.errors import ParityError
-from models.gpt import GPT
+from models.lm import LanguageModel
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,12 @@ class ParityReport:
         return self.max_abs_diff <= self.tolerance
 
 
-def export_onnx(model: GPT) -> bytes:
+def export_onnx(model: LanguageModel) -> bytes:
     """The model as ONNX bytes; input `input_ids` (batch, seq) int64, output `logits`."""
     model = model.to("cpu").eval()
-    example = torch.zeros((1, 8), dtype=torch.long)
+    # Batch 2, not 1: the exporter specialises a dimension whose example size is 1 (seen with
+    # transformers' mask code), which would fix the batch axis.
+    example = torch.zeros((2, 8), dtype=torch.long)
     batch = torch.export.Dim("batch", min=1, max=64)
     seq = torch.export.Dim("seq", min=2, max=model.config.block_size)
     # The exporter logs a warning per missing torchvision op; nothing here uses torchvision.
@@ -59,7 +61,7 @@ def export_onnx(model: GPT) -> bytes:
 
 
 def check_parity(
-    model: GPT,
+    model: LanguageModel,
     onnx_bytes: bytes,
     shapes: list[tuple[int, int]] | None = None,
     tolerance: float = 1e-4,

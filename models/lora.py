@@ -1,7 +1,9 @@
 """LoRA: fine-tune a larger base through low-rank adapters, then merge them for export.
 
 Only the adapters train (the base stays frozen, so a persona needs little memory and data); the
-merged model is a plain GPT again, so ONNX export, parity and the registry do not change.
+merged model is a plain model again, so ONNX export, parity and the registry do not change. Our
+GPT gets adapters on its attention and MLP projections; a wrapped Hugging Face model on every
+linear layer but the LM head.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import math
 import torch
 from torch import nn
 
-from models.gpt import GPT
+from models.hf import HFCausalLM
+from models.lm import LanguageModel
 
 
 class LoRALinear(nn.Module):
@@ -43,8 +46,10 @@ class LoRALinear(nn.Module):
         return linear
 
 
-def _sites(model: GPT) -> list[tuple[nn.Module, str]]:
+def _sites(model: LanguageModel) -> list[tuple[nn.Module, str]]:
     """(parent module, attribute name) of every projection that gets an adapter."""
+    if isinstance(model, HFCausalLM):
+        return _hf_sites(model)
     sites: list[tuple[nn.Module, str]] = []
     for block in model.blocks:
         attn = block.get_submodule("attn")
@@ -53,7 +58,22 @@ def _sites(model: GPT) -> list[tuple[nn.Module, str]]:
     return sites
 
 
-def apply_lora(model: GPT, rank: int = 8, alpha: float = 16.0) -> GPT:
+def _hf_sites(model: HFCausalLM) -> list[tuple[nn.Module, str]]:
+    """Every linear layer (or adapter already in place) except the LM head."""
+    head = model.inner.get_output_embeddings()
+    inner: nn.Module = model.inner
+    sites: list[tuple[nn.Module, str]] = []
+    for name, module in inner.named_modules():
+        parent_name, _, child = name.rpartition(".")
+        parent = inner.get_submodule(parent_name) if parent_name else inner
+        if isinstance(module, LoRALinear) or (
+            isinstance(module, nn.Linear) and module is not head and not isinstance(parent, LoRALinear)
+        ):
+            sites.append((parent, child))
+    return sites
+
+
+def apply_lora(model: LanguageModel, rank: int = 8, alpha: float = 16.0) -> LanguageModel:
     """Freeze `model` and put adapters on every attention and MLP projection (in place)."""
     for p in model.parameters():
         p.requires_grad_(False)
@@ -64,8 +84,8 @@ def apply_lora(model: GPT, rank: int = 8, alpha: float = 16.0) -> GPT:
     return model
 
 
-def merge_lora(model: GPT) -> GPT:
-    """Fold the adapters into the weights (in place); the result is a plain, fully trainable GPT."""
+def merge_lora(model: LanguageModel) -> LanguageModel:
+    """Fold the adapters into the weights (in place); the result is a plain, fully trainable model."""
     for parent, name in _sites(model):
         layer = parent.get_submodule(name)
         if isinstance(layer, LoRALinear):

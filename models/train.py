@@ -18,7 +18,7 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from models.data import Batchable
-from models.gpt import GPT
+from models.lm import LanguageModel
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def masked_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> 
 
 
 @torch.no_grad()
-def evaluate_loss(model: GPT, data: Batchable, device: torch.device, batch_size: int = 64) -> float:
+def evaluate_loss(model: LanguageModel, data: Batchable, device: torch.device, batch_size: int = 64) -> float:
     """Token-weighted mean loss over `data`."""
     model.eval()
     total, weight = 0.0, 0.0
@@ -111,7 +111,7 @@ def evaluate_loss(model: GPT, data: Batchable, device: torch.device, batch_size:
     return total / weight if weight else float("nan")
 
 
-def _optimizer(model: GPT, config: TrainConfig) -> torch.optim.AdamW:
+def _optimizer(model: LanguageModel, config: TrainConfig) -> torch.optim.AdamW:
     trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA freezes the base
     decay = [p for p in trainable if p.dim() >= 2]
     no_decay = [p for p in trainable if p.dim() < 2]
@@ -131,7 +131,7 @@ def seed_everything(seed: int) -> None:
 
 
 def train(
-    model: GPT,
+    model: LanguageModel,
     train_data: Batchable,
     val_data: Batchable,
     config: TrainConfig,

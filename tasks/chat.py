@@ -31,7 +31,6 @@ from infra.storage import Storage
 from infra.text_features import Embedder
 from models.data import Encoder, Turn
 from models.evaluate import generate
-from models.gpt import GPTConfig
 from models.tokenizer import PAD, special_id
 from schemas.search import PAIRS_ALIAS
 
@@ -94,9 +93,10 @@ class PersonaChat:
         self.manifest = checkpoint.manifest
         self.version = checkpoint.version
         self.owner_id, self.persona_id = owner_id, persona_id
-        self.config = GPTConfig(**json.loads(checkpoint.files["config.json"]))
+        # Our GPT and a wrapped Hugging Face model both store their context window here.
+        self.block_size = int(json.loads(checkpoint.files["config.json"])["block_size"])
         self.tokenizer = Tokenizer.from_str(checkpoint.files["tokenizer.json"].decode())
-        self.encoder = Encoder(self.tokenizer, self.config.block_size)
+        self.encoder = Encoder(self.tokenizer, self.block_size)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         self.session = ort.InferenceSession(
@@ -130,9 +130,9 @@ class PersonaChat:
             return []
 
     def _generate(self, context: list[Turn], memories: list[str], seed: int) -> str:
-        prompt = self.encoder.prompt(context, memories, budget=self.config.block_size - 40)
+        prompt = self.encoder.prompt(context, memories, budget=self.block_size - 40)
         ids = generate(
-            self._logits, prompt, self.encoder.eos, self.config.block_size,
+            self._logits, prompt, self.encoder.eos, self.block_size,
             max_new=40, temperature=self.temperature, top_p=self.top_p, seed=seed, banned=self._banned,
         )  # fmt: skip
         text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
@@ -141,8 +141,8 @@ class PersonaChat:
     def likelihood(self, context: list[Turn], reply: str) -> float:
         """Mean log-probability per token of `reply` after `context` under the persona model."""
         ids, mask = self.encoder.pair(context, reply)
-        window = np.asarray([ids[-self.config.block_size :]], dtype=np.int64)
-        mask = mask[-self.config.block_size :]
+        window = np.asarray([ids[-self.block_size :]], dtype=np.int64)
+        mask = mask[-self.block_size :]
         logits = self._logits(window)[0, :-1].astype(np.float64)
         logits -= logits.max(axis=-1, keepdims=True)
         logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))

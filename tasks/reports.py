@@ -156,6 +156,9 @@ def training_markdown(manifest: dict[str, Any]) -> str:
     svg = curve_svg(history)
     who = f"{manifest['owner_id']}/{manifest['persona']} {manifest['kind']}"
     lines = [f"# Training curve: {who} v{manifest['version']}", ""]
+    source = manifest.get("corpus", {}).get("imported_from")
+    if not history:
+        return "\n".join([*lines, f"Imported pretrained model from `{source}`: not trained here."])
     if svg:
         lines += [
             f"![training curve](data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()})",

@@ -261,6 +261,15 @@ def train_base_model(lake_url: str, max_steps: int | None = None) -> dict[str, A
     )
 
 
+@task(name="import-base", persist_result=True)
+def import_base_model(lake_url: str, directory: str) -> dict[str, Any]:
+    """Publish a local Hugging Face causal LM directory as the newest base (nothing downloads)."""
+    from tasks.train import ModelOptions, import_base
+
+    note = "imported by train-base --from-hf"
+    return import_base(open_storage(lake_url), directory, ModelOptions(), note=note)
+
+
 @task(name="preprocess-voice", **_RETRY)
 def preprocess_voice(lake_url: str, owner_id: str) -> dict[str, Any]:
     """Cut an owner's new voice recordings into measured, normalised utterances."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 import io
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -33,9 +34,11 @@ from models.evaluate import (
 )
 from models.export import check_parity, export_onnx
 from models.gpt import GPT, GPTConfig
+from models.hf import HFCausalLM, HFLoadError, load_hf_directory
+from models.lm import LanguageModel, model_from_config
 from models.lora import apply_lora, merge_lora
 from models.tokenizer import PAD, special_id, train_tokenizer
-from models.train import TrainConfig, TrainResult, evaluate_loss, pick_device, train
+from models.train import TrainConfig, evaluate_loss, pick_device, train
 from parsers.errors import InputError
 
 BASE_OWNER, BASE_PERSONA = "platform", "base"
@@ -55,6 +58,7 @@ class ModelOptions:
     d_model: int = 128
     promote_tolerance: float = 0.02  # production moves if new <= current * (1 + tolerance)
     lora_rank: int = 0  # > 0: fine-tune a base through LoRA adapters (for larger bases) and merge
+    pretrained_lr: float = 3e-4  # learning-rate cap for a full fine-tune of an imported pretrained base
     style_samples: int = 16
 
     def gpt(self, vocab_size: int) -> GPTConfig:
@@ -81,7 +85,7 @@ def other_turns(pairs: list[Pair]) -> list[Pair]:
     return out
 
 
-def nats_per_char(model: GPT, encoder: Encoder, pairs: list[Pair]) -> float:
+def nats_per_char(model: LanguageModel, encoder: Encoder, pairs: list[Pair]) -> float:
     """Reply loss normalised by characters: comparable across tokenizers."""
     data = encoder.batchable([encoder.pair(c, r) for c, r in pairs])
     tokens = float(data.mask[:, 1:].sum())
@@ -90,7 +94,7 @@ def nats_per_char(model: GPT, encoder: Encoder, pairs: list[Pair]) -> float:
     return loss * tokens / max(chars, 1)
 
 
-def pairwise_accuracy(model: GPT, mine: Batchable, theirs: Batchable, limit: int = 300) -> float:
+def pairwise_accuracy(model: LanguageModel, mine: Batchable, theirs: Batchable, limit: int = 300) -> float:
     """Share of (persona reply, other turn) pairs where the model prefers the persona's."""
     if not len(mine) or not len(theirs):
         return float("nan")
@@ -99,14 +103,15 @@ def pairwise_accuracy(model: GPT, mine: Batchable, theirs: Batchable, limit: int
     return float((a.unsqueeze(1) > b.unsqueeze(0)).float().mean())
 
 
-def _load_model(files: dict[str, bytes]) -> tuple[GPT, Tokenizer]:
-    config = GPTConfig(**json.loads(files["config.json"]))
-    model = GPT(config)
+def _load_model(files: dict[str, bytes]) -> tuple[LanguageModel, Tokenizer]:
+    model = model_from_config(json.loads(files["config.json"]))
     model.load_state_dict(torch.load(io.BytesIO(files["weights.pt"]), weights_only=True))
     return model.eval(), Tokenizer.from_str(files["tokenizer.json"].decode())
 
 
-def _files(model: GPT, tokenizer: Tokenizer, result: TrainResult, onnx_bytes: bytes) -> dict[str, bytes]:
+def _files(
+    model: LanguageModel, tokenizer: Tokenizer, history: list[dict[str, float]], onnx_bytes: bytes
+) -> dict[str, bytes]:
     weights = io.BytesIO()
     torch.save(model.state_dict(), weights)
     return {
@@ -114,11 +119,11 @@ def _files(model: GPT, tokenizer: Tokenizer, result: TrainResult, onnx_bytes: by
         "weights.pt": weights.getvalue(),
         "tokenizer.json": tokenizer.to_str().encode(),
         "config.json": json.dumps(model.config.to_dict()).encode(),
-        "curve.json": json.dumps(result.history).encode(),
+        "curve.json": json.dumps(history).encode(),
     }
 
 
-def _export_checked(model: GPT) -> tuple[bytes, dict[str, Any]]:
+def _export_checked(model: LanguageModel) -> tuple[bytes, dict[str, Any]]:
     onnx_bytes = export_onnx(model)
     parity = check_parity(model, onnx_bytes)
     if not parity.passed:
@@ -161,7 +166,11 @@ def train_persona(
     lora = options.lora_rank > 0 and base is not None
     if lora:
         apply_lora(model, options.lora_rank)
-    result = train(model, train_data, val_data, options.train)
+    train_config = options.train
+    if isinstance(model, HFCausalLM) and not lora:
+        # A pretrained model forgets what it knew at our from-scratch learning rate.
+        train_config = replace(train_config, lr=min(train_config.lr, options.pretrained_lr))
+    result = train(model, train_data, val_data, train_config)
     if lora:
         merge_lora(model)
 
@@ -188,14 +197,14 @@ def train_persona(
         owner_id,
         persona_id,
         "text",
-        _files(model, tokenizer, result, onnx_bytes),
+        _files(model, tokenizer, result.history, onnx_bytes),
         {
             "base_version": base_version,
             "dataset": {"version": dataset_version, "content_hash": dataset["content_hash"]},
             "persona_names": dataset.get("persona_names", [persona_id]),
             "hyper_parameters": {
                 "model": model.config.to_dict(),
-                "train": options.train.to_dict(),
+                "train": train_config.to_dict(),
                 "vocab_size": tokenizer.get_vocab_size(),
                 "fine_tune": f"lora rank {options.lora_rank}" if lora else "full",
                 "device": str(pick_device(options.train.device)),
@@ -249,7 +258,9 @@ def _promotion(
     }
 
 
-def _sample_replies(model: GPT, encoder: Encoder, pairs: list[Pair], n: int, seed: int) -> list[str]:
+def _sample_replies(
+    model: LanguageModel, encoder: Encoder, pairs: list[Pair], n: int, seed: int
+) -> list[str]:
     rng = random.Random(seed)
     chosen = rng.sample(pairs, min(n, len(pairs)))
     logits = torch_logits_fn(model)
@@ -285,7 +296,7 @@ def train_base(
         BASE_OWNER,
         BASE_PERSONA,
         "base",
-        _files(model, tokenizer, result, onnx_bytes),
+        _files(model, tokenizer, result.history, onnx_bytes),
         {
             "base_version": None,
             "corpus": {"conversations": len(conversations), "messages": len(texts), "note": note},
@@ -293,6 +304,41 @@ def train_base(
             "metrics": metrics,
             "parity": parity,
             "curve": result.history,
+        },
+    )
+
+
+def import_base(
+    storage: Storage, directory: str, options: ModelOptions | None = None, note: str = ""
+) -> dict[str, Any]:
+    """Publish a local Hugging Face causal LM as the newest base (personas then fine-tune from it).
+
+    Nothing downloads: `directory` holds `config.json`, weights and `tokenizer.json`. The model is
+    exported and parity-checked here, once, so an architecture ONNX cannot carry is refused before
+    any persona spends time fine-tuning it.
+    """
+    options = options or ModelOptions()
+    try:
+        model, tokenizer = load_hf_directory(Path(directory), options.block_size)
+    except HFLoadError as exc:
+        raise InputError(directory, str(exc).removeprefix(f"{directory}: ")) from exc
+    onnx_bytes, parity = _export_checked(model)
+    return Registry(storage).publish(
+        BASE_OWNER,
+        BASE_PERSONA,
+        "base",
+        _files(model, tokenizer, [], onnx_bytes),
+        {
+            "base_version": None,
+            "corpus": {"imported_from": model.config.source, "note": note},
+            "hyper_parameters": {
+                "model": {k: v for k, v in model.config.to_dict().items() if k != "hf_config"},
+                "model_type": model.config.hf_config.get("model_type"),
+                "parameters": sum(p.numel() for p in model.parameters()),
+            },
+            "metrics": {},
+            "parity": parity,
+            "curve": [],
         },
     )
 

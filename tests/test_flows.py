@@ -342,3 +342,18 @@ def test_base_model_then_a_persona_fine_tuned_from_it(tmp_path: Path) -> None:
     assert (
         json.loads(base_files["config.json"]) == manifest["hyper_parameters"]["model"]
     )  # same shape as the base
+
+
+def test_train_base_imports_a_local_pretrained_model(tmp_path: Path) -> None:
+    from flows.base import train_base
+    from tests.hf_support import save_tiny_hf
+
+    lake = f"file://{tmp_path}/lake"
+    state = train_base(lake, from_hf=str(save_tiny_hf(tmp_path / "tiny-llama")), return_state=True)
+    assert state.is_completed()
+    result = state.result()
+    assert result["version"] == 1 and result["corpus"]["imported_from"].endswith("tiny-llama")
+    run_id = state.state_details.flow_run_id
+    assert _task_states(run_id) == {"import-base": "Completed", "report-training": "Completed"}
+    curve = next(a for a in _artifacts(run_id) if (a.key or "").startswith("curve-"))
+    assert "Imported pretrained model" in curve.data and "not trained here" in curve.data
