@@ -1,4 +1,7 @@
-"""train_base: pretrain the shared base on the lake's corpus (or import a local pretrained LM)."""
+"""The shared bases personas start from: text (`train-base`) and voice (`train-voice-base`).
+
+Each is pretrained here on the lake's consented corpus, or imported from a local directory.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,13 @@ from prefect import flow
 
 from infra.settings import Settings
 from tasks.artifacts import report_training
-from tasks.steps import import_base_model, quiet_expected_errors, train_base_model
+from tasks.steps import (
+    import_base_model,
+    import_voice_base_model,
+    quiet_expected_errors,
+    train_base_model,
+    train_voice_base_model,
+)
 
 
 @flow(name="train-base", log_prints=True)
@@ -23,5 +32,21 @@ def train_base(
     quiet_expected_errors()
     lake = lake_url or Settings().lake_url
     manifest = import_base_model(lake, from_hf) if from_hf else train_base_model(lake, steps)
+    report_training(manifest)
+    return {"version": manifest["version"], "metrics": manifest["metrics"], "corpus": manifest["corpus"]}
+
+
+@flow(name="train-voice-base", log_prints=True)
+def train_voice_base(
+    lake_url: str | None = None, steps: int | None = None, from_dir: str | None = None
+) -> dict[str, Any]:
+    """Publish `models/platform/voice-base/base/v{n}` (users' voices adapt the newest).
+
+    Pretrained here on every persona's newest transcribed voice dataset (multi-speaker), or, with
+    `from_dir`, imported from a local folder holding `config.json` and the weights.
+    """
+    quiet_expected_errors()
+    lake = lake_url or Settings().lake_url
+    manifest = import_voice_base_model(lake, from_dir) if from_dir else train_voice_base_model(lake, steps)
     report_training(manifest)
     return {"version": manifest["version"], "metrics": manifest["metrics"], "corpus": manifest["corpus"]}

@@ -82,6 +82,20 @@ def add_commands(sub: Any) -> None:
     base.add_argument("--lake", default=None, help=lake_help)
     base.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
+    voice_base = sub.add_parser(
+        "train-voice-base", help="pretrain the multi-speaker voice base, or import one from a folder"
+    )
+    voice_base.add_argument("--steps", type=int, default=None, help="training steps (default 600)")
+    voice_base.add_argument(
+        "--from",
+        dest="from_dir",
+        metavar="DIR",
+        default=None,
+        help="import a voice base folder (config.json + weights.pt or model.safetensors) instead",
+    )
+    voice_base.add_argument("--lake", default=None, help=lake_help)
+    voice_base.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
     sub.add_parser("serve", help="register the deployments and run their flow runs (Ctrl-C stops)")
     sub.add_parser("server", help="start the Prefect server and UI locally (SQLite, 127.0.0.1)")
 
@@ -182,6 +196,19 @@ def cmd_train_base(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_train_voice_base(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the train-voice-base flow."""
+    if args.from_dir and not Path(args.from_dir, "config.json").is_file():
+        print(f"error: {args.from_dir}: not a voice base folder (no config.json)", file=sys.stderr)
+        return 2
+    configure_prefect(settings)
+    from flows.base import train_voice_base
+
+    result = train_voice_base(settings.lake_url, args.steps, args.from_dir)
+    print(json.dumps(result, ensure_ascii=False, default=str) if args.json else _lines(result))
+    return 0
+
+
 def cmd_landing(args: argparse.Namespace, settings: Settings) -> int:
     """Write generated landing files into the lake."""
     from parsers.platform import synth
@@ -237,6 +264,7 @@ COMMANDS = {
     "forget": cmd_forget,
     "landing": cmd_landing,
     "train-base": cmd_train_base,
+    "train-voice-base": cmd_train_voice_base,
     "serve": cmd_serve,
     "server": cmd_server,
 }

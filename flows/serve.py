@@ -5,6 +5,7 @@
 - `data-recycling/nightly`: cron from settings (default 03:00 Asia/Seoul); at most one run at a
   time, a late run is cancelled rather than stacked (the next one picks its files up anyway).
 - `train-base/weekly`: pretrains the shared base (Sunday 04:00); personas fine-tune from the newest.
+- `train-voice-base/weekly`: pretrains the multi-speaker voice base (Sunday 05:00).
 - `forget/on-request`: deletes a data subject and tombstones it.
 
 Production runs the same deployments from `infra/prefect.yaml` on work pools instead.
@@ -18,7 +19,7 @@ from prefect import serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.schedules import Cron
 
-from flows.base import train_base
+from flows.base import train_base, train_voice_base
 from flows.forget import forget
 from flows.recycle import data_recycling
 from flows.restore import instant_restore
@@ -54,6 +55,16 @@ def deployments(settings: Settings) -> list[Any]:
             tags=["rememberme", "training"],
             version=CODE_VERSION,
             description="Pretrain the shared base model that personas fine-tune from.",
+        ),
+        train_voice_base.to_deployment(
+            name="weekly",
+            schedules=[Cron("0 5 * * 0", timezone=settings.recycle_timezone)],
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+            ),
+            tags=["rememberme", "training", "voice"],
+            version=CODE_VERSION,
+            description="Pretrain the multi-speaker voice base that users' voices adapt.",
         ),
         forget.to_deployment(
             name="on-request",

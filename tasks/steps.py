@@ -270,6 +270,22 @@ def import_base_model(lake_url: str, directory: str) -> dict[str, Any]:
     return import_base(open_storage(lake_url), directory, ModelOptions(), note=note)
 
 
+@task(name="train-voice-base", persist_result=True)
+def train_voice_base_model(lake_url: str, steps: int | None = None) -> dict[str, Any]:
+    """Pretrain the multi-speaker voice base on every persona's newest voice dataset; publish it."""
+    from tasks.voice_model import train_voice_base
+
+    return train_voice_base(open_storage(lake_url), steps=steps or 600)
+
+
+@task(name="import-voice-base", persist_result=True)
+def import_voice_base_model(lake_url: str, directory: str) -> dict[str, Any]:
+    """Publish a voice base from a local folder (config.json + weights) as the newest base."""
+    from tasks.voice_model import import_voice_base
+
+    return import_voice_base(open_storage(lake_url), directory)
+
+
 @task(name="preprocess-voice", **_RETRY)
 def preprocess_voice(lake_url: str, owner_id: str) -> dict[str, Any]:
     """Cut an owner's new voice recordings into measured, normalised utterances."""

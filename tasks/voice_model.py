@@ -12,6 +12,8 @@ import io
 import json
 import re
 import wave
+from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,7 @@ from infra.registry import Registry, RegistryError
 from infra.storage import Storage
 from models.errors import ParityError
 from models.voice import (
+    SYMBOLS,
     AcousticModel,
     MelConfig,
     VoiceConfig,
@@ -72,6 +75,7 @@ def train_user_voice(
     base_version = None
     try:
         base = registry.load(*VOICE_BASE, "base", "latest")
+        model = AcousticModel(VoiceConfig(**json.loads(base.files["config.json"])), seed=seed)
         model.load_state_dict(torch.load(io.BytesIO(base.files["weights.pt"]), weights_only=True))
         with torch.no_grad():
             model.speaker.weight[0] = model.speaker.weight.mean(0)
@@ -80,10 +84,7 @@ def train_user_voice(
         pass
     n_val = max(1, len(items) // 10)
     result = train_voice(model, items[n_val:], items[:n_val], speaker=0, steps=steps, seed=seed)
-    onnx_bytes = export_voice_onnx(model)
-    diff = voice_parity(model, onnx_bytes)
-    if diff > 1e-4:
-        raise ParityError(f"voice ONNX parity failed: max abs diff {diff:.2e} > 1e-04; not published")
+    onnx_bytes, diff = _export_checked(model)
     frames = sum(len(mel) for _, mel in items)
     tokens = sum(len(ids) for ids, _ in items)
     weights = io.BytesIO()
@@ -188,10 +189,80 @@ def train_voice_base(storage: Storage, steps: int = 600, seed: int = 13) -> dict
         model, [items[i] for i in order[n_val:]], [items[i] for i in order[:n_val]],
         [speakers[i] for i in order[n_val:]], steps=steps, seed=seed,
     )  # fmt: skip
+    return _publish_base(
+        storage,
+        model,
+        {
+            "corpus": {"speakers": len(names), "utterances": len(items)},
+            "metrics": {"val_l1_log_mel": result.best_val_l1},
+            "curve": result.history,
+        },
+    )
+
+
+def import_voice_base(storage: Storage, directory: str) -> dict[str, Any]:
+    """Publish a voice base from a local directory as the newest base (users then adapt it).
+
+    The directory holds `config.json` (the `VoiceConfig` fields) and the weights as `weights.pt`
+    (a torch state dict) or `model.safetensors`: what this registry stores for a voice base, so a
+    base pretrained elsewhere (a GPU cluster, a larger consented corpus) can be brought in by
+    copying its version folder. Checked here: the config, that the weights fit it, ONNX parity.
+    """
+    path = Path(directory)
+    if not (path / "config.json").is_file():
+        raise InputError(directory, "no config.json (a voice base folder holds config.json and weights)")
+    try:
+        raw = json.loads((path / "config.json").read_text())
+        unknown = sorted(set(raw) - {f.name for f in fields(VoiceConfig)})
+        if unknown:
+            raise InputError(f"{directory}/config.json", f"unknown field {unknown[0]!r}")
+        config = VoiceConfig(**raw)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise InputError(f"{directory}/config.json", f"not a voice config: {exc}") from exc
+    if config.n_symbols != len(SYMBOLS):
+        raise InputError(
+            f"{directory}/config.json",
+            f"n_symbols {config.n_symbols}, but the jamo inventory has {len(SYMBOLS)}",
+        )
+    model = AcousticModel(config)
+    try:
+        model.load_state_dict(_read_weights(path))
+    except RuntimeError as exc:
+        first = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+        raise InputError(directory, f"weights do not fit config.json: {first}") from exc
+    return _publish_base(
+        storage,
+        model.eval(),
+        {"corpus": {"imported_from": str(path.resolve())}, "metrics": {}, "curve": []},
+    )
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    if (path / "weights.pt").is_file():
+        try:
+            state: dict[str, torch.Tensor] = torch.load(path / "weights.pt", weights_only=True)
+        except Exception as exc:  # torch raises several types for a file that is not a state dict
+            raise InputError(
+                str(path / "weights.pt"), f"not a torch state dict ({type(exc).__name__})"
+            ) from exc
+        return state
+    if (path / "model.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        return load_file(path / "model.safetensors")
+    raise InputError(str(path), "no weights.pt or model.safetensors")
+
+
+def _export_checked(model: AcousticModel) -> tuple[bytes, float]:
     onnx_bytes = export_voice_onnx(model)
     diff = voice_parity(model, onnx_bytes)
     if diff > 1e-4:
         raise ParityError(f"voice ONNX parity failed: max abs diff {diff:.2e} > 1e-04; not published")
+    return onnx_bytes, diff
+
+
+def _publish_base(storage: Storage, model: AcousticModel, details: dict[str, Any]) -> dict[str, Any]:
+    onnx_bytes, diff = _export_checked(model)
     weights = io.BytesIO()
     torch.save(model.state_dict(), weights)
     return Registry(storage).publish(
@@ -200,13 +271,7 @@ def train_voice_base(storage: Storage, steps: int = 600, seed: int = 13) -> dict
         {
             "model.onnx": onnx_bytes,
             "weights.pt": weights.getvalue(),
-            "config.json": json.dumps(config.to_dict()).encode(),
+            "config.json": json.dumps(model.config.to_dict()).encode(),
         },
-        {
-            "base_version": None,
-            "corpus": {"speakers": len(names), "utterances": len(items)},
-            "metrics": {"val_l1_log_mel": result.best_val_l1},
-            "parity": {"max_abs_diff": diff},
-            "curve": result.history,
-        },
+        {"base_version": None, **details, "parity": {"max_abs_diff": diff}},
     )

@@ -31,6 +31,7 @@ def test_production_yaml_and_serve_declare_the_same_deployments() -> None:
             ("data-recycling", "nightly"),
             ("forget", "on-request"),
             ("train-base", "weekly"),
+            ("train-voice-base", "weekly"),
         }
     )
     nightly = production[("data-recycling", "nightly")]

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import wave
 from pathlib import Path
 
 import pytest
+import torch
 from pydub import AudioSegment
 from pydub.generators import WhiteNoise
 
 from infra.registry import Registry
 from infra.storage import open_storage
+from models.voice import AcousticModel, VoiceConfig
 from tasks.audio import AudioOptions, wav_bytes
 from tasks.voice import VoiceSummary, build_voice_dataset, process_recording
-from tasks.voice_model import speak, train_user_voice, train_voice_base
+from tasks.voice_model import import_voice_base, speak, train_user_voice, train_voice_base
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ffmpeg") and shutil.which("espeak-ng")),
@@ -61,6 +64,17 @@ def test_voice_checkpoint_trains_exports_and_speaks(tmp_path: Path) -> None:
     spoken = AudioSegment.from_wav(tmp_path / "2.wav")
     assert 0.4 * spoken.duration_seconds <= seconds <= 2.5 * spoken.duration_seconds  # plausible length
     assert AudioSegment.from_wav(io.BytesIO(data)).dBFS > -40  # not silence
+
+    # A base of another shape imported from a folder: the user's voice adapts it in its own shape.
+    folder = tmp_path / "imported-base"
+    folder.mkdir()
+    other = AcousticModel(VoiceConfig(channels=64), seed=5)
+    torch.save(other.state_dict(), folder / "weights.pt")
+    (folder / "config.json").write_text(json.dumps(other.config.to_dict()))
+    imported = import_voice_base(storage, str(folder))
+    from_imported = train_user_voice(storage, "vo", "엄마", dataset["version"], steps=10)
+    assert from_imported["base_version"] == imported["version"] == 2
+    assert from_imported["hyper_parameters"]["model"]["channels"] == 64
 
 
 def test_speak_cli(tmp_path: Path, capsys) -> None:
