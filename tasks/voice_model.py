@@ -23,18 +23,20 @@ from pydub import AudioSegment
 
 from infra.registry import Registry, RegistryError
 from infra.storage import Storage
+from models.align import index_from_durations, uniform_index
 from models.errors import ParityError
 from models.voice import (
     SYMBOLS,
     AcousticModel,
     MelConfig,
     VoiceConfig,
+    calibrate_pace,
     export_voice_onnx,
+    frames_from_log_durations,
     griffin_lim,
     jamo_ids,
     log_mel,
     train_voice,
-    uniform_index,
     voice_parity,
 )
 from parsers.errors import InputError
@@ -84,7 +86,7 @@ def train_user_voice(
         pass
     n_val = max(1, len(items) // 10)
     result = train_voice(model, items[n_val:], items[:n_val], speaker=0, steps=steps, seed=seed)
-    onnx_bytes, diff = _export_checked(model)
+    graphs, diff = _export_checked(model)
     frames = sum(len(mel) for _, mel in items)
     tokens = sum(len(ids) for ids, _ in items)
     weights = io.BytesIO()
@@ -93,6 +95,7 @@ def train_user_voice(
         "voice": model.config.to_dict(),
         "mel": mel_config.__dict__,
         "frames_per_jamo": frames / tokens,
+        "pace": calibrate_pace(model, items[n_val:] or items),
         "speaker": 0,
     }
     dataset = json.loads(
@@ -106,7 +109,7 @@ def train_user_voice(
         slug(persona),
         "voice",
         {
-            "model.onnx": onnx_bytes,
+            **graphs,
             "weights.pt": weights.getvalue(),
             "config.json": json.dumps(config).encode(),
         },
@@ -114,12 +117,18 @@ def train_user_voice(
             "base_version": base_version,
             "dataset": {"version": dataset_version, "content_hash": dataset["content_hash"]},
             "hyper_parameters": {"model": model.config.to_dict(), "steps": steps, "seed": seed},
-            "metrics": {"val_l1_log_mel": result.best_val_l1, "utterances": len(items), "minutes": minutes},
+            "metrics": {
+                "val_l1_log_mel": result.best_val_l1,
+                "val_length_error": result.val_length_error,
+                "utterances": len(items),
+                "minutes": minutes,
+            },
             "parity": {"max_abs_diff": diff},
             "curve": result.history,
             "model_card": (
                 f"Trained on {minutes:.1f} minutes of transcribed speech. Expect a robotic, Griffin-Lim "
-                "voice with the speaker's rough pitch and pace from a few minutes of audio; it does not "
+                "voice with the speaker's rough pitch and pace (durations learned from the recordings) from "
+                "a few minutes of audio; it does not "
                 "sound like the person until tens of minutes and a neural vocoder (not included)."
             ),
         },
@@ -136,16 +145,17 @@ def speak(
     config = json.loads(checkpoint.files["config.json"])
     mel_config = MelConfig(**config["mel"])
     ids = np.asarray([jamo_ids(text)], dtype=np.int64)
-    frames = max(4, round(ids.shape[1] * config["frames_per_jamo"]))
-    session = ort.InferenceSession(checkpoint.files["model.onnx"], providers=["CPUExecutionProvider"])
-    (mel,) = session.run(
-        ["mel"],
-        {
-            "ids": ids,
-            "frame_index": uniform_index(ids.shape[1], frames),
-            "speaker": np.array([config["speaker"]], dtype=np.int64),
-        },
-    )
+    speaker = np.array([config["speaker"]], dtype=np.int64)
+    providers = ["CPUExecutionProvider"]
+    if "durations.onnx" in checkpoint.files:  # learned durations place the frames
+        durations = ort.InferenceSession(checkpoint.files["durations.onnx"], providers=providers)
+        (log_durations,) = durations.run(["log_durations"], {"ids": ids, "speaker": speaker})
+        pace = float(config.get("pace", 1.0))
+        frame_index = index_from_durations(frames_from_log_durations(log_durations[0], pace))
+    else:  # a checkpoint from before duration prediction: the speaker's average rate
+        frame_index = uniform_index(ids.shape[1], max(4, round(ids.shape[1] * config["frames_per_jamo"])))
+    session = ort.InferenceSession(checkpoint.files["model.onnx"], providers=providers)
+    (mel,) = session.run(["mel"], {"ids": ids, "frame_index": frame_index, "speaker": speaker})
     samples = griffin_lim(mel[0], mel_config)
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
@@ -194,7 +204,7 @@ def train_voice_base(storage: Storage, steps: int = 600, seed: int = 13) -> dict
         model,
         {
             "corpus": {"speakers": len(names), "utterances": len(items)},
-            "metrics": {"val_l1_log_mel": result.best_val_l1},
+            "metrics": {"val_l1_log_mel": result.best_val_l1, "val_length_error": result.val_length_error},
             "curve": result.history,
         },
     )
@@ -253,23 +263,24 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     raise InputError(str(path), "no weights.pt or model.safetensors")
 
 
-def _export_checked(model: AcousticModel) -> tuple[bytes, float]:
-    onnx_bytes = export_voice_onnx(model)
-    diff = voice_parity(model, onnx_bytes)
+def _export_checked(model: AcousticModel) -> tuple[dict[str, bytes], float]:
+    """`model.onnx` + `durations.onnx`, parity-checked; a failure stops publication."""
+    graphs = export_voice_onnx(model)
+    diff = voice_parity(model, graphs)
     if diff > 1e-4:
         raise ParityError(f"voice ONNX parity failed: max abs diff {diff:.2e} > 1e-04; not published")
-    return onnx_bytes, diff
+    return {"model.onnx": graphs[0], "durations.onnx": graphs[1]}, diff
 
 
 def _publish_base(storage: Storage, model: AcousticModel, details: dict[str, Any]) -> dict[str, Any]:
-    onnx_bytes, diff = _export_checked(model)
+    graphs, diff = _export_checked(model)
     weights = io.BytesIO()
     torch.save(model.state_dict(), weights)
     return Registry(storage).publish(
         *VOICE_BASE,
         "base",
         {
-            "model.onnx": onnx_bytes,
+            **graphs,
             "weights.pt": weights.getvalue(),
             "config.json": json.dumps(model.config.to_dict()).encode(),
         },

@@ -50,6 +50,8 @@ def test_voice_checkpoint_trains_exports_and_speaks(tmp_path: Path) -> None:
     assert curve[-1]["train_loss"] < curve[0]["train_loss"] * 0.8  # the loss falls
     assert manifest["parity"]["max_abs_diff"] <= 1e-4
     assert manifest["kind"] == "voice" and manifest["dataset"]["version"] == 1
+    assert {"model.onnx", "durations.onnx"} <= set(manifest["files"])  # speak places frames by durations
+    assert 0 <= manifest["metrics"]["val_length_error"] < 1
     assert Registry(storage).aliases("vo", "엄마", "voice")["latest"] == 1
 
     base = train_voice_base(storage, steps=30)  # a multi-speaker base from every voice dataset
