@@ -1,4 +1,4 @@
-"""Which tokenizer: byte-level BPE vocabulary sizes (and bytes alone) compared by validation loss.
+"""Which tokenizer: byte-level BPE sizes, bytes alone and Kiwi morphemes, by validation loss.
 
     python bench/tokenizer.py [--steps 300]
 
@@ -13,6 +13,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -20,6 +21,7 @@ from infra.settings import Settings
 from infra.storage import open_storage
 from models.data import Encoder
 from models.gpt import GPT, GPTConfig
+from models.morpheme import train_morpheme_tokenizer
 from models.tokenizer import train_tokenizer
 from models.train import TrainConfig, train
 from tasks.dataset import build_dataset
@@ -41,11 +43,20 @@ def main() -> None:
     texts = [r for _, r in train_pairs] + [t.text for c, _ in train_pairs for t in c]
     print(f"{len(train_pairs)} train / {len(val_pairs)} validation pairs, {args.steps} steps each")
     seen = set()
+    candidates: list[tuple[str, Any]] = []
     for vocab in (262, 500, 1000, 2000, 4000):  # 262: the 256 bytes + specials, i.e. no merges
         tokenizer = train_tokenizer(texts, vocab)
         if tokenizer.get_vocab_size() in seen:
             continue  # the corpus has no more merges to offer
         seen.add(tokenizer.get_vocab_size())
+        candidates.append(("byte-level BPE", tokenizer))
+    seen.clear()
+    for vocab in (500, 1000, 2000, 4000):
+        morphemes = train_morpheme_tokenizer(texts, vocab)
+        if morphemes.get_vocab_size() not in seen:
+            seen.add(morphemes.get_vocab_size())
+            candidates.append(("Kiwi morphemes", morphemes))
+    for name, tokenizer in candidates:
         config = GPTConfig.cpu(tokenizer.get_vocab_size())
         encoder = Encoder(tokenizer, config.block_size)
         data = encoder.batchable([encoder.pair(c, r) for c, r in train_pairs])
@@ -55,7 +66,8 @@ def main() -> None:
         per_reply = float(val.mask.sum()) / len(val_pairs)
         loss = nats_per_char(model, encoder, val_pairs)
         print(
-            f"vocab {tokenizer.get_vocab_size():>5}: {loss:.4f} nats/char, {per_reply:.1f} tokens per reply"
+            f"{name:<15} vocab {tokenizer.get_vocab_size():>5}: {loss:.4f} nats/char, "
+            f"{per_reply:.1f} tokens per reply"
         )
 
 

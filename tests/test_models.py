@@ -182,3 +182,19 @@ def sequence_loss(model: GPT, encoder: Encoder, lines: list[str]) -> float:
 
     data = encoder.batchable([encoder.pair(c, r) for c, r in _pairs(lines, 40, 77)])
     return evaluate_loss(model, data, torch.device("cpu"))
+
+
+def test_morpheme_tokenizer_never_merges_across_morphemes_and_round_trips() -> None:
+    from models.morpheme import MorphemeTokenizer, train_morpheme_tokenizer
+
+    tokenizer = train_morpheme_tokenizer(MOM * 5 + UNCLE * 5, vocab_size=400)
+    assert tokenizer.get_vocab_size() <= 400 and tokenizer.token_to_id("<persona>") == 3
+    assert tokenizer.segment("확인했습니다.")[:2] == ["확인", "했"]  # 했 (하+었) stays whole
+    for text in ["밥은 먹었니~ ㅎㅎ", "  처음 보는 낱말 😊\n다음 줄", ""]:
+        assert tokenizer.decode(tokenizer.encode(text).ids) == text
+    whole = tokenizer.encode("확인했습니다").ids
+    pieces = tokenizer.segment("확인했습니다")
+    assert whole == [i for piece in pieces for i in tokenizer.bpe.encode(piece, add_special_tokens=False).ids]
+    assert len(tokenizer.encode("확인").ids) == 1  # a frequent morpheme is one token
+    again = MorphemeTokenizer.from_str(tokenizer.to_str())
+    assert again.encode("밥은 먹었니~").ids == tokenizer.encode("밥은 먹었니~").ids
