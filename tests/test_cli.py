@@ -122,7 +122,8 @@ def test_every_command_has_help_and_is_documented() -> None:
     commands: dict[str, argparse.ArgumentParser] = dict(action.choices)
     assert set(commands) == {
         "parse", "ingest", "formats", "dataset", "services", "index", "search",
-        "restore", "recycle", "forget", "landing", "serve", "server", "models", "chat", "train-base", "speak",
+        "restore", "recycle", "forget", "landing", "serve", "server", "models", "chat", "train-base",
+        "train-voice-base", "speak",
     }  # fmt: skip
     for name, sub in commands.items():
         assert sub.format_help().strip()
