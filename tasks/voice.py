@@ -5,8 +5,9 @@ voice manifests). Output per recording: `voice/owner={owner}/segments/{recording
 segment, kept or dropped with its reason) and `voice/owner={owner}/audio/{recording}/{i}.wav`
 (kept segments: mono, resampled, loudness-normalised 16-bit PCM). A recording whose rows exist
 is skipped (idempotent); undecodable audio goes to `quarantine/{owner}/voice-{recording}.parquet`
-with ffmpeg's complaint in one line. A transcript is attached when the recording yields exactly
-one kept utterance (with several, nothing tells which words belong to which cut).
+with ffmpeg's complaint in one line. A recording's transcript is shared out over its utterances
+(`tasks/transcripts.py`: words cut where the speaking time says, preferring punctuation); when no
+sharing is credible the utterances get none.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from schemas.message import QUARANTINE_SCHEMA
 from schemas.platform import VOICE_SEGMENT_SCHEMA
 from tasks.audio import AudioError, AudioOptions, decode, preprocess, wav_bytes
 from tasks.clean import slug
+from tasks.transcripts import split_transcript
 
 
 @dataclass
@@ -82,7 +84,10 @@ def process_recording(
     summary.recordings += 1
     summary.seconds_in += len(audio) / 1000
     segments = preprocess(audio, options)
-    kept = [s for s in segments if s.drop_reason is None]
+    # Too quiet or too noisy to be the speaker's words: left out of the sharing of the transcript.
+    spoken = [i for i, s in enumerate(segments) if s.drop_reason not in ("too_quiet", "low_snr")]
+    texts = split_transcript(rec.get("transcript") or "", [segments[i].duration_s for i in spoken]) or []
+    text_of = dict(zip(spoken, texts, strict=False))
     rows = []
     for i, seg in enumerate(segments):
         uri = None
@@ -111,7 +116,7 @@ def process_recording(
                 "peak_dbfs": seg.peak_dbfs,
                 "clipping_ratio": seg.clipping_ratio,
                 "snr_db": seg.snr_db,
-                "transcript": rec.get("transcript") if len(kept) == 1 and seg is kept[0] else None,
+                "transcript": text_of.get(i) if seg.audio is not None else None,
                 "drop_reason": seg.drop_reason,
             }
         )

@@ -140,3 +140,21 @@ def test_voice_dataset_is_versioned_by_content(tmp_path: Path, recording: AudioS
     assert not again["created"] and again["content_hash"] == first["content_hash"]
     with pytest.raises(Exception, match="has no kept utterances"):
         build_voice_dataset(storage, "vo", "아빠")
+
+
+def test_a_recordings_transcript_is_shared_out_over_its_utterances(
+    tmp_path: Path, recording: AudioSegment
+) -> None:
+    from tasks.audio import AudioOptions
+    from tasks.voice import VoiceSummary, process_recording
+
+    storage = open_storage(f"file://{tmp_path}/lake")
+    with storage.open_write("landing/rec.wav") as handle:
+        handle.write(wav_bytes(recording))
+    transcript = "안녕하세요, 오늘 날씨가 참 좋네요. 밥은 먹었니? 따뜻하게 입고 다녀. 주말에 집에 올 수 있어"
+    rec = {"recording_id": "r1", "audio_key": "landing/rec.wav", "speaker": "엄마", "transcript": transcript}
+    process_recording(storage, "tr", rec, AudioOptions(), VoiceSummary("tr"))
+    rows = pq.read_table(io.BytesIO(storage.read_bytes("voice/owner=tr/segments/r1.parquet"))).to_pylist()
+    texts = [r["transcript"] for r in rows if r["drop_reason"] is None]
+    assert len(texts) == 3 and all(texts)
+    assert [t.replace(",", "").replace(".", "").replace("?", "") for t in texts] == PHRASES
