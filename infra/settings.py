@@ -48,6 +48,12 @@ class Settings(BaseSettings):
 
     train_max_steps: int = Field(default=300, ge=1, description="Optimiser steps of a persona fine-tune.")
     train_device: str = Field(default="auto", description="auto (cuda when present), cpu or cuda.")
+    train_lora_rank: int | None = Field(
+        default=None,
+        ge=0,
+        description="Persona fine-tune through LoRA adapters of this rank (0: full fine-tune). Unset: "
+        "rank 8 on an imported pretrained base, full fine-tune of our own small base.",
+    )
     chat_probe: str = Field(
         default="잘 지냈어?", description="The message instant restore sends to the new model (its artifact)."
     )

@@ -212,9 +212,8 @@ def train_persona_model(
 
     settings = Settings()
     config = TrainConfig(max_steps=max_steps or settings.train_max_steps, device=settings.train_device)
-    return train_persona(
-        open_storage(lake_url), owner_id, persona_id, dataset_version, ModelOptions(train=config)
-    )
+    options = ModelOptions(train=config, lora_rank=settings.train_lora_rank)
+    return train_persona(open_storage(lake_url), owner_id, persona_id, dataset_version, options)
 
 
 @task(name="index-pairs", persist_result=True, **_RETRY)

@@ -42,6 +42,7 @@ from models.train import TrainConfig, evaluate_loss, pick_device, train
 from parsers.errors import InputError
 
 BASE_OWNER, BASE_PERSONA = "platform", "base"
+AUTO_LORA_RANK = 8
 
 Pair = tuple[list[Turn], str]
 
@@ -57,7 +58,10 @@ class ModelOptions:
     n_head: int = 4
     d_model: int = 128
     promote_tolerance: float = 0.02  # production moves if new <= current * (1 + tolerance)
-    lora_rank: int = 0  # > 0: fine-tune a base through LoRA adapters (for larger bases) and merge
+    # LoRA adapters (merged before export) instead of a full fine-tune of the base. None: rank
+    # AUTO_LORA_RANK for an imported pretrained base (large: full fine-tunes are slow and forget),
+    # full for our own small base; 0: always full; > 0: that rank whenever there is a base.
+    lora_rank: int | None = None
     pretrained_lr: float = 3e-4  # learning-rate cap for a full fine-tune of an imported pretrained base
     style_samples: int = 16
 
@@ -163,9 +167,12 @@ def train_persona(
     encoder = Encoder(tokenizer, model.config.block_size)
     train_data = encoder.batchable([encoder.pair(c, r) for c, r in train_pairs])
     val_data = encoder.batchable([encoder.pair(c, r) for c, r in val_pairs])
-    lora = options.lora_rank > 0 and base is not None
+    rank = options.lora_rank
+    if rank is None:
+        rank = AUTO_LORA_RANK if isinstance(model, HFCausalLM) else 0
+    lora = rank > 0 and base is not None
     if lora:
-        apply_lora(model, options.lora_rank)
+        apply_lora(model, rank)
     train_config = options.train
     if isinstance(model, HFCausalLM) and not lora:
         # A pretrained model forgets what it knew at our from-scratch learning rate.
@@ -206,7 +213,7 @@ def train_persona(
                 "model": model.config.to_dict(),
                 "train": train_config.to_dict(),
                 "vocab_size": tokenizer.get_vocab_size(),
-                "fine_tune": f"lora rank {options.lora_rank}" if lora else "full",
+                "fine_tune": f"lora rank {rank}" if lora else "full",
                 "device": str(pick_device(options.train.device)),
             },
             "metrics": metrics,

@@ -103,14 +103,14 @@ def test_imported_base_is_fine_tuned_published_and_chats(hf_dir: Path, tmp_path:
     dataset = build_dataset(storage, "hf-owner", "엄마")
     quick = TrainConfig(max_steps=30, eval_every=10, patience=99)
     lora = train_persona(
-        storage, "hf-owner", "엄마", dataset.version, ModelOptions(train=quick, lora_rank=4, style_samples=2)
+        storage, "hf-owner", "엄마", dataset.version, ModelOptions(train=quick, style_samples=2)
     )
     assert lora["base_version"] == base["version"]
-    assert lora["hyper_parameters"]["fine_tune"] == "lora rank 4"
+    assert lora["hyper_parameters"]["fine_tune"] == "lora rank 8"  # the default on a pretrained base
     assert lora["hyper_parameters"]["model"]["arch"] == "hf"
     assert lora["metrics"]["val_loss"] < lora["curve"][0]["train_loss"]
     full = train_persona(
-        storage, "hf-owner", "엄마", dataset.version, ModelOptions(train=quick, style_samples=2)
+        storage, "hf-owner", "엄마", dataset.version, ModelOptions(train=quick, lora_rank=0, style_samples=2)
     )
     assert full["hyper_parameters"]["fine_tune"] == "full"
     assert (
