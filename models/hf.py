@@ -119,8 +119,10 @@ def load_hf_directory(path: Path, block_size: int) -> tuple[HFCausalLM, Tokenize
             raise HFLoadError(f"{path}: no {required}{hint}")
     try:
         from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
     except ImportError as exc:  # pragma: no cover - transformers is a project dependency
         raise HFLoadError(f"{path}: the transformers package is needed to load it ({exc})") from exc
+    hf_logging.disable_progress_bar()  # a progress bar per load clutters flow logs
     tokenizer = add_turn_markers(Tokenizer.from_file(str(path / "tokenizer.json")))
     try:
         inner: Any = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)

@@ -136,7 +136,8 @@ class PersonaChat:
             max_new=40, temperature=self.temperature, top_p=self.top_p, seed=seed, banned=self._banned,
         )  # fmt: skip
         text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
-        return _PLACEHOLDER.sub(" ", text).strip()
+        # Byte-level sampling can stop inside a multi-byte character: never show U+FFFD.
+        return _PLACEHOLDER.sub(" ", text).replace("\ufffd", "").strip()
 
     def likelihood(self, context: list[Turn], reply: str) -> float:
         """Mean log-probability per token of `reply` after `context` under the persona model."""

@@ -121,6 +121,7 @@ def test_imported_base_is_fine_tuned_published_and_chats(hf_dir: Path, tmp_path:
     chat = PersonaChat(storage, "hf-owner", "엄마", version=lora["version"], mode="generate")
     reply = chat.reply("엄마 뭐해?")
     assert reply.mode == "generated" and reply.notice
+    assert "\ufffd" not in reply.text  # a reply cut inside a multi-byte character is never shown broken
     assert Registry(storage).load("hf-owner", "엄마", "text", lora["version"]).files["tokenizer.json"]
 
 
