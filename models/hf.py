@@ -122,7 +122,7 @@ def load_hf_directory(path: Path, block_size: int) -> tuple[HFCausalLM, Tokenize
         from transformers.utils import logging as hf_logging
     except ImportError as exc:  # pragma: no cover - transformers is a project dependency
         raise HFLoadError(f"{path}: the transformers package is needed to load it ({exc})") from exc
-    hf_logging.disable_progress_bar()  # a progress bar per load clutters flow logs
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # clutters flow logs
     tokenizer = add_turn_markers(Tokenizer.from_file(str(path / "tokenizer.json")))
     try:
         inner: Any = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
