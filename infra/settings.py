@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         description="Persona fine-tune through LoRA adapters of this rank (0: full fine-tune). Unset: "
         "rank 8 on an imported pretrained base, full fine-tune of our own small base.",
     )
+    asr_model: str | None = Field(
+        default=None,
+        description="Local Hugging Face speech-recognition directory (Whisper, wav2vec2-CTC, ...) that "
+        "transcribes utterances without words, e.g. KakaoTalk voice messages. Unset: none are transcribed.",
+    )
     chat_probe: str = Field(
         default="잘 지냈어?", description="The message instant restore sends to the new model (its artifact)."
     )

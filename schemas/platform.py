@@ -130,6 +130,10 @@ VOICE_SEGMENT_SCHEMA: Final[pa.Schema] = pa.schema(
         pa.field("snr_db", pa.float64(), nullable=True),
         pa.field("transcript", pa.string(), nullable=True),
         pa.field("drop_reason", pa.string(), nullable=True),
+        # Where the words came from: "manifest" (the recording's own, one utterance), "shared"
+        # (the recording's transcript shared out over its utterances), "asr"; null: no words.
+        # Added in v2; v1 files read back with it null.
+        pa.field("transcript_source", pa.string(), nullable=True),
     ],
-    metadata={"contract": "rememberme.voice_segment.v1"},
+    metadata={"contract": "rememberme.voice_segment.v2"},
 )

@@ -288,9 +288,11 @@ def import_voice_base_model(lake_url: str, directory: str) -> dict[str, Any]:
 @task(name="preprocess-voice", **_RETRY)
 def preprocess_voice(lake_url: str, owner_id: str) -> dict[str, Any]:
     """Cut an owner's new voice recordings into measured, normalised utterances."""
+    from tasks.asr import load_transcriber
     from tasks.voice import process_owner_recordings
 
-    return process_owner_recordings(open_storage(lake_url), owner_id).to_dict()
+    transcriber = load_transcriber(Settings().asr_model)
+    return process_owner_recordings(open_storage(lake_url), owner_id, transcriber=transcriber).to_dict()
 
 
 @task(name="refresh-voice", persist_result=True)
@@ -325,6 +327,7 @@ def restore_voice_task(
     lake_url: str, owner_id: str, persona: str, names: list[str], audio: list[str], train_steps: int | None
 ) -> dict[str, Any]:
     """Uploaded audio (a `.txt` beside a file is its transcript) + KakaoTalk voice messages -> voice."""
+    from tasks.asr import load_transcriber
     from tasks.voice import restore_voice
     from tasks.voice_model import train_user_voice
 
@@ -337,7 +340,8 @@ def restore_voice_task(
             sidecar = path.with_suffix(".txt")
             transcript = sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else None
             files.append((path.name, path.read_bytes(), transcript))
-    result = restore_voice(storage, owner_id, persona, names, files)
+    transcriber = load_transcriber(Settings().asr_model)
+    result = restore_voice(storage, owner_id, persona, names, files, transcriber=transcriber)
     dataset = result["dataset"]
     result["model_version"] = None
     if dataset and dataset["created"] and dataset["with_transcript"] >= 2:

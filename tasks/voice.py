@@ -16,13 +16,15 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydub import AudioSegment
 
 from infra.storage import Storage
 from infra.version import CODE_VERSION
@@ -32,6 +34,9 @@ from schemas.platform import VOICE_SEGMENT_SCHEMA
 from tasks.audio import AudioError, AudioOptions, decode, preprocess, wav_bytes
 from tasks.clean import slug
 from tasks.transcripts import split_transcript
+
+#: Utterance audio -> its words (None: none heard); `tasks.asr.Transcriber` is one.
+Transcribe = Callable[[AudioSegment], str | None]
 
 
 @dataclass
@@ -46,6 +51,7 @@ class VoiceSummary:
     segments_dropped: dict[str, int] = field(default_factory=dict)
     seconds_in: float = 0.0
     seconds_kept: float = 0.0
+    transcribed: int = 0  # utterances given words by the speech recogniser
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -53,7 +59,10 @@ class VoiceSummary:
 
 
 def process_owner_recordings(
-    storage: Storage, owner_id: str, options: AudioOptions | None = None
+    storage: Storage,
+    owner_id: str,
+    options: AudioOptions | None = None,
+    transcriber: Transcribe | None = None,
 ) -> VoiceSummary:
     """Segment every not-yet-processed recording of an owner."""
     options = options or AudioOptions()
@@ -65,15 +74,25 @@ def process_owner_recordings(
             out_key = f"voice/owner={owner_id}/segments/{rec['recording_id']}.parquet"
             if storage.exists(out_key):
                 summary.skipped += 1
+                summary.transcribed += fill_transcripts(storage, out_key, transcriber)
                 continue
-            process_recording(storage, owner_id, rec, options, summary)
+            process_recording(storage, owner_id, rec, options, summary, transcriber)
     return summary
 
 
 def process_recording(
-    storage: Storage, owner_id: str, rec: dict[str, Any], options: AudioOptions, summary: VoiceSummary
+    storage: Storage,
+    owner_id: str,
+    rec: dict[str, Any],
+    options: AudioOptions,
+    summary: VoiceSummary,
+    transcriber: Transcribe | None = None,
 ) -> None:
-    """Decode, segment and store one recording (rows written last: they mark it done)."""
+    """Decode, segment and store one recording (rows written last: they mark it done).
+
+    Utterances get the recording's transcript (shared out when there are several); those left
+    without words are transcribed when a `transcriber` (local ASR model) is given.
+    """
     recording = rec["recording_id"]
     try:
         audio = decode(storage.read_bytes(rec["audio_key"]), rec["audio_key"])
@@ -88,10 +107,14 @@ def process_recording(
     spoken = [i for i, s in enumerate(segments) if s.drop_reason not in ("too_quiet", "low_snr")]
     texts = split_transcript(rec.get("transcript") or "", [segments[i].duration_s for i in spoken]) or []
     text_of = dict(zip(spoken, texts, strict=False))
+    source = "manifest" if len(texts) == 1 else "shared"
     rows = []
     for i, seg in enumerate(segments):
-        uri = None
+        uri, text, text_source = None, text_of.get(i), source if i in text_of else None
         if seg.audio is not None:
+            if text is None and transcriber is not None:
+                text, text_source = transcriber(seg.audio), "asr"  # "asr" with no text: tried, none heard
+                summary.transcribed += 1 if text else 0
             wav_key = f"voice/owner={owner_id}/audio/{recording}/{i:03d}.wav"
             with storage.open_write(wav_key) as handle:
                 handle.write(wav_bytes(seg.audio))
@@ -116,12 +139,35 @@ def process_recording(
                 "peak_dbfs": seg.peak_dbfs,
                 "clipping_ratio": seg.clipping_ratio,
                 "snr_db": seg.snr_db,
-                "transcript": text_of.get(i) if seg.audio is not None else None,
+                "transcript": text if seg.audio is not None else None,
                 "drop_reason": seg.drop_reason,
+                "transcript_source": text_source if seg.audio is not None else None,
             }
         )
     with storage.open_write(f"voice/owner={owner_id}/segments/{recording}.parquet") as handle:
         pq.write_table(pa.Table.from_pylist(rows, schema=VOICE_SEGMENT_SCHEMA), handle)
+
+
+def fill_transcripts(storage: Storage, segments_key: str, transcriber: Transcribe | None) -> int:
+    """Transcribe the kept utterances of a processed recording that have no words and were never tried.
+
+    A recogniser configured after recordings were processed still reaches them; the rows are
+    rewritten in place (same key). Returns how many utterances got words.
+    """
+    if transcriber is None:
+        return 0
+    rows = pq.read_table(io.BytesIO(storage.read_bytes(segments_key))).to_pylist()
+    todo = [r for r in rows if r["audio_uri"] and not r["transcript"] and not r.get("transcript_source")]
+    if not todo:
+        return 0
+    heard = 0
+    for row in todo:
+        audio = AudioSegment.from_wav(io.BytesIO(storage.read_bytes(storage.key(row["audio_uri"]))))
+        row["transcript"], row["transcript_source"] = transcriber(audio), "asr"
+        heard += 1 if row["transcript"] else 0
+    with storage.open_write(segments_key) as handle:
+        pq.write_table(pa.Table.from_pylist(rows, schema=VOICE_SEGMENT_SCHEMA), handle)
+    return heard
 
 
 def _quarantine(storage: Storage, owner_id: str, rec: dict[str, Any], reason: str) -> None:
@@ -157,7 +203,10 @@ def build_voice_dataset(storage: Storage, owner_id: str, persona: str) -> dict[s
     digest = hashlib.sha256()
     for r in rows:
         wav = storage.read_bytes(storage.key(r["audio_uri"]))
-        digest.update(f"{r['segment_id']}|{r['duration_s']:.3f}|{hashlib.sha256(wav).hexdigest()}\n".encode())
+        words = r["transcript"] or ""
+        digest.update(
+            f"{r['segment_id']}|{r['duration_s']:.3f}|{hashlib.sha256(wav).hexdigest()}|{words}\n".encode()
+        )
     content_hash = digest.hexdigest()
     prefix = f"voice/owner={owner_id}/datasets/{persona_id}"
     versions = sorted(
@@ -183,6 +232,9 @@ def build_voice_dataset(storage: Storage, owner_id: str, persona: str) -> dict[s
             "segments": len(rows),
             "minutes": sum(r["duration_s"] for r in rows) / 60,
             "with_transcript": sum(1 for r in rows if r["transcript"]),
+            "transcripts_by_source": dict(
+                Counter(r.get("transcript_source") or "manifest" for r in rows if r["transcript"])
+            ),
             "recordings": len({r["recording_id"] for r in rows}),
         }
         if storage.create(
@@ -199,6 +251,7 @@ def restore_voice(
     names: list[str],
     audio_files: Sequence[tuple[str, bytes, str | None]],
     options: AudioOptions | None = None,
+    transcriber: Transcribe | None = None,
 ) -> dict[str, Any]:
     """Voice for an instant restore: uploaded audio plus the persona's KakaoTalk voice messages.
 
@@ -230,10 +283,13 @@ def restore_voice(
                 }
             )
     for rec in recordings:
-        if storage.exists(f"voice/owner={owner_id}/segments/{rec['recording_id']}.parquet"):
+        out_key = f"voice/owner={owner_id}/segments/{rec['recording_id']}.parquet"
+        if storage.exists(out_key):
             summary.skipped += 1
+            summary.transcribed += fill_transcripts(storage, out_key, transcriber)
             continue
-        process_recording(storage, owner_id, {**rec, "speaker": persona, "line_no": 0}, options, summary)
+        full: dict[str, Any] = {**rec, "speaker": persona, "line_no": 0}
+        process_recording(storage, owner_id, full, options, summary, transcriber)
     try:
         dataset: dict[str, Any] | None = build_voice_dataset(storage, owner_id, persona)
     except InputError:

@@ -104,6 +104,7 @@ def train_user_voice(
         )
     )
     minutes = frames * mel_config.hop / mel_config.sample_rate / 60
+    asr = dataset.get("transcripts_by_source", {}).get("asr", 0)
     return registry.publish(
         owner_id,
         slug(persona),
@@ -121,14 +122,16 @@ def train_user_voice(
                 "val_l1_log_mel": result.best_val_l1,
                 "val_length_error": result.val_length_error,
                 "utterances": len(items),
+                "asr_utterances": asr,
                 "minutes": minutes,
             },
             "parity": {"max_abs_diff": diff},
             "curve": result.history,
             "model_card": (
-                f"Trained on {minutes:.1f} minutes of transcribed speech. Expect a robotic, Griffin-Lim "
-                "voice with the speaker's rough pitch and pace (durations learned from the recordings) from "
-                "a few minutes of audio; it does not "
+                f"Trained on {minutes:.1f} minutes of transcribed speech ({asr} of {len(items)} "
+                "utterances transcribed by speech recognition, which may have misheard). Expect a robotic, "
+                "Griffin-Lim voice with the speaker's rough pitch and pace (durations learned from the "
+                "recordings) from a few minutes of audio; it does not "
                 "sound like the person until tens of minutes and a neural vocoder (not included)."
             ),
         },
