@@ -15,7 +15,7 @@ from prefect import flow, unmapped
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from infra.settings import Settings
-from tasks.artifacts import artifact_key, report_index, report_markdown, report_table
+from tasks.artifacts import artifact_key, report_index, report_markdown, report_table, report_training
 from tasks.steps import (
     commit_watermark,
     index_owner,
@@ -73,6 +73,9 @@ def data_recycling(
     refreshed = refresh_persona.map(
         unmapped(lake), [o for o, _ in personas], [p for _, p in personas], unmapped(train)
     ).result()
+    published = [r.pop("manifest") for r in [*refreshed, *voiced] if r.get("manifest")]
+    if published:
+        report_training.map(published).result()
     if refreshed:
         report_table(refreshed, artifact_key("recycling-personas"), "Personas refreshed by recycling")
     state = commit_watermark(lake, plan, routed)

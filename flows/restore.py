@@ -72,6 +72,8 @@ def instant_restore(
         if voice:  # uploaded audio and the persona's KakaoTalk voice messages
             names = dataset.manifest.get("persona_names", [persona])
             voiced = restore_voice_task(lake, owner_id, dataset.persona_id, names, audio or [], train_steps)
+            if voiced.get("manifest"):
+                report_training(voiced.pop("manifest"))
         summary = restore_markdown(owner_id, persona, ingests, dataset, indexed, model, reply)
         report_markdown(summary, artifact_key("restore", owner_id, persona), "Instant restore")
     return {

@@ -70,16 +70,17 @@ def report_table(rows: list[dict[str, Any]], key: str, description: str) -> None
 @task(name="report-training")
 def report_training(manifest: dict[str, Any]) -> None:
     """The training curve (picture + table) and the model card of a published version."""
-    owner, persona = manifest["owner_id"], manifest["persona"]
+    owner, persona, kind = manifest["owner_id"], manifest["persona"], manifest["kind"]
+    prefix = "voice-" if kind == "voice" else ""  # a persona's text and voice keep separate histories
     create_markdown_artifact(
         reports.training_markdown(manifest),
-        key=artifact_key("curve", owner, persona),
-        description=f"Training curve of {owner}/{persona} v{manifest['version']}",
+        key=artifact_key(f"{prefix}curve", owner, persona),
+        description=f"Training curve of {owner}/{persona} {kind} v{manifest['version']}",
     )
-    if manifest["kind"] != "text":
-        return
-    create_markdown_artifact(
-        reports.model_card(manifest),
-        key=artifact_key("model-card", owner, persona),
-        description=f"Model card of {owner}/{persona} v{manifest['version']}",
-    )
+    cards = {"text": reports.model_card, "voice": reports.voice_model_card}
+    if kind in cards:
+        create_markdown_artifact(
+            cards[kind](manifest),
+            key=artifact_key(f"{prefix}model-card", owner, persona),
+            description=f"Model card of {owner}/{persona} {kind} v{manifest['version']}",
+        )

@@ -198,13 +198,19 @@ def model_card(manifest: dict[str, Any]) -> str:
         f"{model.get('n_layer')} layers, d={model.get('d_model')}, context {model.get('block_size')} tokens, "
         f"vocabulary {hp.get('vocab_size')}"
     )
+    if model.get("arch") == "hf":  # an imported pretrained base, fine-tuned
+        shape = (
+            f"pretrained {model.get('hf_config', {}).get('model_type')} from `{model.get('source')}`, "
+            f"context {model.get('block_size')} tokens, vocabulary {hp.get('vocab_size')}"
+        )
     verdict = "production" if promotion.get("promote") else "candidate only"
     lines = [
         f"# Model card: {manifest['owner_id']}/{manifest['persona']} text v{manifest['version']}",
         "",
         f"- base: {f'v{base}' if base else 'none (trained from scratch with its own tokenizer)'}",
         f"- dataset: v{manifest['dataset']['version']} (`{manifest['dataset']['content_hash'][:16]}`)",
-        f"- model: decoder-only transformer, {shape}; trained on {hp.get('device')}",
+        f"- model: decoder-only transformer, {shape}; {hp.get('fine_tune', 'full')} fine-tune "
+        f"on {hp.get('device')}",
         f"- training: {m.get('steps')} steps (best at {m.get('best_step')}), "
         f"{m.get('train_tokens_per_s', 0):,.0f} tokens/s",
         "",
@@ -221,3 +227,34 @@ def model_card(manifest: dict[str, Any]) -> str:
         "present-day questions in their voice.",
     ]
     return "\n".join(lines)
+
+
+def voice_model_card(manifest: dict[str, Any]) -> str:
+    """What a published voice model is, how close it gets, and what not to expect from it."""
+    m = manifest.get("metrics", {})
+    nan = float("nan")
+    base = manifest.get("base_version")
+    dataset = manifest["dataset"]
+    rows = [
+        ("speech (minutes)", f"{m.get('minutes', nan):.1f}"),
+        ("transcribed utterances", f"{m.get('utterances', 0)}"),
+        ("... of which by speech recognition", f"{m.get('asr_utterances', 0)}"),
+        ("validation log-mel L1", f"{m.get('val_l1_log_mel', nan):.4f}"),
+        ("validation length error (predicted durations)", f"{m.get('val_length_error', nan):.1%}"),
+        ("ONNX parity (max abs diff)", f"{manifest.get('parity', {}).get('max_abs_diff', nan):.1e}"),
+    ]
+    return "\n".join(
+        [
+            f"# Model card: {manifest['owner_id']}/{manifest['persona']} voice v{manifest['version']}",
+            "",
+            f"- base: {f'voice base v{base}' if base else 'none (trained from scratch)'}",
+            f"- dataset: voice v{dataset['version']} (`{dataset['content_hash'][:16]}`)",
+            "- model: jamo text-to-mel with learned durations, Griffin-Lim vocoder",
+            "",
+            "| metric | value |",
+            "|---|---:|",
+            *(f"| {name} | {value} |" for name, value in rows),
+            "",
+            f"**Use and limits.** {manifest.get('model_card', '')}",
+        ]
+    )

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import task
 from prefect.client.schemas.objects import State, TaskRun
@@ -38,6 +38,9 @@ from tasks.ingest import IngestSummary, completed_ingest, ingest_export
 from tasks.lake import load_message_table, read_parts
 from tasks.platform import StagedFile, stage_chat_file
 from tasks.quality import QualityGateError
+
+if TYPE_CHECKING:  # torch-heavy: imported inside the tasks that train
+    from tasks.train import ModelOptions
 
 
 def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -141,17 +144,24 @@ def refresh_persona(lake_url: str, owner_id: str, persona: str, train: bool = Tr
         return {"owner_id": owner_id, "persona": persona, "status": "skipped", "reason": str(exc)}
     summary = {"status": "built", **result.to_dict(), "persona": persona, "model_version": None}
     if train and result.created:
-        from models.train import TrainConfig
-        from tasks.train import ModelOptions, train_persona
+        from tasks.train import train_persona
 
-        settings = Settings()
-        config = TrainConfig(max_steps=settings.train_max_steps, device=settings.train_device)
-        manifest = train_persona(
-            storage, owner_id, result.persona_id, result.version, ModelOptions(train=config)
-        )
+        options = persona_model_options()
+        manifest = train_persona(storage, owner_id, result.persona_id, result.version, options)
         summary["model_version"] = manifest["version"]
         summary["production"] = bool(manifest["promotion"]["promote"])
+        summary["manifest"] = manifest  # the flow reports its curve and card, then drops it
     return summary
+
+
+def persona_model_options(max_steps: int | None = None) -> ModelOptions:
+    """`ModelOptions` from the settings: steps, device, LoRA rank (one place for every flow)."""
+    from models.train import TrainConfig
+    from tasks.train import ModelOptions
+
+    settings = Settings()
+    config = TrainConfig(max_steps=max_steps or settings.train_max_steps, device=settings.train_device)
+    return ModelOptions(train=config, lora_rank=settings.train_lora_rank)
 
 
 @task(name="index-messages", persist_result=True, **_RETRY)
@@ -207,12 +217,9 @@ def train_persona_model(
     lake_url: str, owner_id: str, persona_id: str, dataset_version: int, max_steps: int | None = None
 ) -> dict[str, Any]:
     """Fine-tune, evaluate, export (parity-checked) and publish; returns the manifest."""
-    from models.train import TrainConfig
-    from tasks.train import ModelOptions, train_persona
+    from tasks.train import train_persona
 
-    settings = Settings()
-    config = TrainConfig(max_steps=max_steps or settings.train_max_steps, device=settings.train_device)
-    options = ModelOptions(train=config, lora_rank=settings.train_lora_rank)
+    options = persona_model_options(max_steps)
     return train_persona(open_storage(lake_url), owner_id, persona_id, dataset_version, options)
 
 
@@ -314,9 +321,8 @@ def refresh_voice(lake_url: str, owner_id: str, persona: str, train: bool = True
         }
         if train and dataset["created"]:
             steps = Settings().train_max_steps
-            out["model_version"] = train_user_voice(storage, owner_id, persona, dataset["version"], steps)[
-                "version"
-            ]
+            manifest = train_user_voice(storage, owner_id, persona, dataset["version"], steps)
+            out["model_version"], out["manifest"] = manifest["version"], manifest
     except InputError as exc:
         return {"owner_id": owner_id, "persona": persona, "status": "skipped", "reason": str(exc)}
     return out
@@ -346,9 +352,8 @@ def restore_voice_task(
     result["model_version"] = None
     if dataset and dataset["created"] and dataset["with_transcript"] >= 2:
         steps = train_steps or Settings().train_max_steps
-        result["model_version"] = train_user_voice(storage, owner_id, persona, dataset["version"], steps)[
-            "version"
-        ]
+        manifest = train_user_voice(storage, owner_id, persona, dataset["version"], steps)
+        result["model_version"], result["manifest"] = manifest["version"], manifest
     elif dataset:
         result["model_skipped"] = "fewer than 2 transcribed utterances: no voice model trained"
     return result

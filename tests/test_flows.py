@@ -112,7 +112,7 @@ def test_a_bad_export_fails_the_run_with_its_one_line_cause(tmp_path: Path) -> N
     assert _task_states(run_id)["ingest-upload"] == "Failed"  # no retries for bad input
 
 
-def _recycle(lake: str, as_of: date, **kwargs: Any) -> dict[str, Any]:
+def _recycle(lake: str, as_of: date, **kwargs: Any) -> Any:
     from flows.recycle import data_recycling
 
     return data_recycling(as_of=as_of, lake_url=lake, vectors=False, **{"train": False, **kwargs})
@@ -195,8 +195,15 @@ def test_forget_removes_a_persona_and_recycling_never_brings_it_back(
     storage = open_storage(lake)
     rooms = [synth.Room("room-f", "private", "u-f1", "김순자", "엄마", "forget-owner", "민지네", ())]
     write_landing(storage, synth.history(rooms, START, days=3, events_per_day=80, voice=1))
-    trained = _recycle(lake, START + timedelta(days=2), train=True)
+    state = _recycle(lake, START + timedelta(days=2), train=True, return_state=True)
+    trained = state.result()
     assert trained["models_published"] == 1  # recycling retrains the changed persona
+    keys = {a.key or "" for a in _artifacts(state.state_details.flow_run_id)}
+    assert any(k.startswith("curve-forget-owner") for k in keys)  # its curve and card are in the UI
+    assert any(k.startswith("model-card-forget-owner") for k in keys)
+    assert trained["voice_models_published"] == 1  # her recordings' transcripts train a voice
+    assert any(k.startswith("voice-curve-forget-owner") for k in keys)
+    assert any(k.startswith("voice-model-card-forget-owner") for k in keys)
     assert trained["voice_utterances"] == 3 and storage.list("voice/owner=forget-owner/audio/")
     assert _count(es_url, "forget-owner") == 240
     assert storage.list("datasets/forget-owner/") and storage.list("models/forget-owner/")

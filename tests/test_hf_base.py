@@ -26,6 +26,7 @@ from parsers.errors import InputError
 from tasks.chat import PersonaChat
 from tasks.dataset import build_dataset
 from tasks.ingest import ingest_export
+from tasks.reports import model_card
 from tasks.train import ModelOptions, import_base, train_persona
 from tests.hf_support import foreign_tokenizer, save_tiny_hf
 
@@ -108,6 +109,9 @@ def test_imported_base_is_fine_tuned_published_and_chats(hf_dir: Path, tmp_path:
     assert lora["base_version"] == base["version"]
     assert lora["hyper_parameters"]["fine_tune"] == "lora rank 8"  # the default on a pretrained base
     assert lora["hyper_parameters"]["model"]["arch"] == "hf"
+    card = model_card(lora)
+    assert f"pretrained {'llama' if 'llama' in hf_dir.name else 'gpt2'} from" in card
+    assert "lora rank 8 fine-tune" in card and "None layers" not in card
     assert lora["metrics"]["val_loss"] < lora["curve"][0]["train_loss"]
     full = train_persona(
         storage, "hf-owner", "엄마", dataset.version, ModelOptions(train=quick, lora_rank=0, style_samples=2)

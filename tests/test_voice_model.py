@@ -18,6 +18,7 @@ from infra.registry import Registry
 from infra.storage import open_storage
 from models.voice import AcousticModel, VoiceConfig
 from tasks.audio import AudioOptions, wav_bytes
+from tasks.reports import voice_model_card
 from tasks.voice import VoiceSummary, build_voice_dataset, process_recording
 from tasks.voice_model import import_voice_base, speak, train_user_voice, train_voice_base
 
@@ -52,6 +53,12 @@ def test_voice_checkpoint_trains_exports_and_speaks(tmp_path: Path) -> None:
     assert manifest["kind"] == "voice" and manifest["dataset"]["version"] == 1
     assert {"model.onnx", "durations.onnx"} <= set(manifest["files"])  # speak places frames by durations
     assert 0 <= manifest["metrics"]["val_length_error"] < 1
+    card = voice_model_card(manifest)
+    assert (
+        f"| transcribed utterances | {len(LINES)} |" in card
+        and "learned durations" in card
+        and "robotic" in card
+    )
     assert Registry(storage).aliases("vo", "엄마", "voice")["latest"] == 1
 
     base = train_voice_base(storage, steps=30)  # a multi-speaker base from every voice dataset
