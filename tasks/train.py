@@ -329,7 +329,13 @@ def import_base(
         model, tokenizer = load_hf_directory(Path(directory), options.block_size)
     except HFLoadError as exc:
         raise InputError(directory, str(exc).removeprefix(f"{directory}: ")) from exc
-    onnx_bytes, parity = _export_checked(model)
+    try:
+        onnx_bytes, parity = _export_checked(model)
+    except ParityError:
+        raise
+    except Exception as exc:  # the exporter raises many types; what matters is that it cannot
+        summary = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise InputError(directory, f"cannot be exported to ONNX ({type(exc).__name__}: {summary})") from exc
     return Registry(storage).publish(
         BASE_OWNER,
         BASE_PERSONA,

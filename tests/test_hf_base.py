@@ -152,3 +152,19 @@ def test_cli_refuses_a_missing_directory_in_one_line(
     assert main(["train-base", "--from-hf", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "no config.json" in err and "\n" not in err
+
+
+def test_a_model_onnx_cannot_carry_is_refused_before_anything_is_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.train
+
+    def too_large(model: Any) -> bytes:
+        raise ValueError("Message onnx.ModelProto exceeds maximum protobuf size of 2GB: 3000000000")
+
+    monkeypatch.setattr(tasks.train, "export_onnx", too_large)  # what a >2 GB model makes the exporter do
+    storage = open_storage(f"file://{tmp_path}/lake")
+    with pytest.raises(InputError, match=r"cannot be exported to ONNX \(ValueError: Message") as info:
+        import_base(storage, str(save_tiny_hf(tmp_path / "big")))
+    assert "\n" not in str(info.value)
+    assert not storage.list("models/")
