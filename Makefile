@@ -23,7 +23,7 @@ lint: setup-test
 test: lint
 	$(BIN)/pytest -q
 
-bench: setup
+bench: setup-test  # audio and voice benches speak with espeak-ng
 	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/clean.py
 	$(BIN)/python bench/index.py
@@ -32,3 +32,4 @@ bench: setup
 	$(BIN)/python bench/restore.py
 	$(BIN)/python bench/tokenizer.py
 	$(BIN)/python bench/audio.py
+	$(BIN)/python bench/voice.py
