@@ -1,4 +1,4 @@
-"""The training loop: AdamW, warmup + cosine, clipping, AMP on GPU, early stop, seeded, resumable.
+"""The training loop: AdamW, warmup + cosine, clipping, bf16 autocast, early stop, seeded, resumable.
 
 No I/O: the caller passes `on_checkpoint` to store the resumable state wherever it likes, and
 `resume` to continue from one. The same loop pretrains the base (every token learned) and
@@ -36,6 +36,9 @@ class TrainConfig:
     patience: int = 4  # evaluations without improvement before stopping
     seed: int = 13
     device: str = "auto"  # "auto": cuda when available, else cpu
+    # "auto": bf16 autocast on CUDA, fp32 on CPU; "bf16" or "fp32" on any device. bf16 keeps
+    # fp32's exponent range, so no loss scaling is needed (unlike fp16).
+    precision: str = "auto"
     threads: int = 0  # CPU threads for torch (0: leave torch's default)
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,8 +148,9 @@ def train(
     device = pick_device(config.device)
     model.to(device).train()
     optimizer = _optimizer(model, config)
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    if config.precision not in ("auto", "bf16", "fp32"):
+        raise ValueError("precision must be auto, bf16 or fp32")
+    use_amp = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
     generator = torch.Generator().manual_seed(config.seed)
     step, best_val, best_step, bad, tokens = 0, math.inf, 0, 0, 0
     history: list[dict[str, float]] = []
@@ -174,13 +178,11 @@ def train(
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
             loss = masked_loss(model(ids), ids, mask)
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-        scaler.unscale_(optimizer)
+        loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(
             [p for p in model.parameters() if p.requires_grad], config.grad_clip, foreach=True
         )
-        scaler.step(optimizer)
-        scaler.update()
+        optimizer.step()
         step += 1
         tokens += int((ids != 0).sum())
         train_loss_sum += loss.item()

@@ -198,3 +198,17 @@ def test_morpheme_tokenizer_never_merges_across_morphemes_and_round_trips() -> N
     assert len(tokenizer.encode("확인").ids) == 1  # a frequent morpheme is one token
     again = MorphemeTokenizer.from_str(tokenizer.to_str())
     assert again.encode("밥은 먹었니~").ids == tokenizer.encode("밥은 먹었니~").ids
+
+
+def test_mixed_precision_path_trains_with_float32_master_weights(tokenizer) -> None:
+    # The bf16 autocast path CUDA takes by default, run on the CPU (no GPU is lent to the tests).
+    encoder = Encoder(tokenizer, 48)
+    data = encoder.batchable([encoder.pair(c, r) for c, r in _pairs(MOM, 200, 3)])
+    val = encoder.batchable([encoder.pair(c, r) for c, r in _pairs(MOM, 40, 103)])
+    model = GPT(_config(tokenizer), seed=3)
+    config = TrainConfig(max_steps=80, eval_every=20, patience=50, seed=3, precision="bf16", device="cpu")
+    result = train(model, data, val, config)
+    assert result.history[-1]["val_loss"] < result.history[0]["train_loss"] * 0.7
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with pytest.raises(ValueError, match="precision"):
+        train(model, data, val, TrainConfig(max_steps=1, precision="fp8"))
