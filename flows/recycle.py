@@ -12,31 +12,20 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from prefect import flow, unmapped
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from flows.runners import recycling_task_runner
+from flows.voice import voice_recycling
 from infra.settings import Settings
 from tasks.artifacts import artifact_key, report_index, report_markdown, report_table, report_training
 from tasks.steps import (
     commit_watermark,
     index_owner,
     plan_recycling,
-    preprocess_voice,
     quiet_expected_errors,
     refresh_persona,
-    refresh_voice,
     route_to_owners,
     stage_landing_file,
 )
-
-
-def recycling_task_runner(settings: Settings | None = None) -> TaskRunner[Any]:
-    """Dask when a scheduler address is configured, local threads otherwise."""
-    settings = settings or Settings()
-    if settings.dask_address:
-        from prefect_dask.task_runners import DaskTaskRunner
-
-        return DaskTaskRunner(address=settings.dask_address)
-    return ThreadPoolTaskRunner(max_workers=4)
 
 
 @flow(name="data-recycling", log_prints=True, task_runner=recycling_task_runner())
@@ -64,16 +53,13 @@ def data_recycling(
         ).result()
         report_index(indexed, "recycling")
     voice_owners = sorted({owner for owner, _, _ in routed.voice})
-    voice = preprocess_voice.map(unmapped(lake), voice_owners).result() if voice_owners else []
     voices = sorted({(c.owner_id, c.persona) for c in plan.consents if c.owner_id in voice_owners})
-    voiced = refresh_voice.map(
-        unmapped(lake), [o for o, _ in voices], [p for _, p in voices], unmapped(train)
-    ).result()
+    voiced = voice_recycling(lake, voice_owners, voices, train) if voice_owners else None
     personas = routed.personas()
     refreshed = refresh_persona.map(
         unmapped(lake), [o for o, _ in personas], [p for _, p in personas], unmapped(train)
     ).result()
-    published = [r.pop("manifest") for r in [*refreshed, *voiced] if r.get("manifest")]
+    published = [r.pop("manifest") for r in refreshed if r.get("manifest")]
     if published:
         report_training.map(published).result()
     if refreshed:
@@ -83,9 +69,9 @@ def data_recycling(
         "as_of": day.isoformat(),
         "chat_files": len(plan.chat_files),
         "voice_files": len(plan.voice_files),
-        "voice_utterances": sum(v["segments_kept"] for v in voice),
-        "voice_quarantined": sum(v["quarantined"] for v in voice),
-        "voice_models_published": sum(1 for v in voiced if v.get("model_version")),
+        "voice_utterances": voiced["utterances"] if voiced else 0,
+        "voice_quarantined": voiced["quarantined"] if voiced else 0,
+        "voice_models_published": voiced["models_published"] if voiced else 0,
         "events_staged": sum(s.events for s in staged.result()),
         "lines_quarantined": sum(s.quarantined for s in staged.result()),
         **routed.summary(),

@@ -9,6 +9,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows.voice import voice_restore
 from infra.settings import Settings
 from tasks.artifacts import (
     artifact_key,
@@ -27,7 +28,6 @@ from tasks.steps import (
     index_pairs_task,
     ingest_upload,
     quiet_expected_errors,
-    restore_voice_task,
     train_persona_model,
 )
 
@@ -71,9 +71,7 @@ def instant_restore(
         voiced = None
         if voice:  # uploaded audio and the persona's KakaoTalk voice messages
             names = dataset.manifest.get("persona_names", [persona])
-            voiced = restore_voice_task(lake, owner_id, dataset.persona_id, names, audio or [], train_steps)
-            if voiced.get("manifest"):
-                report_training(voiced.pop("manifest"))
+            voiced = voice_restore(lake, owner_id, dataset.persona_id, names, audio or [], train, train_steps)
         summary = restore_markdown(owner_id, persona, ingests, dataset, indexed, model, reply)
         report_markdown(summary, artifact_key("restore", owner_id, persona), "Instant restore")
     return {

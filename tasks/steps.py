@@ -330,12 +330,11 @@ def refresh_voice(lake_url: str, owner_id: str, persona: str, train: bool = True
 
 @task(name="restore-voice", persist_result=True, **_RETRY)
 def restore_voice_task(
-    lake_url: str, owner_id: str, persona: str, names: list[str], audio: list[str], train_steps: int | None
+    lake_url: str, owner_id: str, persona: str, names: list[str], audio: list[str]
 ) -> dict[str, Any]:
-    """Uploaded audio (a `.txt` beside a file is its transcript) + KakaoTalk voice messages -> voice."""
+    """Uploaded audio (a `.txt` beside a file is its transcript) + KakaoTalk voice messages -> dataset."""
     from tasks.asr import load_transcriber
     from tasks.voice import restore_voice
-    from tasks.voice_model import train_user_voice
 
     storage = open_storage(lake_url)
     files = []
@@ -347,13 +346,15 @@ def restore_voice_task(
             transcript = sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else None
             files.append((path.name, path.read_bytes(), transcript))
     transcriber = load_transcriber(Settings().asr_model)
-    result = restore_voice(storage, owner_id, persona, names, files, transcriber=transcriber)
-    dataset = result["dataset"]
-    result["model_version"] = None
-    if dataset and dataset["created"] and dataset["with_transcript"] >= 2:
-        steps = train_steps or Settings().train_max_steps
-        manifest = train_user_voice(storage, owner_id, persona, dataset["version"], steps)
-        result["model_version"], result["manifest"] = manifest["version"], manifest
-    elif dataset:
-        result["model_skipped"] = "fewer than 2 transcribed utterances: no voice model trained"
-    return result
+    return restore_voice(storage, owner_id, persona, names, files, transcriber=transcriber)
+
+
+@task(name="train-voice", persist_result=True)
+def train_voice_task(
+    lake_url: str, owner_id: str, persona: str, dataset_version: int, steps: int | None = None
+) -> dict[str, Any]:
+    """Adapt the newest voice base to one persona's transcribed utterances; publish (parity-checked)."""
+    from tasks.voice_model import train_user_voice
+
+    steps = steps or Settings().train_max_steps
+    return train_user_voice(open_storage(lake_url), owner_id, persona, dataset_version, steps)

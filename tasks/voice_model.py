@@ -43,6 +43,7 @@ from parsers.errors import InputError
 from tasks.clean import slug
 
 VOICE_BASE = ("platform", "voice-base")
+MIN_TRANSCRIBED = 2  # utterances with words a user's voice model needs (one is held out)
 
 
 def voice_items(storage: Storage, owner_id: str, persona: str, version: int, config: MelConfig) -> list[Any]:
@@ -68,10 +69,9 @@ def train_user_voice(
     """Adapt (or train) an acoustic model to one user's voice and publish it (parity-checked)."""
     mel_config = MelConfig()
     items = voice_items(storage, owner_id, persona, dataset_version, mel_config)
-    if len(items) < 2:
-        raise InputError(
-            f"voice of {owner_id}/{persona}", f"{len(items)} transcribed utterances; at least 2 needed"
-        )
+    if len(items) < MIN_TRANSCRIBED:
+        reason = f"{len(items)} transcribed utterances; at least {MIN_TRANSCRIBED} needed"
+        raise InputError(f"voice of {owner_id}/{persona}", reason)
     registry = Registry(storage)
     model = AcousticModel(VoiceConfig(), seed=seed)
     base_version = None

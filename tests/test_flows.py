@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import subprocess
 import threading
 from datetime import date, timedelta
 from pathlib import Path
@@ -34,6 +36,20 @@ def _artifacts(flow_run_id: UUID | None) -> list[Any]:
                 flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id] if flow_run_id else [])
             )
         )
+
+
+def _subflows(flow_run_id: UUID | None) -> dict[str, Any]:
+    """Flow name -> the child flow run of `flow_run_id` (the voice path runs as a subflow)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id] if flow_run_id else [])
+            )
+        )
+        return {client.read_flow(r.flow_id).name: r for r in runs}
 
 
 def _task_states(flow_run_id: UUID | None) -> dict[str, str]:
@@ -87,6 +103,9 @@ def test_instant_restore_end_to_end_and_rerun(
     quality = next(a for a in _artifacts(run_id) if (a.key or "").startswith("quality-"))
     assert "| step | rows in | rows out | changed |" in quality.data
     assert "밥" not in quality.data  # counts only: no message text in artifacts
+    voice_run = _subflows(run_id)["voice-restore"]  # the voice path is its own run in the UI
+    assert voice_run.state_name == "Completed"
+    assert _task_states(voice_run.id) == {"restore-voice": "Completed"}  # no audio: no model to train
     states = _task_states(run_id)
     assert states["ingest-upload"] == "Completed" and states["index-messages"] == "Completed"
     assert states["train-persona"] == "Completed" and states["first-reply"] == "Completed"
@@ -202,8 +221,10 @@ def test_forget_removes_a_persona_and_recycling_never_brings_it_back(
     assert any(k.startswith("curve-forget-owner") for k in keys)  # its curve and card are in the UI
     assert any(k.startswith("model-card-forget-owner") for k in keys)
     assert trained["voice_models_published"] == 1  # her recordings' transcripts train a voice
-    assert any(k.startswith("voice-curve-forget-owner") for k in keys)
-    assert any(k.startswith("voice-model-card-forget-owner") for k in keys)
+    voice_run = _subflows(state.state_details.flow_run_id)["voice-recycling"]
+    voice_keys = {a.key or "" for a in _artifacts(voice_run.id)}
+    assert any(k.startswith("voice-curve-forget-owner") for k in voice_keys)
+    assert any(k.startswith("voice-model-card-forget-owner") for k in voice_keys)
     assert trained["voice_utterances"] == 3 and storage.list("voice/owner=forget-owner/audio/")
     assert _count(es_url, "forget-owner") == 240
     assert storage.list("datasets/forget-owner/") and storage.list("models/forget-owner/")
@@ -276,7 +297,8 @@ def test_cli_restore_fails_in_one_line_without_traceback(tmp_path: Path) -> None
 def test_recycling_fans_out_on_a_dask_cluster(tmp_path: Path) -> None:
     from distributed import LocalCluster
 
-    from flows.recycle import data_recycling, recycling_task_runner
+    from flows.recycle import data_recycling
+    from flows.runners import recycling_task_runner
     from infra.settings import Settings
 
     lake = f"file://{tmp_path}/lake"
@@ -364,3 +386,32 @@ def test_train_base_imports_a_local_pretrained_model(tmp_path: Path) -> None:
     assert _task_states(run_id) == {"import-base": "Completed", "report-training": "Completed"}
     curve = next(a for a in _artifacts(run_id) if (a.key or "").startswith("curve-"))
     assert "Imported pretrained model" in curve.data and "not trained here" in curve.data
+
+
+@pytest.mark.skipif(
+    not shutil.which("espeak-ng"), reason="espeak-ng comes from Debian (make test installs it)"
+)
+def test_restore_with_audio_trains_a_voice_in_its_subflow(tmp_path: Path) -> None:
+    from flows.restore import instant_restore
+
+    audio = []
+    for i, text in enumerate(["밥은 먹었니", "따뜻하게 입고 다녀", "주말에 집에 올 수 있어"]):
+        wav = tmp_path / f"voice-{i}.wav"
+        subprocess.run(["espeak-ng", "-v", "ko", text, "-w", str(wav)], check=True)
+        wav.with_suffix(".txt").write_text(text, encoding="utf-8")  # its transcript
+        audio.append(str(wav))
+    state = instant_restore(
+        "voice-owner", "엄마", [str(SAMPLE)], lake_url=f"file://{tmp_path}/lake", index=False,
+        train_steps=20, audio=audio, return_state=True,
+    )  # fmt: skip
+    voice = state.result()["voice"]
+    assert voice["dataset"]["with_transcript"] == 3 and voice["model_version"] == 1
+    voice_run = _subflows(state.state_details.flow_run_id)["voice-restore"]
+    assert _task_states(voice_run.id) == {
+        "restore-voice": "Completed",
+        "train-voice": "Completed",
+        "report-training": "Completed",
+    }
+    keys = {a.key or "" for a in _artifacts(voice_run.id)}
+    assert any(k.startswith("voice-curve-voice-owner") for k in keys)
+    assert any(k.startswith("voice-model-card-voice-owner") for k in keys)

@@ -1,0 +1,62 @@
+"""The voice path, as subflows: one run in the UI for instant restore's voice, one for recycling's.
+
+Wiring only. `voice-restore`: uploaded audio + the persona's KakaoTalk voice messages ->
+utterances -> voice dataset -> (enough words) voice model -> its curve and card.
+`voice-recycling`: every owner's new platform recordings -> utterances -> each consenting
+persona's voice dataset -> voice models where the dataset changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, unmapped
+
+from flows.runners import recycling_task_runner
+from tasks.artifacts import report_training
+from tasks.steps import preprocess_voice, refresh_voice, restore_voice_task, train_voice_task
+from tasks.voice_model import MIN_TRANSCRIBED
+
+
+@flow(name="voice-restore", log_prints=True)
+def voice_restore(
+    lake_url: str,
+    owner_id: str,
+    persona: str,
+    names: list[str],
+    audio: list[str],
+    train: bool = True,
+    train_steps: int | None = None,
+) -> dict[str, Any]:
+    """A persona's voice from an instant restore's uploads; returns the summary, dataset and model."""
+    result = restore_voice_task(lake_url, owner_id, persona, names, audio)
+    dataset = result["dataset"]
+    result["model_version"] = None
+    if dataset and dataset["created"] and dataset["with_transcript"] >= MIN_TRANSCRIBED and train:
+        manifest = train_voice_task(lake_url, owner_id, persona, dataset["version"], train_steps)
+        report_training(manifest)
+        result["model_version"] = manifest["version"]
+    elif dataset and dataset["with_transcript"] < MIN_TRANSCRIBED:
+        result["model_skipped"] = (
+            f"fewer than {MIN_TRANSCRIBED} transcribed utterances: no voice model trained"
+        )
+    return result
+
+
+@flow(name="voice-recycling", log_prints=True, task_runner=recycling_task_runner())
+def voice_recycling(
+    lake_url: str, owners: list[str], voices: list[tuple[str, str]], train: bool = True
+) -> dict[str, Any]:
+    """Preprocess `owners`' new recordings, then refresh each (owner, persona) voice in `voices`."""
+    processed = preprocess_voice.map(unmapped(lake_url), owners).result() if owners else []
+    refreshed = refresh_voice.map(
+        unmapped(lake_url), [o for o, _ in voices], [p for _, p in voices], unmapped(train)
+    ).result()
+    published = [r.pop("manifest") for r in refreshed if r.get("manifest")]
+    if published:
+        report_training.map(published).result()
+    return {
+        "utterances": sum(v["segments_kept"] for v in processed),
+        "quarantined": sum(v["quarantined"] for v in processed),
+        "models_published": sum(1 for v in refreshed if v.get("model_version")),
+    }
