@@ -16,7 +16,7 @@ from prefect import flow, unmapped
 from flows.runners import recycling_task_runner
 from flows.voice import voice_recycling
 from infra.settings import Settings
-from tasks.artifacts import artifact_key, report_index, report_markdown, report_table, report_training
+from tasks.artifacts import artifact_key, report_index, report_markdown, report_published, report_table
 from tasks.steps import (
     commit_watermark,
     index_owner,
@@ -59,9 +59,7 @@ def data_recycling(
     refreshed = refresh_persona.map(
         unmapped(lake), [o for o, _ in personas], [p for _, p in personas], unmapped(train)
     ).result()
-    published = [r.pop("manifest") for r in refreshed if r.get("manifest")]
-    if published:
-        report_training.map(published).result()
+    report_published(refreshed)
     if refreshed:
         report_table(refreshed, artifact_key("recycling-personas"), "Personas refreshed by recycling")
     state = commit_watermark(lake, plan, routed)

@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow, unmapped
 
 from flows.runners import recycling_task_runner
-from tasks.artifacts import report_training
+from tasks.artifacts import report_published, report_training
 from tasks.steps import preprocess_voice, refresh_voice, restore_voice_task, train_voice_task
 from tasks.voice_model import MIN_TRANSCRIBED
 
@@ -52,9 +52,7 @@ def voice_recycling(
     refreshed = refresh_voice.map(
         unmapped(lake_url), [o for o, _ in voices], [p for _, p in voices], unmapped(train)
     ).result()
-    published = [r.pop("manifest") for r in refreshed if r.get("manifest")]
-    if published:
-        report_training.map(published).result()
+    report_published(refreshed)
     return {
         "utterances": sum(v["segments_kept"] for v in processed),
         "quarantined": sum(v["quarantined"] for v in processed),

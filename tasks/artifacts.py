@@ -84,3 +84,13 @@ def report_training(manifest: dict[str, Any]) -> None:
             key=artifact_key(f"{prefix}model-card", owner, persona),
             description=f"Model card of {owner}/{persona} {kind} v{manifest['version']}",
         )
+
+
+def report_published(results: list[dict[str, Any]]) -> None:
+    """Report the training of every result that carries a `manifest` (popped: tables stay small).
+
+    Called from a flow with the outcomes of mapped refresh tasks; the reports run as mapped tasks.
+    """
+    published = [r.pop("manifest") for r in results if r.get("manifest")]
+    if published:
+        report_training.map(published).result()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-import zipfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -20,6 +19,7 @@ from tasks.asr import Transcriber, load_transcriber
 from tasks.ingest import ingest_export
 from tasks.voice import restore_voice
 from tests.asr_support import save_tiny_asr
+from tests.voice_support import export_with_voice_message
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ffmpeg") and shutil.which("espeak-ng")),
@@ -39,21 +39,6 @@ def _speech(text: str, tmp: Path) -> AudioSegment:
     return noise + AudioSegment.from_wav(out).set_frame_rate(22050).set_channels(1) + noise
 
 
-def _export_with_voice_message(tmp: Path, speech: AudioSegment) -> Path:
-    m4a = io.BytesIO()
-    speech.export(m4a, format="ipod", codec="aac")
-    chat = (
-        "엄마 님과 카카오톡 대화\n저장한 날짜 : 2024년 3월 2일 오전 9:00\n\n"
-        "2024년 3월 1일 오후 8:53, 나 : 엄마 목소리 듣고 싶어\n"
-        "2024년 3월 1일 오후 8:54, 엄마 : 음성메시지\n"
-    ).encode()
-    export = tmp / "export.zip"
-    with zipfile.ZipFile(export, "w") as zf:
-        zf.writestr("KakaoTalkChats.txt", chat)
-        zf.writestr("20240301_205410.m4a", m4a.getvalue())
-    return export
-
-
 def test_a_local_model_transcribes_an_utterance(asr_dir: Path, tmp_path: Path) -> None:
     transcriber = Transcriber(str(asr_dir))
     assert transcriber.rate == 16000
@@ -62,7 +47,7 @@ def test_a_local_model_transcribes_an_utterance(asr_dir: Path, tmp_path: Path) -
 
 def test_kakaotalk_voice_messages_get_words_now_or_on_a_later_run(asr_dir: Path, tmp_path: Path) -> None:
     storage = open_storage(f"file://{tmp_path}/lake")
-    ingest_export(_export_with_voice_message(tmp_path, _speech("밥은 먹었니 따뜻하게 입고 다녀", tmp_path)),
+    ingest_export(export_with_voice_message(tmp_path, _speech("밥은 먹었니 따뜻하게 입고 다녀", tmp_path)),
                   "asr-owner", storage, Settings())  # fmt: skip
     before = restore_voice(storage, "asr-owner", "엄마", ["엄마"], [])
     assert before["dataset"]["with_transcript"] == 0  # no recogniser: voice messages have no words

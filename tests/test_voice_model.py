@@ -21,6 +21,7 @@ from tasks.audio import AudioOptions, wav_bytes
 from tasks.reports import voice_model_card
 from tasks.voice import VoiceSummary, build_voice_dataset, process_recording
 from tasks.voice_model import import_voice_base, speak, train_user_voice, train_voice_base
+from tests.voice_support import export_with_voice_message
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ffmpeg") and shutil.which("espeak-ng")),
@@ -95,7 +96,6 @@ def test_speak_cli(tmp_path: Path, capsys) -> None:
 
 
 def test_restore_voice_uses_uploads_and_kakaotalk_voice_messages(tmp_path: Path) -> None:
-    import zipfile
 
     from infra.settings import Settings
     from tasks.ingest import ingest_export
@@ -105,17 +105,7 @@ def test_restore_voice_uses_uploads_and_kakaotalk_voice_messages(tmp_path: Path)
     subprocess.run(["espeak-ng", "-v", "ko", "밥은 먹었니 따뜻하게 입고 다녀", "-w", str(speech)], check=True)
     noise = WhiteNoise().to_audio_segment(duration=600, volume=-65).set_frame_rate(22050).set_channels(1)
     audio = noise + AudioSegment.from_wav(speech).set_frame_rate(22050).set_channels(1) + noise
-    m4a = io.BytesIO()
-    audio.export(m4a, format="ipod", codec="aac")
-    chat = (
-        "엄마 님과 카카오톡 대화\n저장한 날짜 : 2024년 3월 2일 오전 9:00\n\n"
-        "2024년 3월 1일 오후 8:53, 나 : 엄마 목소리 듣고 싶어\n"
-        "2024년 3월 1일 오후 8:54, 엄마 : 음성메시지\n"
-    ).encode()
-    export = tmp_path / "export.zip"
-    with zipfile.ZipFile(export, "w") as zf:
-        zf.writestr("KakaoTalkChats.txt", chat)
-        zf.writestr("20240301_205410.m4a", m4a.getvalue())
+    export = export_with_voice_message(tmp_path, audio)
     storage = open_storage(f"file://{tmp_path}/lake")
     ingest_export(export, "kv", storage, Settings())
 
