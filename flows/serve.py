@@ -27,8 +27,23 @@ from infra.settings import Settings
 from infra.version import CODE_VERSION
 
 
+def _scheduled(flow: Any, name: str, cron: str, timezone: str, tags: list[str], description: str) -> Any:
+    """A scheduled deployment that never stacks runs: a late one is cancelled, the next catches up."""
+    return flow.to_deployment(
+        name=name,
+        schedules=[Cron(cron, timezone=timezone)],
+        concurrency_limit=ConcurrencyLimitConfig(
+            limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+        ),
+        tags=["rememberme", *tags],
+        version=CODE_VERSION,
+        description=description,
+    )
+
+
 def deployments(settings: Settings) -> list[Any]:
     """The deployments of the pipeline."""
+    zone = settings.recycle_timezone
     return [
         instant_restore.to_deployment(
             name="on-demand",
@@ -36,43 +51,19 @@ def deployments(settings: Settings) -> list[Any]:
             version=CODE_VERSION,
             description="Restore a persona from uploaded KakaoTalk exports.",
         ),
-        data_recycling.to_deployment(
-            name="nightly",
-            schedules=[Cron(settings.recycle_cron, timezone=settings.recycle_timezone)],
-            concurrency_limit=ConcurrencyLimitConfig(
-                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
-            ),
-            tags=["rememberme", "recycling"],
-            version=CODE_VERSION,
-            description="Incremental ingest of platform chat and voice; rebuild changed personas.",
-        ),
-        train_base.to_deployment(
-            name="weekly",
-            schedules=[Cron("0 4 * * 0", timezone=settings.recycle_timezone)],
-            concurrency_limit=ConcurrencyLimitConfig(
-                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
-            ),
-            tags=["rememberme", "training"],
-            version=CODE_VERSION,
-            description="Pretrain the shared base model that personas fine-tune from.",
-        ),
-        train_voice_base.to_deployment(
-            name="weekly",
-            schedules=[Cron("0 5 * * 0", timezone=settings.recycle_timezone)],
-            concurrency_limit=ConcurrencyLimitConfig(
-                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
-            ),
-            tags=["rememberme", "training", "voice"],
-            version=CODE_VERSION,
-            description="Pretrain the multi-speaker voice base that users' voices adapt.",
-        ),
+        _scheduled(data_recycling, "nightly", settings.recycle_cron, zone, ["recycling"],
+                   "Incremental ingest of platform chat and voice; rebuild changed personas."),
+        _scheduled(train_base, "weekly", "0 4 * * 0", zone, ["training"],
+                   "Pretrain the shared base model that personas fine-tune from."),
+        _scheduled(train_voice_base, "weekly", "0 5 * * 0", zone, ["training", "voice"],
+                   "Pretrain the multi-speaker voice base that users' voices adapt."),
         forget.to_deployment(
             name="on-request",
             tags=["rememberme", "forget"],
             version=CODE_VERSION,
             description="Remove a data subject from lake, index and registry (tombstoned).",
         ),
-    ]
+    ]  # fmt: skip
 
 
 def serve_all(settings: Settings | None = None) -> None:
