@@ -11,10 +11,10 @@ from prefect import flow
 
 from infra.settings import Settings
 from tasks.artifacts import report_training
+from tasks.run_logs import readable_failure_logs
 from tasks.steps import (
     import_base_model,
     import_voice_base_model,
-    quiet_expected_errors,
     train_base_model,
     train_voice_base_model,
 )
@@ -29,7 +29,7 @@ def train_base(
     Pretrained here on the lake's conversations, or, with `from_hf`, imported from a local
     Hugging Face causal-LM directory.
     """
-    quiet_expected_errors()
+    readable_failure_logs()
     lake = lake_url or Settings().lake_url
     manifest = import_base_model(lake, from_hf) if from_hf else train_base_model(lake, steps)
     report_training(manifest)
@@ -45,7 +45,7 @@ def train_voice_base(
     Pretrained here on every persona's newest transcribed voice dataset (multi-speaker), or, with
     `from_dir`, imported from a local folder holding `config.json` and the weights.
     """
-    quiet_expected_errors()
+    readable_failure_logs()
     lake = lake_url or Settings().lake_url
     manifest = import_voice_base_model(lake, from_dir) if from_dir else train_voice_base_model(lake, steps)
     report_training(manifest)

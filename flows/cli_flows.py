@@ -48,6 +48,11 @@ def add_commands(sub: Any) -> None:
     recycle.add_argument("--lake", default=None, help=lake_help)
     recycle.add_argument("--no-index", action="store_true", help="skip indexing")
     recycle.add_argument("--no-vectors", action="store_true", help="index without sentence vectors")
+    recycle.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="also retry pieces parked after failing 3 passes in a row (after fixing their cause)",
+    )
     recycle.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
     forget = sub.add_parser("forget", help="delete a persona's (or an owner's) data everywhere")
@@ -166,6 +171,7 @@ def cmd_recycle(args: argparse.Namespace, settings: Settings) -> int:
         lake_url=settings.lake_url,
         index=not args.no_index,
         vectors=False if args.no_vectors else None,
+        retry_failed=args.retry_failed,
     )
     print(json.dumps(result, ensure_ascii=False) if args.json else _lines(result))
     return 0

@@ -8,7 +8,8 @@ from prefect import flow
 
 from infra.settings import Settings
 from tasks.artifacts import artifact_key, report_markdown
-from tasks.steps import forget_subject, quiet_expected_errors
+from tasks.run_logs import readable_failure_logs
+from tasks.steps import forget_subject
 
 
 @flow(name="forget", log_prints=True)
@@ -16,7 +17,7 @@ def forget(
     owner_id: str, persona: str | None = None, aliases: list[str] | None = None, lake_url: str | None = None
 ) -> dict[str, Any]:
     """Delete `persona`'s data of `owner_id` (all of the owner's without a persona); tombstone first."""
-    quiet_expected_errors()
+    readable_failure_logs()
     lake = lake_url or Settings().lake_url
     summary = forget_subject(lake, owner_id, persona, aliases or [])
     lines = [f"# Forgotten: {owner_id} / {persona or 'everything'}", ""]

@@ -17,11 +17,14 @@ from flows.runners import recycling_task_runner
 from flows.voice import voice_recycling
 from infra.settings import Settings
 from tasks.artifacts import artifact_key, report_index, report_markdown, report_published, report_table
+from tasks.fanout import describe, gather, subflow_outcome
+from tasks.index import IndexSummary
+from tasks.retries import RetryItem
+from tasks.run_logs import readable_failure_logs
 from tasks.steps import (
     commit_watermark,
     index_owner,
     plan_recycling,
-    quiet_expected_errors,
     refresh_persona,
     route_to_owners,
     stage_landing_file,
@@ -35,47 +38,72 @@ def data_recycling(
     index: bool = True,
     vectors: bool | None = None,
     train: bool = True,
+    retry_failed: bool = False,
 ) -> dict[str, Any]:
-    """One incremental pass over the platform's landing data (as of `as_of`, default today UTC)."""
-    quiet_expected_errors()
+    """One incremental pass over the platform's landing data (as of `as_of`, default today UTC).
+
+    Each owner's indexing and each persona's text and voice refresh may fail alone: the pass
+    completes, publishes what succeeded and records the failures (retried by the next passes;
+    parked after 3 failures in a row until new data arrives or `retry_failed` is set).
+    """
+    readable_failure_logs()
     settings = Settings()
     lake = lake_url or settings.lake_url
     day = as_of or datetime.now(UTC).date()
-    plan = plan_recycling(lake, day, settings.recycle_lookback_days)
+    plan = plan_recycling(lake, day, settings.recycle_lookback_days, retry_failed)
     staged = stage_landing_file.map(unmapped(lake), plan.chat_files)
     routed = route_to_owners(lake, plan, staged.result())
-    by_owner = routed.parts_by_owner()
-    indexed = []
-    if index and by_owner:
+    work = plan.work(routed)
+    attempted: list[RetryItem] = []
+    failed: list[RetryItem] = []
+    indexed: list[IndexSummary] = []
+    if index and work.index:
         use_vectors = settings.index_vectors if vectors is None else vectors
-        indexed = index_owner.map(
-            unmapped(lake), list(by_owner), list(by_owner.values()), unmapped(use_vectors)
-        ).result()
+        pieces = work.index_pieces()
+        futures = index_owner.map(
+            unmapped(lake), list(work.index), list(work.index.values()), unmapped(use_vectors)
+        )
+        indexed, index_failed = gather(futures, pieces)
+        attempted, failed = attempted + pieces, failed + index_failed
         report_index(indexed, "recycling")
-    voice_owners = sorted({owner for owner, _, _ in routed.voice})
-    voices = sorted({(c.owner_id, c.persona) for c in plan.consents if c.owner_id in voice_owners})
-    voiced = voice_recycling(lake, voice_owners, voices, train) if voice_owners else None
-    personas = routed.personas()
-    refreshed = refresh_persona.map(
-        unmapped(lake), [o for o, _ in personas], [p for _, p in personas], unmapped(train)
-    ).result()
+    voiced: dict[str, Any] = {}
+    if work.voice_owners or work.voices:
+        voice_pieces = [RetryItem("voice-prep", o) for o in work.voice_owners]
+        voice_pieces += [RetryItem("voice", o, p) for o, p in work.voices]
+        voice_state = voice_recycling(lake, work.voice_owners, work.voices, train, return_state=True)
+        voiced = subflow_outcome(voice_state, voice_pieces)
+        failed += voiced["failed"]
+    pieces = work.text_pieces()
+    refreshed, text_failed = gather(
+        refresh_persona.map(
+            unmapped(lake), [o for o, _ in work.personas], [p for _, p in work.personas], unmapped(train)
+        ),
+        pieces,
+    )
+    attempted, failed = attempted + pieces, failed + text_failed
     report_published(refreshed)
     if refreshed:
         report_table(refreshed, artifact_key("recycling-personas"), "Personas refreshed by recycling")
-    state = commit_watermark(lake, plan, routed)
+    keys = [p.key for p in attempted] + list(voiced.get("attempted", []))
+    state = commit_watermark(lake, plan, routed, keys, failed)
+    if state["failed"]:
+        report_table(state["failed"], artifact_key("recycling-failures"), "Failed pieces: retried or parked")
     summary = {
         "as_of": day.isoformat(),
         "chat_files": len(plan.chat_files),
         "voice_files": len(plan.voice_files),
-        "voice_utterances": voiced["utterances"] if voiced else 0,
-        "voice_quarantined": voiced["quarantined"] if voiced else 0,
-        "voice_models_published": voiced["models_published"] if voiced else 0,
+        "voice_utterances": voiced.get("utterances", 0),
+        "voice_quarantined": voiced.get("quarantined", 0),
+        "voice_models_published": voiced.get("models_published", 0),
         "events_staged": sum(s.events for s in staged.result()),
         "lines_quarantined": sum(s.quarantined for s in staged.result()),
         **routed.summary(),
         "indexed": sum(i.indexed for i in indexed),
         "personas_built": sum(1 for r in refreshed if r["status"] == "built"),
         "models_published": sum(1 for r in refreshed if r.get("model_version")),
+        "retried": len(plan.retry),
+        "failed": [f"{describe(f)}: {f.error}" for f in failed],
+        "parked": [describe(RetryItem.from_dict(f)) for f in state["failed"] if f["parked"]],
         "watermark": state["streams"],
     }
     lines = ["# Data recycling", "", *(f"- {k}: {v}" for k, v in summary.items())]

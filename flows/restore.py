@@ -21,13 +21,13 @@ from tasks.artifacts import (
 )
 from tasks.locks import persona_lock
 from tasks.reports import restore_markdown
+from tasks.run_logs import readable_failure_logs
 from tasks.steps import (
     build_persona_dataset,
     first_reply,
     index_owner,
     index_pairs_task,
     ingest_upload,
-    quiet_expected_errors,
     train_persona_model,
 )
 
@@ -47,7 +47,7 @@ def instant_restore(
     voice: bool = True,
 ) -> dict[str, Any]:
     """Restore `persona` for `owner_id` from KakaoTalk exports (local paths or lake keys)."""
-    quiet_expected_errors()
+    readable_failure_logs()
     settings = Settings()
     lake = lake_url or settings.lake_url
     with persona_lock(owner_id, persona):

@@ -14,6 +14,9 @@ from prefect import flow, unmapped
 
 from flows.runners import recycling_task_runner
 from tasks.artifacts import report_published, report_training
+from tasks.fanout import gather, without_failed_owners
+from tasks.retries import RetryItem
+from tasks.run_logs import readable_failure_logs
 from tasks.steps import preprocess_voice, refresh_voice, restore_voice_task, train_voice_task
 from tasks.voice_model import MIN_TRANSCRIBED
 
@@ -47,14 +50,25 @@ def voice_restore(
 def voice_recycling(
     lake_url: str, owners: list[str], voices: list[tuple[str, str]], train: bool = True
 ) -> dict[str, Any]:
-    """Preprocess `owners`' new recordings, then refresh each (owner, persona) voice in `voices`."""
-    processed = preprocess_voice.map(unmapped(lake_url), owners).result() if owners else []
-    refreshed = refresh_voice.map(
-        unmapped(lake_url), [o for o, _ in voices], [p for _, p in voices], unmapped(train)
-    ).result()
+    """Preprocess `owners`' new recordings, then refresh each (owner, persona) voice in `voices`.
+
+    One owner's or persona's failure is theirs alone: it is returned in `failed` (with every piece
+    run in `attempted`) for the recycling state, and the others go on.
+    """
+    readable_failure_logs()
+    prep = [RetryItem("voice-prep", owner) for owner in owners]
+    processed, prep_failed = gather(preprocess_voice.map(unmapped(lake_url), owners), prep)
+    ready = without_failed_owners(voices, prep_failed)
+    pieces = [RetryItem("voice", owner, persona) for owner, persona in ready]
+    refreshed, voice_failed = gather(
+        refresh_voice.map(unmapped(lake_url), [o for o, _ in ready], [p for _, p in ready], unmapped(train)),
+        pieces,
+    )
     report_published(refreshed)
     return {
         "utterances": sum(v["segments_kept"] for v in processed),
         "quarantined": sum(v["quarantined"] for v in processed),
         "models_published": sum(1 for v in refreshed if v.get("model_version")),
+        "attempted": [piece.key for piece in prep + pieces],
+        "failed": prep_failed + voice_failed,
     }

@@ -69,6 +69,18 @@ class Registry:
         data: dict[str, Any] = json.loads(self.storage.read_bytes(key))
         return data
 
+    def trained_on(self, owner_id: str, persona: str, kind: str, dataset_version: int) -> bool:
+        """Whether the newest published version learned from `dataset_version` (or a later one).
+
+        Recycling asks before it skips training a dataset version that already existed: a pass
+        that built the dataset but failed to train it must train it when retried.
+        """
+        versions = self.versions(owner_id, persona, kind)
+        if not versions:
+            return False
+        trained = self.manifest(owner_id, persona, kind, versions[-1]).get("dataset") or {}
+        return int(trained.get("version", 0)) >= dataset_version
+
     def publish(
         self, owner_id: str, persona: str, kind: str, files: dict[str, bytes], manifest: dict[str, Any]
     ) -> dict[str, Any]:

@@ -5,14 +5,12 @@ Both work in memory (bytes in, bytes out): the registry decides where the model 
 
 from __future__ import annotations
 
-import logging
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from models.errors import ParityError
+from models.exporter import DynamicAxes, ExportJob, export_isolated
 from models.lm import LanguageModel
 
 
@@ -31,33 +29,16 @@ class ParityReport:
 
 
 def export_onnx(model: LanguageModel) -> bytes:
-    """The model as ONNX bytes; input `input_ids` (batch, seq) int64, output `logits`."""
+    """The model as ONNX bytes; input `input_ids` (batch, seq) int64, output `logits`.
+
+    Exported in the exporter process (`models.exporter`), so any number of threads may call this.
+    """
     model = model.to("cpu").eval()
     # Batch 2, not 1: the exporter specialises a dimension whose example size is 1 (seen with
     # transformers' mask code), which would fix the batch axis.
     example = torch.zeros((2, 8), dtype=torch.long)
-    batch = torch.export.Dim("batch", min=1, max=64)
-    seq = torch.export.Dim("seq", min=2, max=model.config.block_size)
-    # The exporter logs a warning per missing torchvision op; nothing here uses torchvision.
-    onnx_logger = logging.getLogger("torch.onnx")
-    level = onnx_logger.level
-    onnx_logger.setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            model,
-            (example,),
-            dynamo=True,
-            input_names=["input_ids"],
-            output_names=["logits"],
-            dynamic_shapes={"idx": {0: batch, 1: seq}},
-            verbose=False,
-        )
-    onnx_logger.setLevel(level)
-    if program is None:
-        raise ParityError("torch.onnx.export returned no program")
-    data: bytes = program.model_proto.SerializeToString()
-    return data
+    axes: DynamicAxes = {"idx": {0: ("batch", 1, 64), 1: ("seq", 2, model.config.block_size)}}
+    return export_isolated(ExportJob(model, (example,), ["input_ids"], ["logits"], axes))
 
 
 def check_parity(

@@ -16,13 +16,13 @@ No I/O here.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from models.align import durations, index_from_durations, monotonic_alignment, uniform_index
+from models.exporter import ExportJob, export_isolated
 
 _CHO = [chr(c) for c in range(0x1100, 0x1113)]
 _JUNG = [chr(c) for c in range(0x1161, 0x1176)]
@@ -323,29 +323,6 @@ def train_voice(
     return VoiceTrainResult(history, best, steps, best_length_error)
 
 
-def _export(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], output: str,
-            dynamic: dict[str, dict[int, Any] | None]) -> bytes:  # fmt: skip
-    import logging
-    import warnings
-
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                module, args, dynamo=True, input_names=names, output_names=[output],
-                dynamic_shapes=dynamic, verbose=False,
-            )  # fmt: skip
-    finally:
-        logger.setLevel(level)
-    if program is None:
-        raise RuntimeError("torch.onnx.export returned no program")
-    data: bytes = program.model_proto.SerializeToString()
-    return data
-
-
 def export_voice_onnx(model: AcousticModel) -> tuple[bytes, bytes]:
     """Two ONNX graphs with dynamic lengths: text-to-mel and the duration predictor.
 
@@ -356,12 +333,15 @@ def export_voice_onnx(model: AcousticModel) -> tuple[bytes, bytes]:
     ids = torch.zeros((1, 7), dtype=torch.long)
     index = torch.from_numpy(uniform_index(7, 40))
     speaker = torch.zeros((1,), dtype=torch.long)
-    n = torch.export.Dim("n", min=2, max=2048)
-    t = torch.export.Dim("t", min=4, max=8192)
-    mel = _export(model, (ids, index, speaker), ["ids", "frame_index", "speaker"], "mel",
-                  {"ids": {1: n}, "frame_index": {1: t}, "speaker": None})  # fmt: skip
-    lengths = _export(_DurationGraph(model), (ids, speaker), ["ids", "speaker"], "log_durations",
-                      {"ids": {1: n}, "speaker": None})  # fmt: skip
+    n, t = ("n", 2, 2048), ("t", 4, 8192)
+    mel = export_isolated(
+        ExportJob(model, (ids, index, speaker), ["ids", "frame_index", "speaker"], ["mel"],
+                  {"ids": {1: n}, "frame_index": {1: t}, "speaker": None})
+    )  # fmt: skip
+    lengths = export_isolated(
+        ExportJob(_DurationGraph(model), (ids, speaker), ["ids", "speaker"], ["log_durations"],
+                  {"ids": {1: n}, "speaker": None})
+    )  # fmt: skip
     return mel, lengths
 
 

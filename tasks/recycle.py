@@ -29,6 +29,7 @@ from tasks.platform import (
     route_voice,
     save_members,
 )
+from tasks.retries import WORK_KINDS, RetryItem, due, settle
 from tasks.watermarks import RecyclingState, StreamMark, advance, load_state, pending_files, save_state
 
 
@@ -43,11 +44,50 @@ class RecyclePlan:
     consents: list[Consent]
     consents_rejected: int
     state: RecyclingState
+    #: failed pieces of earlier passes that this pass does again
+    retry: list[RetryItem] = field(default_factory=list)
+    #: recorded pieces whose subject is gone (forgotten, consent revoked): dropped at commit
+    dropped: list[str] = field(default_factory=list)
 
     @property
     def has_new_files(self) -> bool:
         """Whether any landing file arrived since the last pass."""
         return bool(self.chat_files or self.voice_files)
+
+    def work(self, routed: RouteResult) -> PassWork:
+        """What this pass does: what changed now plus what earlier passes failed to do."""
+        retry = {kind: [i for i in self.retry if i.work == kind] for kind in WORK_KINDS}
+        index = {owner: set(parts) for owner, parts in routed.parts_by_owner().items()}
+        for item in retry["index"]:
+            index.setdefault(item.owner_id, set()).update(item.parts)
+        personas = set(routed.personas()) | {(i.owner_id, i.persona or "") for i in retry["text"]}
+        voice_owners = {owner for owner, _, _ in routed.voice} | {i.owner_id for i in retry["voice-prep"]}
+        voices = {(c.owner_id, c.persona) for c in self.consents if c.owner_id in voice_owners}
+        voices |= {(i.owner_id, i.persona or "") for i in retry["voice"]}
+        return PassWork(
+            {owner: sorted(parts) for owner, parts in sorted(index.items())},
+            sorted(personas),
+            sorted(voice_owners),
+            sorted(voices),
+        )
+
+
+@dataclass
+class PassWork:
+    """The pieces of one pass, each of which may fail without failing the others."""
+
+    index: dict[str, list[str]]
+    personas: list[tuple[str, str]]
+    voice_owners: list[str]
+    voices: list[tuple[str, str]]
+
+    def index_pieces(self) -> list[RetryItem]:
+        """One piece per owner to index (with its parts)."""
+        return [RetryItem("index", owner, None, parts) for owner, parts in self.index.items()]
+
+    def text_pieces(self) -> list[RetryItem]:
+        """One piece per persona whose text model is refreshed."""
+        return [RetryItem("text", owner, persona) for owner, persona in self.personas]
 
 
 @dataclass
@@ -81,14 +121,25 @@ class RouteResult:
         }
 
 
-def plan_pass(storage: Storage, as_of: date, lookback_days: int = 3) -> RecyclePlan:
-    """Read the watermark, list new landing files, load consents minus tombstones."""
+def plan_pass(
+    storage: Storage, as_of: date, lookback_days: int = 3, retry_parked: bool = False
+) -> RecyclePlan:
+    """Read the watermark, list new landing files, load consents minus tombstones, pick retries."""
     state = load_state(storage)
     chat = pending_files(storage, CHAT_PREFIX, state.streams.get("chat", StreamMark()), as_of)
     voice = pending_files(storage, VOICE_PREFIX, state.streams.get("voice", StreamMark()), as_of)
     consents, rejected = load_consents(storage)
     active = active_consents(consents, load_tombstones(storage))
-    return RecyclePlan(as_of, lookback_days, chat, voice, active, len(rejected), state)
+    owners = {c.owner_id for c in active}
+    subjects = {(c.owner_id, c.persona) for c in active}
+    retry: list[RetryItem] = []
+    dropped: list[RetryItem] = []
+    for item in due(state.failed, retry_parked):
+        alive = item.owner_id in owners if item.persona is None else (item.owner_id, item.persona) in subjects
+        (retry if alive else dropped).append(item)
+    return RecyclePlan(
+        as_of, lookback_days, chat, voice, active, len(rejected), state, retry, [i.key for i in dropped]
+    )
 
 
 def route_pass(storage: Storage, plan: RecyclePlan, staged: list[StagedFile]) -> RouteResult:
@@ -107,13 +158,26 @@ def route_pass(storage: Storage, plan: RecyclePlan, staged: list[StagedFile]) ->
     return result
 
 
-def commit_pass(storage: Storage, plan: RecyclePlan, routed: RouteResult) -> RecyclingState:
-    """Advance the watermarks and remember routed rooms: the pass's one and last state write."""
+def commit_pass(
+    storage: Storage,
+    plan: RecyclePlan,
+    routed: RouteResult,
+    attempted: set[str] | None = None,
+    failed: list[RetryItem] | None = None,
+) -> RecyclingState:
+    """Advance the watermarks, remember routed rooms and the failed pieces: the one last state write.
+
+    `attempted` holds the keys of every piece the pass ran (succeeded or not); `failed` those that
+    failed. The watermark moves either way: a failed piece's data is in its owner's lake already,
+    and the recorded piece makes the next pass do it again.
+    """
     state = plan.state
     for stream, files in (("chat", plan.chat_files), ("voice", plan.voice_files)):
         mark = state.streams.get(stream, StreamMark())
         state.streams[stream] = advance(mark, files, plan.as_of, plan.lookback_days)
     state.routed = routed.routed
+    done = (attempted or set()) | set(plan.dropped)
+    state.failed = settle(state.failed, done, failed or [], plan.as_of.isoformat())
     state.runs += 1
     save_state(storage, state)
     return state

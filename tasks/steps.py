@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import tempfile
 from collections.abc import Iterator
 from datetime import date
@@ -22,6 +21,7 @@ from prefect.context import TaskRunContext
 from prefect.tasks import Task, exponential_backoff
 
 from infra import services
+from infra.registry import Registry
 from infra.search import connect
 from infra.settings import Settings
 from infra.storage import Storage, open_storage
@@ -32,12 +32,15 @@ from parsers.errors import InputError
 from parsers.kakao.export import file_sha256
 from tasks import forget as forget_step
 from tasks import recycle
+from tasks.clean import slug
 from tasks.dataset import DatasetOptions, DatasetResult, build_dataset
 from tasks.index import IndexSummary, index_table
 from tasks.ingest import IngestSummary, completed_ingest, ingest_export
 from tasks.lake import load_message_table, read_parts
 from tasks.platform import StagedFile, stage_chat_file
 from tasks.quality import QualityGateError
+from tasks.retries import RetryItem
+from tasks.run_logs import readable_failure_logs
 
 if TYPE_CHECKING:  # torch-heavy: imported inside the tasks that train
     from tasks.train import ModelOptions
@@ -50,31 +53,6 @@ def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any
     except Exception as exc:  # the task's own exception, re-raised by result()
         return is_transient(exc)
     return False
-
-
-#: Failures that are the input's fault: the run fails with their one-line cause, and the logs
-#: (console and the UI) show that line without a Python traceback.
-EXPECTED_ERRORS = (InputError, QualityGateError)
-
-
-class _NoTracebackForExpected(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], EXPECTED_ERRORS):
-            record.exc_info = None
-            record.exc_text = None
-        return True
-
-
-def quiet_expected_errors() -> None:
-    """Drop tracebacks of expected errors from Prefect's log handlers (idempotent)."""
-    loggers = [
-        logging.getLogger(),
-        *(logging.getLogger(n) for n in ("prefect", "prefect.flow_runs", "prefect.task_runs")),
-    ]
-    for logger in loggers:
-        for handler in logger.handlers:
-            if not any(isinstance(f, _NoTracebackForExpected) for f in handler.filters):
-                handler.addFilter(_NoTracebackForExpected())
 
 
 _RETRY: dict[str, Any] = {
@@ -137,13 +115,15 @@ def refresh_persona(lake_url: str, owner_id: str, persona: str, train: bool = Tr
 
     Too little data is a skip with its reason, not a failure: the other personas go on.
     """
+    readable_failure_logs()  # also in a Dask worker, another process
     storage = open_storage(lake_url)
     try:
         result = build_dataset(storage, owner_id, persona)
     except (InputError, QualityGateError) as exc:
         return {"owner_id": owner_id, "persona": persona, "status": "skipped", "reason": str(exc)}
     summary = {"status": "built", **result.to_dict(), "persona": persona, "model_version": None}
-    if train and result.created:
+    untrained = not Registry(storage).trained_on(owner_id, result.persona_id, "text", result.version)
+    if train and (result.created or untrained):  # untrained: an earlier pass failed to train it
         from tasks.train import train_persona
 
         options = persona_model_options()
@@ -169,6 +149,7 @@ def index_owner(
     lake_url: str, owner_id: str, parts: list[str] | None = None, vectors: bool = True
 ) -> IndexSummary:
     """Index an owner's messages (only `parts` when given); rejects go to quarantine."""
+    readable_failure_logs()  # also in a Dask worker, another process
     settings = Settings()
     storage = open_storage(lake_url)
     client = connect(services.elasticsearch_url(settings))
@@ -177,9 +158,11 @@ def index_owner(
 
 
 @task(name="plan-recycling", **_RETRY)
-def plan_recycling(lake_url: str, as_of: date, lookback_days: int) -> recycle.RecyclePlan:
-    """What is new since the watermark, and which consents hold."""
-    return recycle.plan_pass(open_storage(lake_url), as_of, lookback_days)
+def plan_recycling(
+    lake_url: str, as_of: date, lookback_days: int, retry_parked: bool = False
+) -> recycle.RecyclePlan:
+    """What is new since the watermark, which consents hold, which failed pieces to do again."""
+    return recycle.plan_pass(open_storage(lake_url), as_of, lookback_days, retry_parked)
 
 
 @task(name="stage-landing-file", **_RETRY)
@@ -197,10 +180,20 @@ def route_to_owners(
 
 
 @task(name="commit-watermark", **_RETRY)
-def commit_watermark(lake_url: str, plan: recycle.RecyclePlan, routed: recycle.RouteResult) -> dict[str, Any]:
-    """Advance the watermark after everything of the pass is written."""
-    state = recycle.commit_pass(open_storage(lake_url), plan, routed)
-    return {"runs": state.runs, "streams": {k: v.through_dt for k, v in state.streams.items()}}
+def commit_watermark(
+    lake_url: str,
+    plan: recycle.RecyclePlan,
+    routed: recycle.RouteResult,
+    attempted: list[str],
+    failed: list[RetryItem],
+) -> dict[str, Any]:
+    """Advance the watermark after everything of the pass is written; record the failed pieces."""
+    state = recycle.commit_pass(open_storage(lake_url), plan, routed, set(attempted), failed)
+    return {
+        "runs": state.runs,
+        "streams": {k: v.through_dt for k, v in state.streams.items()},
+        "failed": [item.to_dict() for item in state.failed.values()],
+    }
 
 
 @task(name="forget-subject", **_RETRY)
@@ -295,6 +288,7 @@ def import_voice_base_model(lake_url: str, directory: str) -> dict[str, Any]:
 @task(name="preprocess-voice", **_RETRY)
 def preprocess_voice(lake_url: str, owner_id: str) -> dict[str, Any]:
     """Cut an owner's new voice recordings into measured, normalised utterances."""
+    readable_failure_logs()  # also in a Dask worker, another process
     from tasks.asr import load_transcriber
     from tasks.voice import process_owner_recordings
 
@@ -305,8 +299,9 @@ def preprocess_voice(lake_url: str, owner_id: str) -> dict[str, Any]:
 @task(name="refresh-voice", persist_result=True)
 def refresh_voice(lake_url: str, owner_id: str, persona: str, train: bool = True) -> dict[str, Any]:
     """Version the persona's utterances and, on a new version, adapt and publish their voice model."""
+    readable_failure_logs()  # also in a Dask worker, another process
     from tasks.voice import build_voice_dataset
-    from tasks.voice_model import train_user_voice
+    from tasks.voice_model import MIN_TRANSCRIBED, train_user_voice
 
     storage = open_storage(lake_url)
     try:
@@ -319,7 +314,11 @@ def refresh_voice(lake_url: str, owner_id: str, persona: str, train: bool = True
             "minutes": dataset["minutes"],
             "model_version": None,
         }
-        if train and dataset["created"]:
+        # Untrained: an earlier pass built this version but failed to train it.
+        untrained = dataset["with_transcript"] >= MIN_TRANSCRIBED and not Registry(storage).trained_on(
+            owner_id, slug(persona), "voice", dataset["version"]
+        )
+        if train and (dataset["created"] or untrained):
             steps = Settings().train_max_steps
             manifest = train_user_voice(storage, owner_id, persona, dataset["version"], steps)
             out["model_version"], out["manifest"] = manifest["version"], manifest

@@ -33,6 +33,7 @@ from models.evaluate import (
     torch_logits_fn,
 )
 from models.export import check_parity, export_onnx
+from models.exporter import ExportError
 from models.gpt import GPT, GPTConfig
 from models.hf import HFCausalLM, HFLoadError, load_hf_directory
 from models.lm import LanguageModel, model_from_config
@@ -334,8 +335,11 @@ def import_base(
     except ParityError:
         raise
     except Exception as exc:  # the exporter raises many types; what matters is that it cannot
-        summary = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise InputError(directory, f"cannot be exported to ONNX ({type(exc).__name__}: {summary})") from exc
+        kind, detail = type(exc).__name__, str(exc)
+        if isinstance(exc, ExportError):
+            kind, detail = exc.kind, exc.detail
+        summary = detail.strip().splitlines()[0][:200] if detail.strip() else kind
+        raise InputError(directory, f"cannot be exported to ONNX ({kind}: {summary})") from exc
     return Registry(storage).publish(
         BASE_OWNER,
         BASE_PERSONA,

@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from infra.storage import Storage
+from tasks.retries import RetryItem
 
 STATE_KEY = "state/watermarks.json"
 _PARTITION = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/([^/]+)$")
@@ -40,17 +41,22 @@ class RecyclingState:
     #: consent id -> rooms whose history has been routed to the consent's owner
     routed: dict[str, list[str]] = field(default_factory=dict)
     runs: int = 0
+    #: pieces of earlier passes that failed (tasks/retries.py): retried, or parked and reported
+    failed: dict[str, RetryItem] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         """Stable JSON bytes."""
-        return json.dumps(asdict(self), ensure_ascii=False, indent=1, sort_keys=True).encode()
+        raw = asdict(self)
+        raw["failed"] = {key: item.to_dict() for key, item in self.failed.items()}
+        return json.dumps(raw, ensure_ascii=False, indent=1, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> RecyclingState:
-        """Parse what `to_json` wrote."""
+        """Parse what `to_json` wrote (states written before `failed` existed read as none)."""
         raw: dict[str, Any] = json.loads(data)
         streams = {name: StreamMark(**mark) for name, mark in raw.get("streams", {}).items()}
-        return cls(streams, raw.get("routed", {}), raw.get("runs", 0))
+        failed = {key: RetryItem.from_dict(item) for key, item in raw.get("failed", {}).items()}
+        return cls(streams, raw.get("routed", {}), raw.get("runs", 0), failed)
 
 
 def load_state(storage: Storage) -> RecyclingState:
