@@ -152,6 +152,12 @@ def train_persona(
         raise InputError(prefix, "no such dataset version (build the dataset first)")
     dataset = json.loads(storage.read_bytes(f"{prefix}/manifest.json"))
     train_pairs = read_pairs(storage, f"{prefix}/train.parquet")
+    if not train_pairs:  # every session of a tiny dataset went to validation
+        raise InputError(
+            f"persona {persona_id} of {owner_id}",
+            "has no training pairs in dataset "
+            f"v{dataset_version} (all its conversations are held out); more conversation is needed",
+        )
     val_pairs = (
         read_pairs(storage, f"{prefix}/validation.parquet") or train_pairs[-max(1, len(train_pairs) // 10) :]
     )
