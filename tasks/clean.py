@@ -7,6 +7,7 @@ produce lands next to the dataset so any missing row can be explained.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -198,6 +199,16 @@ def nfc(text: str) -> str:
 
 
 def slug(name: str) -> str:
-    """A path-safe id for a persona name: letters (any script), digits, '_', '-', '.'."""
-    cleaned = re.sub(r"[^\w.-]+", "-", nfc(name), flags=re.UNICODE).strip("-.")
-    return cleaned or "persona"
+    """A path-safe id for a persona name, one per name: letters (any script), digits, '_', '-', '.'.
+
+    A name that is path-safe already is its own id (`엄마`), so existing lakes keep their paths.
+    Any other name gets a short hash of the whole name after its readable part (`엄마❤️` ->
+    `엄마~<hash>`, an emoji-only name -> `persona~<hash>`; `~` never occurs in a path-safe name):
+    two names never share an id, so forgetting one can never delete the other's data or models.
+    """
+    name = nfc(name)
+    cleaned = re.sub(r"[^\w.-]+", "-", name, flags=re.UNICODE).strip("-.")
+    if cleaned == name and cleaned:
+        return cleaned
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{cleaned or 'persona'}~{digest}"
