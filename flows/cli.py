@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 from pydantic import ValidationError
 
-from flows import cli_flows, cli_models
+from flows import cli_consent, cli_flows, cli_models
 from infra import services
 from infra.registry import RegistryError
 from infra.search import (
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     cli_flows.add_commands(sub)
     cli_models.add_commands(sub)
+    cli_consent.add_commands(sub)
     return parser
 
 
@@ -397,6 +398,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "dataset": cmd_dataset,
     **cli_flows.COMMANDS,
     **cli_models.COMMANDS,
+    **cli_consent.COMMANDS,
 }
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ No I/O here.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -212,6 +212,20 @@ def calibrate_pace(
             predicted += float(frames_from_log_durations(log_dur).sum())
             real += len(mel)
     return real / predicted if predicted else 1.0
+
+
+def single_speaker(model: AcousticModel, speaker: int = 0) -> AcousticModel:
+    """A copy of `model` whose speaker table holds only row `speaker` (as row 0).
+
+    A persona's published voice carries its own speaker only: the base's other rows were learned
+    from other families' recordings.
+    """
+    config = replace(model.config, n_speakers=1)
+    out = AcousticModel(config)
+    state = dict(model.state_dict())
+    state["speaker.weight"] = state["speaker.weight"][speaker : speaker + 1].clone()
+    out.load_state_dict(state)
+    return out.eval()
 
 
 class _DurationGraph(nn.Module):

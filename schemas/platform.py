@@ -56,6 +56,9 @@ CONSENT_FIELDS: Final[dict[str, tuple[type, bool]]] = {
     "granted_at": (str, True),
     "revoked_at": (str, False),
     "scope": (str, False),  # "all" (default) or "public": private rooms only with "all"
+    # true: the subject's words may also train the shared text and voice bases (redacted);
+    # false or absent (the default): they train only this owner's persona.
+    "base_training": (bool, False),
 }
 
 ROOM_KINDS: Final = ("public", "private")

@@ -49,6 +49,8 @@ _PRESENT_DAY = re.compile(
 )
 #: Pseudonyms the datasets put in place of personal data: never said back to a user.
 _PLACEHOLDER = re.compile(r"\s*<(?:phone|rrn|card|account|email|address|url)(?:_\d+)?>\s*")
+#: Any trace of a pseudonym, also one the model began and did not close (`<phone_`).
+_PLACEHOLDER_TRACE = re.compile(r"<\s*(?:phone|rrn|card|account|email|address|url)(?![a-z])", re.IGNORECASE)
 _CLAIMS_ALIVE = re.compile(r"(나\s*(아직\s*)?살아\s*있|진짜\s*(엄마|아빠|나)\s*야|죽지\s*않았)")
 
 
@@ -137,7 +139,8 @@ class PersonaChat:
         )  # fmt: skip
         text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
         # Byte-level sampling can stop inside a multi-byte character: never show U+FFFD.
-        return _PLACEHOLDER.sub(" ", text).replace("\ufffd", "").strip()
+        text = _PLACEHOLDER.sub(" ", text).replace("\ufffd", "").strip()
+        return "" if _PLACEHOLDER_TRACE.search(text) else text  # an unclosed `<phone_`: drop it
 
     def likelihood(self, context: list[Turn], reply: str) -> float:
         """Mean log-probability per token of `reply` after `context` under the persona model."""
@@ -163,6 +166,8 @@ class PersonaChat:
             answer.notice = notice
             if _CLAIMS_ALIVE.search(answer.text):
                 answer = Reply(PRESENT_DAY_LINE, "guardrail", notice=notice)
+            elif _PLACEHOLDER_TRACE.search(answer.text):  # the last guard, whatever the mode
+                answer = Reply(FALLBACK_LINE, "fallback", notice=notice)
         self.history = [*context, Turn(answer.text, True)][-12:]
         return answer
 
@@ -182,6 +187,7 @@ class PersonaChat:
         candidates: list[dict[str, Any]] = [
             {"text": h["reply"], "source": "retrieved", "similarity": h.get("similarity") or 0.0}
             for h in similar
+            if not _PLACEHOLDER_TRACE.search(h["reply"])  # a reply holding a pseudonym is never said
         ]
         for k in range(3):
             text = self._generate(context, memories, seed * 7 + k)

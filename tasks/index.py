@@ -30,6 +30,7 @@ from schemas.search import (
     PAIRS_ALIAS,
     PAIRS_MAPPING_VERSION,
 )
+from tasks.zones import redacted
 
 
 @dataclass
@@ -55,9 +56,13 @@ def index_table(
     embedder: Embedder | None = None,
     alias: str = MESSAGES_ALIAS,
 ) -> IndexSummary:
-    """Index `table` (one owner's Message rows) and quarantine what the cluster rejects."""
+    """Index `table` (one owner's Message rows, redacted here) and quarantine what the cluster rejects.
+
+    The index is derived: its documents hold redacted text only (tasks/zones.py). Rejects go to
+    the owner's quarantine with their original text (a source-of-truth area).
+    """
     ensure_alias(client, alias, MAPPING_VERSION)
-    report = index_messages(client, alias, table, embedder=embedder)
+    report = index_messages(client, alias, redacted(table), embedder=embedder)
     summary = IndexSummary(owner_id, alias, report.indexed, report.failed)
     if report.failed:
         summary.quarantine_uri = _quarantine(storage, owner_id, table, report.failed)

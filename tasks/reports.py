@@ -106,14 +106,10 @@ def restore_markdown(
             f"- published text model **v{model['version']}** ({state}): validation loss "
             f"{metrics['val_loss']:.3f}, discrimination {metrics['discrimination_accuracy']:.0%}"
         )
-    if reply is not None:
-        lines += [
-            "",
-            f"> {reply['message']}",
-            ">",
-            f"> **{persona}:** {reply['reply']}",
-            f"> _({reply['source']})_",
-        ]
+    if reply is not None:  # counts only: an artifact never holds what the persona said
+        lines.append(
+            f"- first reply: answered the probe message ({reply['source']}, {len(reply['reply'])} characters)"
+        )
     return "\n".join(lines)
 
 

@@ -229,7 +229,7 @@ def index_pairs_task(
     return index_persona_pairs(storage, client, owner_id, persona_id, dataset_version, embedder)
 
 
-@task(name="first-reply", **_RETRY)
+@task(name="first-reply", persist_result=False, **_RETRY)  # the reply text is not kept in results
 def first_reply(
     lake_url: str, owner_id: str, persona_id: str, retrieval: bool, vectors: bool
 ) -> dict[str, Any]:
@@ -247,17 +247,16 @@ def first_reply(
 
 @task(name="train-base", persist_result=True)
 def train_base_model(lake_url: str, max_steps: int | None = None) -> dict[str, Any]:
-    """Pretrain the shared base on every conversation in the lake and publish it."""
+    """Pretrain the shared base on the consented, redacted conversations of the lake; publish it."""
     from models.train import TrainConfig
     from tasks.train import ModelOptions, base_corpus, train_base
 
     settings = Settings()
     storage = open_storage(lake_url)
     config = TrainConfig(max_steps=max_steps or settings.train_max_steps * 2, device=settings.train_device)
-    corpus = base_corpus(storage)
-    return train_base(
-        storage, corpus, ModelOptions(train=config), note="all owners' text messages in the lake"
-    )
+    corpus, lineage = base_corpus(storage)
+    note = "consented, redacted text: opted-in owners' uploads, base-consenting platform subjects"
+    return train_base(storage, corpus, ModelOptions(train=config), note=note, lineage=lineage)
 
 
 @task(name="import-base", persist_result=True)

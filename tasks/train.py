@@ -9,6 +9,7 @@ production on the same validation pairs (nats per character, so different tokeni
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import random
@@ -41,6 +42,7 @@ from models.lora import apply_lora, merge_lora
 from models.tokenizer import PAD, special_id, train_tokenizer
 from models.train import TrainConfig, evaluate_loss, pick_device, train
 from parsers.errors import InputError
+from tasks.clean import slug
 
 BASE_OWNER, BASE_PERSONA = "platform", "base"
 AUTO_LORA_RANK = 8
@@ -290,13 +292,22 @@ def _sample_replies(
 
 
 def train_base(
-    storage: Storage, conversations: list[list[Turn]], options: ModelOptions | None = None, note: str = ""
+    storage: Storage,
+    conversations: list[list[Turn]],
+    options: ModelOptions | None = None,
+    note: str = "",
+    lineage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Pretrain the shared base on whole conversations (every token learned) and publish it."""
     options = options or ModelOptions()
     texts = [t.text for conv in conversations for t in conv]
     if len(texts) < 50:
-        raise InputError("base corpus", f"only {len(texts)} messages; the base needs at least 50")
+        raise InputError(
+            "base corpus",
+            f"only {len(texts)} messages consented to base training; the base needs at least 50 "
+            "(owners opt in with `rememberme consent base --owner O --grant`; platform consents "
+            "with base_training: true)",
+        )
     tokenizer = train_tokenizer(texts, options.vocab_size)
     model = GPT(options.gpt(tokenizer.get_vocab_size()), seed=options.train.seed)
     encoder = Encoder(tokenizer, model.config.block_size)
@@ -314,6 +325,7 @@ def train_base(
         {
             "base_version": None,
             "corpus": {"conversations": len(conversations), "messages": len(texts), "note": note},
+            "lineage": lineage or {},
             "hyper_parameters": {"model": model.config.to_dict(), "train": asdict(options.train)},
             "metrics": metrics,
             "parity": parity,
@@ -366,29 +378,69 @@ def import_base(
     )
 
 
-def base_corpus(storage: Storage, max_messages: int = 500_000) -> list[list[Turn]]:
-    """Conversations of every owner in the lake, as turns for base pretraining.
+def base_corpus(storage: Storage, max_messages: int = 500_000) -> tuple[list[list[Turn]], dict[str, Any]]:
+    """What the shared base may learn from, redacted, as turns; and its lineage.
 
-    Everything in an owner's lake arrived by the owner's upload or by a consent (recycling); only
-    text messages are used. Speakers alternate markers (`<other>` for a conversation's first
-    speaker, `<persona>` for the next, ...), so the base learns the turn format personas use.
+    Consent decides (tasks/consent.py): an owner's KakaoTalk uploads only if the owner opted in;
+    platform messages only the words of subjects whose consent covers base training (once, though
+    every consenting owner's lake holds a copy). Text goes through the trust boundary's one
+    redaction (tasks/zones.py). Speakers alternate markers (`<other>` for a conversation's first
+    speaker, `<persona>` for the next, ...), so the base learns the turn format personas use. The
+    lineage names owners and opaque subject keys (`subject_key`), never names or text.
     """
-    from tasks.lake import load_message_table
+    from tasks.consent import base_consents
+    from tasks.zones import derived_messages
 
+    allowed = base_consents(storage)
     conversations: list[list[Turn]] = []
     total = 0
+    seen_platform: set[tuple[Any, str, str]] = set()
+    owners_used: set[str] = set()
+    subjects_used: set[str] = set()
+    digest = hashlib.sha256()
     owners = sorted({k.split("/")[1].removeprefix("owner=") for k in storage.list("messages/")})
     for owner in owners:
-        table = load_message_table(storage, owner)
-        frame = table.select(["conversation_id", "ts", "speaker", "text", "kind"]).to_pandas()
-        frame = frame[(frame["kind"] == "text") & frame["speaker"].notna()].sort_values(
-            ["conversation_id", "ts"]
-        )
+        names = allowed.subjects.get(owner, set())
+        if not allowed.allows_upload(owner) and not names:
+            continue
+        columns = ["message_id", "conversation_id", "ts", "speaker", "text", "kind", "source"]
+        frame = derived_messages(storage, owner).select(columns).to_pandas()
+        frame = frame[(frame["kind"] == "text") & frame["speaker"].notna()]
+        platform = frame["source"] == "platform_chat"
+        keep = (~platform & allowed.allows_upload(owner)) | (platform & frame["speaker"].isin(names))
+        frame = frame[keep].sort_values(["conversation_id", "ts", "message_id"])
         for _, group in frame.groupby("conversation_id", sort=True):
-            first = group["speaker"].iloc[0]
-            turns = [Turn(t, s != first) for s, t in zip(group["speaker"], group["text"], strict=True)]
-            conversations.append(turns)
-            total += len(turns)
+            rows = group[["speaker", "text", "ts", "source", "message_id"]].itertuples(index=False)
+            fresh = []
+            for speaker, text, ts, source, message_id in rows:
+                if source == "platform_chat":
+                    if (ts, speaker, text) in seen_platform:
+                        continue
+                    seen_platform.add((ts, speaker, text))
+                    subjects_used.add(subject_key(owner, speaker))
+                else:
+                    owners_used.add(owner)
+                fresh.append((speaker, text))
+                digest.update(f"{owner}|{message_id}\n".encode())
+            if not fresh:
+                continue
+            first = fresh[0][0]
+            conversations.append([Turn(text, speaker != first) for speaker, text in fresh])
+            total += len(fresh)
             if total >= max_messages:
-                return conversations
-    return conversations
+                break
+        if total >= max_messages:
+            break
+    lineage = {
+        "owners": sorted(owners_used),
+        "subjects": sorted(subjects_used),
+        "messages": total,
+        "content_hash": digest.hexdigest(),
+        "consent": "owner opt-in (uploads) or platform consent with base_training (subjects' own words)",
+    }
+    return conversations, lineage
+
+
+def subject_key(owner_id: str, persona: str) -> str:
+    """An opaque, stable key of one owner's subject for lineage records (no name in clear)."""
+    return hashlib.sha256(f"{owner_id}|{slug(persona)}".encode()).hexdigest()[:16]

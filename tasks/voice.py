@@ -34,6 +34,7 @@ from schemas.platform import VOICE_SEGMENT_SCHEMA
 from tasks.audio import AudioError, AudioOptions, decode, preprocess, wav_bytes
 from tasks.clean import slug
 from tasks.transcripts import split_transcript
+from tasks.zones import speakable
 
 #: Utterance audio -> its words (None: none heard); `tasks.asr.Transcriber` is one.
 Transcribe = Callable[[AudioSegment], str | None]
@@ -105,7 +106,8 @@ def process_recording(
     segments = preprocess(audio, options)
     # Too quiet or too noisy to be the speaker's words: left out of the sharing of the transcript.
     spoken = [i for i, s in enumerate(segments) if s.drop_reason not in ("too_quiet", "low_snr")]
-    texts = split_transcript(rec.get("transcript") or "", [segments[i].duration_s for i in spoken]) or []
+    words = speakable(rec.get("transcript")) or ""  # personal data in the words: none are kept
+    texts = split_transcript(words, [segments[i].duration_s for i in spoken]) or []
     text_of = dict(zip(spoken, texts, strict=False))
     source = "manifest" if len(texts) == 1 else "shared"
     rows = []
@@ -163,7 +165,7 @@ def fill_transcripts(storage: Storage, segments_key: str, transcriber: Transcrib
     heard = 0
     for row in todo:
         audio = AudioSegment.from_wav(io.BytesIO(storage.read_bytes(storage.key(row["audio_uri"]))))
-        row["transcript"], row["transcript_source"] = transcriber(audio), "asr"
+        row["transcript"], row["transcript_source"] = speakable(transcriber(audio)), "asr"
         heard += 1 if row["transcript"] else 0
     with storage.open_write(segments_key) as handle:
         pq.write_table(pa.Table.from_pylist(rows, schema=VOICE_SEGMENT_SCHEMA), handle)

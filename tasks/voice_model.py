@@ -14,7 +14,7 @@ import re
 import wave
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -36,11 +36,15 @@ from models.voice import (
     griffin_lim,
     jamo_ids,
     log_mel,
+    single_speaker,
     train_voice,
     voice_parity,
 )
 from parsers.errors import InputError
 from tasks.clean import slug
+
+if TYPE_CHECKING:
+    from tasks.consent import BaseConsents
 
 VOICE_BASE = ("platform", "voice-base")
 MIN_TRANSCRIBED = 2  # utterances with words a user's voice model needs (one is held out)
@@ -86,6 +90,7 @@ def train_user_voice(
         pass
     n_val = max(1, len(items) // 10)
     result = train_voice(model, items[n_val:], items[:n_val], speaker=0, steps=steps, seed=seed)
+    model = single_speaker(model, 0)  # nothing of the base's other speakers leaves with this voice
     graphs, diff = _export_checked(model)
     frames = sum(len(mel) for _, mel in items)
     tokens = sum(len(ids) for ids, _ in items)
@@ -170,7 +175,15 @@ def speak(
 
 
 def train_voice_base(storage: Storage, steps: int = 600, seed: int = 13) -> dict[str, Any]:
-    """Pretrain the multi-speaker voice base on every persona's newest voice dataset; publish it."""
+    """Pretrain the multi-speaker voice base on the newest voice datasets consent allows; publish it.
+
+    A dataset teaches the base only if every recording in it may: uploaded ones (restore audio,
+    KakaoTalk voice messages) when the owner opted in, platform ones when the subject's consent
+    covers base training (tasks/consent.py).
+    """
+    from tasks.consent import base_consents
+
+    allowed = base_consents(storage)
     mel_config = MelConfig()
     config = VoiceConfig()
     items: list[Any] = []
@@ -186,7 +199,7 @@ def train_voice_base(storage: Storage, steps: int = 600, seed: int = 13) -> dict
             for k in storage.list(f"voice/owner={owner}/datasets/{persona}/")
             if (m := re.search(r"/v(\d+)/manifest\.json$", k))
         )
-        if version != newest:
+        if version != newest or not _may_teach_base(storage, allowed, owner, persona, version):
             continue
         mine = voice_items(storage, owner, persona, version, mel_config)
         if mine:
@@ -211,6 +224,22 @@ def train_voice_base(storage: Storage, steps: int = 600, seed: int = 13) -> dict
             "curve": result.history,
         },
     )
+
+
+def _may_teach_base(
+    storage: Storage, allowed: BaseConsents, owner: str, persona_slug: str, version: int
+) -> bool:
+    table = pq.read_table(
+        io.BytesIO(
+            storage.read_bytes(f"voice/owner={owner}/datasets/{persona_slug}/v{version}/segments.parquet")
+        ),
+        columns=["recording_id"],
+    )
+    ids = set(table["recording_id"].to_pylist())
+    uploaded = any(i.startswith(("upload-", "kakao-")) for i in ids)
+    platform = any(not i.startswith(("upload-", "kakao-")) for i in ids)
+    subject_ok = any(slug(name) == persona_slug for name in allowed.subjects.get(owner, set()))
+    return (not uploaded or allowed.allows_upload(owner)) and (not platform or subject_ok)
 
 
 def import_voice_base(storage: Storage, directory: str) -> dict[str, Any]:

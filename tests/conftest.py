@@ -67,13 +67,19 @@ def lake_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def es_url(tmp_path_factory: pytest.TempPathFactory):
+def es_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's local search server keeps its files (the trust-boundary scans read it)."""
+    return tmp_path_factory.mktemp("es")
+
+
+@pytest.fixture(scope="session")
+def es_url(es_data_dir: Path):
     """The local Elasticsearch-API server (noida-db) on a free port, for the whole session."""
 
     from infra.services import LocalElasticsearch, free_port
 
     port = free_port()
-    server = LocalElasticsearch(tmp_path_factory.mktemp("es"), port)
+    server = LocalElasticsearch(es_data_dir, port)
     url = server.up()
     try:
         yield url

@@ -137,3 +137,16 @@ def test_unknown_persona_and_cli_chat(published, capsys, monkeypatch) -> None:
     listing = json.loads(capsys.readouterr().out)
     first = listing["versions"][0]
     assert first["version"] == 1 and "production" in first["aliases"] and first["dataset_version"] == 1
+
+
+@pytest.mark.parametrize("mode", ["retrieve", "generate", "hybrid"])
+def test_no_mode_ever_says_a_pseudonym_back(published, mode: str, monkeypatch) -> None:
+    """A real reply that held a phone number is in the memory as `<phone_1>`: never said back."""
+    lake, _ = published
+    chat = PersonaChat(open_storage(lake), "chat-owner", "엄마", mode=mode)
+    leaked = [{"reply": "아빠 번호 바뀌었어 <phone_1> 저장해", "similarity": 0.99}]
+    monkeypatch.setattr(chat, "_retrieve", lambda message, size=3: leaked)
+    monkeypatch.setattr(chat, "_generate", lambda context, memories, seed: "전화해 <phone_")
+    for message in ("아빠 번호 알려줘", "밥 먹었어", "잘 지냈어?"):
+        reply = chat.reply(message)
+        assert "<" not in reply.text and "phone" not in reply.text, (mode, reply)

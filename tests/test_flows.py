@@ -361,7 +361,10 @@ def test_base_model_then_a_persona_fine_tuned_from_it(tmp_path: Path) -> None:
 
     lake = f"file://{tmp_path}/lake"
     storage = open_storage(lake)
+    from tasks.consent import set_base_opt_in
+
     ingest_export(SAMPLE, "corpus-owner", storage, Settings())
+    set_base_opt_in(storage, "corpus-owner", True)  # only opted-in uploads teach the base
     base = train_base(lake, steps=30)
     assert base["version"] == 1 and base["corpus"]["messages"] > 2000
     result = instant_restore("base-owner", "엄마", [str(SAMPLE)], lake_url=lake, index=False, train_steps=20)

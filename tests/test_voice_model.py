@@ -17,6 +17,7 @@ from pydub.generators import WhiteNoise
 from infra.registry import Registry
 from infra.storage import open_storage
 from models.voice import AcousticModel, VoiceConfig
+from parsers.errors import InputError
 from tasks.audio import AudioOptions, wav_bytes
 from tasks.reports import voice_model_card
 from tasks.voice import VoiceSummary, build_voice_dataset, process_recording
@@ -62,7 +63,17 @@ def test_voice_checkpoint_trains_exports_and_speaks(tmp_path: Path) -> None:
     )
     assert Registry(storage).aliases("vo", "엄마", "voice")["latest"] == 1
 
-    base = train_voice_base(storage, steps=30)  # a multi-speaker base from every voice dataset
+    def consent(base_training: bool) -> None:  # her platform consent, as the backend lands it
+        record = {"consent_id": "c-vo", "owner_id": "vo", "subject_id": "u-mom", "persona": "엄마",
+                  "granted_at": "2024-01-01T09:00:00+09:00", "base_training": base_training}  # fmt: skip
+        with storage.open_write("landing/platform/consent/consents.jsonl") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False).encode())
+
+    consent(False)
+    with pytest.raises(InputError, match="at least 4"):
+        train_voice_base(storage, steps=30)  # her consent does not cover the shared base
+    consent(True)
+    base = train_voice_base(storage, steps=30)  # a multi-speaker base from every consented dataset
     assert base["corpus"] == {"speakers": 1, "utterances": len(LINES)} and base["kind"] == "base"
     adapted = train_user_voice(storage, "vo", "엄마", dataset["version"], steps=20)
     assert adapted["base_version"] == base["version"] and adapted["version"] == 2

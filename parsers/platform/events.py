@@ -49,6 +49,8 @@ class Consent:
     granted_at: datetime
     revoked_at: datetime | None
     scope: str
+    #: The subject's words may also train the shared bases (text and voice), redacted.
+    base_training: bool = False
 
     def allows_room(self, room_kind: str) -> bool:
         """Whether a room of this kind may feed the persona."""
@@ -96,7 +98,7 @@ def _records(
                     continue
                 if kind is float and isinstance(value, int) and not isinstance(value, bool):
                     record[name] = value = float(value)
-                if not isinstance(value, kind) or isinstance(value, bool):
+                if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
                     raise _FieldError(f"field {name}: expected {kind.__name__}, got {type(value).__name__}")
                 if isinstance(value, str) and required and not value.strip():
                     raise _FieldError(f"field {name}: empty")
@@ -184,6 +186,7 @@ def parse_consents(data: bytes, source_file: str) -> tuple[list[Consent], list[R
                     granted_at=parse_time(record["granted_at"], "granted_at"),
                     revoked_at=parse_time(revoked, "revoked_at") if revoked else None,
                     scope=scope,
+                    base_training=bool(record.get("base_training") or False),
                 )
             )
         except _FieldError as exc:

@@ -74,8 +74,9 @@ def consent_files(rooms: list[Room], granted: date = date(2024, 1, 1)) -> dict[s
             "granted_at": datetime.combine(granted, time(9), KST).isoformat(),
             "revoked_at": None,
             "scope": "all",
+            "base_training": n % 2 == 0,  # both kinds: half the subjects also share with the bases
         }
-        for r in rooms
+        for n, r in enumerate(rooms)
     ]
     return {"landing/platform/consent/consents.jsonl": _jsonl(lines)}
 

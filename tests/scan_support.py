@@ -1,0 +1,95 @@
+"""Scan every file under some folders for planted values, the way an auditor would.
+
+Each file is read as bytes and, where it can be, also decoded: Parquet (every cell, nested too),
+JSON (every string, base64-looking ones decoded too, as Prefect's result files hold base64
+pickles), gzip streams. A value is found if its text appears in any view, or its characters
+with separators dropped (a phone written another way) appear in a view of *strings* (numbers,
+such as the floats of a vector, are left out there: their digit runs would match by chance).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import gzip
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+_SEPARATORS = re.compile(r"[\s\-+()]")
+_B64 = re.compile(r"^[A-Za-z0-9+/=\s]{24,}$")
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+        if _B64.match(value):
+            with contextlib.suppress(binascii.Error, ValueError):
+                yield base64.b64decode(value, validate=False).decode("utf-8", "replace")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from _strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, bytes):
+        yield value.decode("utf-8", "replace")
+
+
+def views(path: Path) -> Iterator[tuple[str, bool]]:
+    """Every readable rendering of one file's content, and whether it holds strings only."""
+    data = path.read_bytes()
+    structured = False
+    if data[:4] == b"PAR1":
+        try:
+            table = pq.read_table(io.BytesIO(data))
+            structured = True
+            yield from ((t, True) for t in _strings(table.to_pylist()))
+        except Exception:  # a half-written file: the raw bytes are scanned below
+            pass
+    if data[:2] == b"\x1f\x8b":
+        with contextlib.suppress(OSError, EOFError):  # not a whole stream: raw bytes are scanned below
+            yield gzip.decompress(data).decode("utf-8", "replace"), False
+    if data.lstrip()[:1] in (b"{", b"["):
+        try:
+            parsed = json.loads(data)
+            structured = True
+            yield from ((t, True) for t in _strings(parsed))
+        except ValueError:
+            pass
+    yield data.decode("utf-8", "replace"), not structured
+
+
+def _squash(text: str) -> str:
+    return _SEPARATORS.sub("", text)
+
+
+def find_values(
+    roots: Iterable[Path], values: Iterable[str], allowed: Iterable[Path] = ()
+) -> tuple[int, list[tuple[str, str]]]:
+    """(files scanned, [(file, value)] found) under `roots`, skipping files under `allowed`."""
+    wanted = [(v, _squash(v)) for v in values]
+    allowed_dirs = [a.resolve() for a in allowed]
+    scanned = 0
+    found: list[tuple[str, str]] = []
+    for root in roots:
+        if not root.exists():
+            continue
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            resolved = path.resolve()
+            if any(resolved.is_relative_to(a) for a in allowed_dirs):
+                continue
+            scanned += 1
+            rendered = list(views(path))
+            texts = [t for t, _ in rendered]
+            squashed = [_squash(t) for t, strings_only in rendered if strings_only]
+            for value, squash in wanted:
+                if any(value in t for t in texts) or any(squash in s for s in squashed):
+                    found.append((str(path), value))
+    return scanned, found
