@@ -35,7 +35,7 @@ def _cli(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.Comp
 
 @pytest.mark.parametrize("runner", ["threads", "dask"])
 def test_the_readme_example_recycles_five_families_with_voice_and_text(
-    runner: str, es_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    runner: str, es_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     monkeypatch.setenv("REMEMBERME_ES_URL", es_url)
     monkeypatch.setenv("REMEMBERME_TRAIN_MAX_STEPS", "10")  # every persona still trains and exports
@@ -54,7 +54,14 @@ def test_the_readme_example_recycles_five_families_with_voice_and_text(
 
     if runner == "dask":
         from distributed import LocalCluster
+        from prefect.settings import PREFECT_API_URL
 
+        # As in production, the flow's process and the workers report to one API (the session's),
+        # instead of each worker starting a temporary one of its own.
+        request.getfixturevalue("prefect_api")
+        api = str(PREFECT_API_URL.value())
+        env["PREFECT_API_URL"] = api
+        monkeypatch.setenv("PREFECT_API_URL", api)  # the workers inherit it
         # Two processes with two threads each: exports can meet inside one worker process.
         with LocalCluster(
             n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
