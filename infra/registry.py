@@ -134,6 +134,35 @@ class Registry:
                 return {k: int(v) for k, v in current.items()}
         raise RegistryError(f"{key}: too many concurrent alias moves, try again")
 
+    def retire(self, owner_id: str, persona: str, kind: str, version: int) -> int:
+        """Delete a version's files for good (forget); returns how many objects went.
+
+        The aliases stop naming it first (each moves to the newest version left, or goes), so no
+        reader is pointed at a version being deleted; the manifest goes before the files. The
+        reservation stays behind, empty of data, so the number is never handed out again (a
+        manifest elsewhere that names "base v3" keeps meaning the retired one).
+        """
+        prefix = self.prefix(owner_id, persona, kind)
+        left = [v for v in self.versions(owner_id, persona, kind) if v != version]
+        key = f"{prefix}/aliases.json"
+        for _ in range(50):
+            data, token = self.storage.read_versioned(key)
+            if not data:
+                break
+            current = json.loads(data)
+            history = [m for m in current.pop("_history", []) if m["version"] != version]
+            moved = {a: (v if v != version else (left[-1] if left else None)) for a, v in current.items()}
+            kept = {a: v for a, v in moved.items() if v is not None}
+            if self.storage.replace_if(
+                key, json.dumps({**kept, "_history": history}, indent=1).encode(), token
+            ):
+                break
+        deleted = int(self.storage.delete(f"{prefix}/v{version}/manifest.json"))
+        for name in self.storage.list(f"{prefix}/v{version}/"):
+            if not name.endswith("/.reserved"):
+                deleted += int(self.storage.delete(name))
+        return deleted
+
     def history(self, owner_id: str, persona: str, kind: str) -> list[dict[str, Any]]:
         """Alias moves, oldest first (the last 50)."""
         data, _ = self.storage.read_versioned(f"{self.prefix(owner_id, persona, kind)}/aliases.json")

@@ -5,6 +5,7 @@ The one query helper always filters (and routes) by owner: there is no search pa
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -282,6 +283,14 @@ def _fuse(lists: list[list[dict[str, Any]]], id_field: str, rrf_k: int) -> list[
     return sorted(fused.values(), key=lambda h: (-h["score"], h[id_field]))
 
 
+def generations(client: Elasticsearch, alias: str) -> list[str]:
+    """Every concrete index of `alias`: the one it points at and any older mapping version left."""
+    names = set(client.indices.get(index=f"{alias}-v*", ignore_unavailable=True, allow_no_indices=True))
+    if client.indices.exists_alias(name=alias):
+        names.update(client.indices.get_alias(name=alias))
+    return sorted(names)
+
+
 def delete_documents(
     client: Elasticsearch,
     alias: str,
@@ -289,20 +298,46 @@ def delete_documents(
     speakers: Iterable[str] | None = None,
     persona_id: str | None = None,
 ) -> int:
-    """Delete an owner's documents (only some speakers' or one persona's); returns how many went."""
-    if not client.indices.exists_alias(name=alias) and not client.indices.exists(index=alias):
-        return 0
+    """Delete an owner's documents (only some speakers' or one persona's) from every generation.
+
+    Old indices of a previous mapping version are searched too (they hold what was indexed
+    before a migration); deleted documents are then expunged from the segments where the
+    cluster supports it, so they do not linger on disk until a merge. Returns how many went.
+    """
     filters = _owner_filters(owner_id, speakers)
     if persona_id is not None:
         filters.append({"term": {"persona_id": persona_id}})
-    response = client.delete_by_query(
-        index=alias,
-        routing=owner_id,
-        query={"bool": {"filter": filters}},
-        refresh=True,
-        conflicts="proceed",
+    deleted = 0
+    for index in generations(client, alias):
+        response = client.delete_by_query(
+            index=index,
+            routing=owner_id,
+            query={"bool": {"filter": filters}},
+            refresh=True,
+            conflicts="proceed",
+        )
+        deleted += int(response.get("deleted", 0))
+        with contextlib.suppress(ApiError):  # a cluster without forcemerge merges on its own
+            client.indices.forcemerge(index=index, only_expunge_deletes=True)
+    return deleted
+
+
+def count_documents(
+    client: Elasticsearch,
+    alias: str,
+    owner_id: str,
+    speakers: Iterable[str] | None = None,
+    persona_id: str | None = None,
+) -> int:
+    """How many documents of an owner (some speakers', one persona's) any generation of `alias` holds."""
+    filters = _owner_filters(owner_id, speakers)
+    if persona_id is not None:
+        filters.append({"term": {"persona_id": persona_id}})
+    query = {"bool": {"filter": filters}}
+    return sum(
+        int(client.count(index=index, routing=owner_id, query=query)["count"])
+        for index in generations(client, alias)
     )
-    return int(response.get("deleted", 0))
 
 
 def index_pairs(

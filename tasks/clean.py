@@ -212,3 +212,16 @@ def slug(name: str) -> str:
         return cleaned
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{cleaned or 'persona'}~{digest}"
+
+
+def subject_key(owner_id: str, persona: str) -> str:
+    """An opaque, stable key of one owner's subject (a persona name) for records that outlive it.
+
+    Lineage of bases and forget's tombstones name subjects by this key, never by name.
+    """
+    return persona_key(owner_id, slug(persona))
+
+
+def persona_key(owner_id: str, persona_id: str) -> str:
+    """`subject_key` from a persona id (`slug` output) rather than a display name."""
+    return hashlib.sha256(f"{owner_id}|{persona_id}".encode()).hexdigest()[:16]

@@ -202,6 +202,8 @@ def build_dataset(
             "redactions": redactions,
             "gaps": gap_distribution(messages),
             "source": _source_range(raw),
+            # What it came from, for forget: the message parts read and the uploads behind them.
+            "lineage": _lineage(storage, owner_id),
             "files": {n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in files.items()},
         }
         payload = json.dumps(manifest, ensure_ascii=False, indent=1, default=str).encode()
@@ -253,6 +255,14 @@ def _store_rejected(storage: Storage, prefix: str, reports: list[GateReport]) ->
         handle.write(json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=1).encode())
     with storage.open_write(f"{prefix}/quality.md") as handle:
         handle.write("\n".join(r.to_markdown() for r in reports).encode())
+
+
+def _lineage(storage: Storage, owner_id: str) -> dict[str, Any]:
+    parts = sorted(k for k in storage.list(f"messages/owner={owner_id}/") if k.endswith(".parquet"))
+    uploads = sorted(
+        key.rsplit("/", 2)[1] for key in storage.list(f"raw/{owner_id}/") if key.endswith("/_ingest.json")
+    )
+    return {"message_parts": parts, "uploads": uploads}
 
 
 def _source_range(raw: pd.DataFrame) -> dict[str, Any]:

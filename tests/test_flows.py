@@ -229,8 +229,10 @@ def test_forget_removes_a_persona_and_recycling_never_brings_it_back(
     assert _count(es_url, "forget-owner") == 240
     assert storage.list("datasets/forget-owner/") and storage.list("models/forget-owner/")
 
-    summary = forget("forget-owner", "엄마", lake_url=lake)
-    assert summary["rows_removed"] > 0 and summary["documents_deleted"] > 0
+    receipt = forget("forget-owner", "엄마", lake_url=lake)
+    assert receipt["source"]["rows_removed"] > 0 and receipt["derived"]["documents_deleted"] > 0
+    assert all(v == 0 for v in receipt["left"].values()), receipt["left"]
+    assert receipt["prefect"]["artifacts"] >= 1 and receipt["prefect"]["events"] >= 1
     assert storage.list("datasets/forget-owner/") == [] and storage.list("models/forget-owner/") == []
     assert storage.list("voice/owner=forget-owner/audio/") == []  # her voice too
     table = pq.read_table(io.BytesIO(storage.read_bytes(storage.list("messages/owner=forget-owner/")[0])))
