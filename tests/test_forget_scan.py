@@ -99,7 +99,8 @@ def test_forgetting_an_owner_leaves_nothing_of_it_anywhere(
     lake = f"file://{lake_dir}"
     monkeypatch.setenv("REMEMBERME_STATE_DIR", str(state))
     monkeypatch.setenv("REMEMBERME_TRAIN_MAX_STEPS", "20")
-    values = _family_a(tmp_path / "upload" / "a.txt") if (tmp_path / "upload").mkdir() is None else []
+    (tmp_path / "upload").mkdir()
+    values = _family_a(tmp_path / "upload" / "a.txt")
     storage = open_storage(lake)
     set_base_opt_in(storage, "owner-a", True)
     set_base_opt_in(storage, "owner-b", True)
