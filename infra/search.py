@@ -291,6 +291,15 @@ def generations(client: Elasticsearch, alias: str) -> list[str]:
     return sorted(names)
 
 
+def _subject_filters(
+    owner_id: str, speakers: Iterable[str] | None, persona_id: str | None
+) -> list[dict[str, Any]]:
+    filters = _owner_filters(owner_id, speakers)
+    if persona_id is not None:
+        filters.append({"term": {"persona_id": persona_id}})
+    return filters
+
+
 def delete_documents(
     client: Elasticsearch,
     alias: str,
@@ -304,9 +313,7 @@ def delete_documents(
     before a migration); deleted documents are then expunged from the segments where the
     cluster supports it, so they do not linger on disk until a merge. Returns how many went.
     """
-    filters = _owner_filters(owner_id, speakers)
-    if persona_id is not None:
-        filters.append({"term": {"persona_id": persona_id}})
+    filters = _subject_filters(owner_id, speakers, persona_id)
     deleted = 0
     for index in generations(client, alias):
         response = client.delete_by_query(
@@ -330,9 +337,7 @@ def count_documents(
     persona_id: str | None = None,
 ) -> int:
     """How many documents of an owner (some speakers', one persona's) any generation of `alias` holds."""
-    filters = _owner_filters(owner_id, speakers)
-    if persona_id is not None:
-        filters.append({"term": {"persona_id": persona_id}})
+    filters = _subject_filters(owner_id, speakers, persona_id)
     query = {"bool": {"filter": filters}}
     return sum(
         int(client.count(index=index, routing=owner_id, query=query)["count"])
