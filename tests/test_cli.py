@@ -123,7 +123,7 @@ def test_every_command_has_help_and_is_documented() -> None:
     assert set(commands) == {
         "parse", "ingest", "formats", "dataset", "services", "index", "search",
         "restore", "recycle", "forget", "landing", "serve", "server", "models", "chat", "train-base",
-        "train-voice-base", "speak", "consent",
+        "train-voice-base", "speak", "consent", "eval",
     }  # fmt: skip
     for name, sub in commands.items():
         assert sub.format_help().strip()
