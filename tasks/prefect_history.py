@@ -191,43 +191,29 @@ def sqlite_path() -> Path | None:
 
 
 def _forget_in_database(mentions: Mentions, runs: list[UUID]) -> tuple[int, int, str]:
-    """Log lines and events of the runs or naming the subject; then VACUUM the file."""
+    """Log lines and events of the runs or naming the subject; then VACUUM the file.
+
+    The API persists events in the background (its own ones too, e.g. for artifacts), so one
+    sweep is not the end: sweeps repeat one persister flush apart until one finds nothing.
+    """
     path = sqlite_path()
     if path is None:
         return 0, 0, "not a local SQLite file: log retention and VACUUM are the operator's"
     run_ids = {str(r) for r in runs}
+    resources = {f"prefect.flow-run.{r}" for r in run_ids}
     con = sqlite3.connect(path, timeout=60)
     try:
         con.create_function("names_subject", 1, lambda text: int(bool(text) and mentions(str(text))))
         con.create_function("run_of", 1, lambda rid: int(str(rid) in run_ids))
+        con.create_function("doomed_resource", 1, lambda rid: int(str(rid) in resources))
         tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        logs = events = 0
-        if "log" in tables:
-            logs = con.execute("DELETE FROM log WHERE run_of(flow_run_id) OR names_subject(message)").rowcount
-        if "events" in tables:
-            resources = {f"prefect.flow-run.{r}" for r in run_ids}
-            con.create_function("doomed_resource", 1, lambda rid: int(str(rid) in resources))
-            doomed = [
-                row[0]
-                for row in con.execute(
-                    "SELECT id FROM events WHERE doomed_resource(resource_id) OR names_subject(payload) "
-                    "OR names_subject(resource) OR names_subject(related)"
-                )
-            ]
-            if "event_resources" in tables:
-                doomed += [
-                    row[0]
-                    for row in con.execute(
-                        "SELECT event_id FROM event_resources WHERE doomed_resource(resource_id)"
-                    )
-                ]
-            for start in range(0, len(doomed), 500):
-                chunk = doomed[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                events += con.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk).rowcount
-                if "event_resources" in tables:
-                    con.execute(f"DELETE FROM event_resources WHERE event_id IN ({marks})", chunk)
-        con.commit()
+        logs, events = _sweep(con, tables)
+        for _ in range(5):
+            _wait_for_event_persister()
+            more_logs, more_events = _sweep(con, tables)
+            logs, events = logs + more_logs, events + more_events
+            if not more_logs and not more_events:
+                break
         con.execute("VACUUM")
         # Old page images of deleted rows also sit in the write-ahead log until it is
         # checkpointed; the server's own readers can keep it busy for a moment.
@@ -240,3 +226,29 @@ def _forget_in_database(mentions: Mentions, runs: list[UUID]) -> tuple[int, int,
     finally:
         con.close()
     return logs, events, str(path)
+
+
+def _sweep(con: sqlite3.Connection, tables: set[str]) -> tuple[int, int]:
+    """One pass over log lines and events (the SQL functions are registered on `con`)."""
+    logs = events = 0
+    if "log" in tables:
+        logs = con.execute("DELETE FROM log WHERE run_of(flow_run_id) OR names_subject(message)").rowcount
+    if "events" in tables:
+        doomed = [
+            row[0]
+            for row in con.execute(
+                "SELECT id FROM events WHERE doomed_resource(resource_id) OR names_subject(payload) "
+                "OR names_subject(resource) OR names_subject(related)"
+            )
+        ]
+        if "event_resources" in tables:
+            query = "SELECT event_id FROM event_resources WHERE doomed_resource(resource_id)"
+            doomed += [row[0] for row in con.execute(query)]
+        for start in range(0, len(doomed), 500):
+            chunk = doomed[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            events += con.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk).rowcount
+            if "event_resources" in tables:
+                con.execute(f"DELETE FROM event_resources WHERE event_id IN ({marks})", chunk)
+    con.commit()
+    return logs, events
