@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from elasticsearch import Elasticsearch
 
-from infra.registry import Registry, RegistryError
+from infra.registry import Registry
 from infra.search import delete_documents
 from infra.storage import Storage
 from infra.text_features import Embedder
@@ -81,10 +81,12 @@ def forget_derived(
     retired_voice = _retire_bases(storage, VOICE_BASE, subject, done, out)
     if retired_text:
         _rebuild_text_base(storage, retired_text, options, out)
-        _retrain_dependents(storage, "text", retired_text, subject, out, options=options)
     if retired_voice:
         _rebuild_voice_base(storage, voice_steps, out)
-        _retrain_dependents(storage, "voice", retired_voice, subject, out, voice_steps=voice_steps)
+    # Dependents are found by "fine-tuned from a base version that no longer exists", not by what
+    # this run retired: a forget re-run after a crash still finds the ones it left.
+    _retrain_dependents(storage, "text", subject, out, options=options)
+    _retrain_dependents(storage, "voice", subject, out, voice_steps=voice_steps)
     return out
 
 
@@ -213,7 +215,6 @@ def _rebuild_voice_base(storage: Storage, steps: int, out: DerivedForget) -> Non
 def _retrain_dependents(
     storage: Storage,
     kind: str,
-    retired: dict[int, dict[str, Any]],
     subject: Subject,
     out: DerivedForget,
     options: ModelOptions | None = None,
@@ -221,6 +222,7 @@ def _retrain_dependents(
 ) -> None:
     """Every persona (any owner) fine-tuned from a retired base: retrain, retire the old versions."""
     registry = Registry(storage)
+    live = set(registry.versions(*(_TEXT_BASE if kind == "text" else VOICE_BASE), "base"))
     personas = sorted({tuple(k.split("/")[1:3]) for k in storage.list("models/") if f"/{kind}/v" in k})
     for owner, persona_id in personas:
         if (owner, persona_id) == _TEXT_BASE or (owner, persona_id) == VOICE_BASE:
@@ -230,7 +232,8 @@ def _retrain_dependents(
         tainted = [
             v
             for v in registry.versions(owner, persona_id, kind)
-            if registry.manifest(owner, persona_id, kind, v).get("base_version") in retired
+            if (used := registry.manifest(owner, persona_id, kind, v).get("base_version")) is not None
+            and used not in live
         ]
         if not tainted:
             continue
@@ -264,7 +267,7 @@ def _retrain(
             name = _voice_name(storage, owner, persona_id, dataset_version)
             manifest = train_user_voice(storage, owner, name, dataset_version, voice_steps)
         out.rebuilt.append(f"{label} v{manifest['version']}")
-    except (InputError, RegistryError, QualityGateError) as exc:
+    except Exception as exc:  # whatever failed, the tainted versions still go below
         out.owed.append(
             f"{label}: not retrained ({str(exc)[:160]}); the next recycling pass or restore does it"
         )

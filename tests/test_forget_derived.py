@@ -1,0 +1,49 @@
+"""Forget's derived step finds what depends on a retired base, even after a crash half-way."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from infra.registry import Registry
+from infra.settings import Settings
+from infra.storage import open_storage
+from models.train import TrainConfig
+from parsers.kakao.render import Line, RenderOptions, render_export
+from tasks.consent import set_base_opt_in
+from tasks.dataset import DatasetOptions, build_dataset
+from tasks.forget_derived import forget
+from tasks.ingest import ingest_export
+from tasks.train import BASE_OWNER, BASE_PERSONA, ModelOptions, base_corpus, train_base, train_persona
+
+
+def test_a_rerun_retrains_personas_left_on_a_base_a_crashed_forget_retired(tmp_path: Path) -> None:
+    lines, ts = [], datetime(2024, 3, 1, 9, 0)
+    for i in range(60):
+        ts += timedelta(minutes=2 if i % 5 else 240)
+        lines.append(Line(ts, "나", f"오늘 뭐 했어 {i}"))
+        lines.append(Line(ts + timedelta(minutes=1), "엄마", f"엄마는 시장 다녀왔지 {i}"))
+    export = tmp_path / "family.txt"
+    export.write_text(render_export("android_ko", lines, RenderOptions(room="가족")), encoding="utf-8")
+    storage = open_storage(f"file://{tmp_path}/lake")
+    ingest_export(export, "fam", storage, Settings())
+    set_base_opt_in(storage, "fam", True)
+    options = ModelOptions(train=TrainConfig(max_steps=3))
+    corpus, lineage = base_corpus(storage)
+    base = train_base(storage, corpus, options, lineage=lineage)
+    dataset = build_dataset(storage, "fam", "엄마", options=DatasetOptions(min_pairs=5))
+    model = train_persona(storage, "fam", dataset.persona_id, dataset.version, options)
+    assert model["base_version"] == base["version"]
+
+    # A forget that retired the base and then died before retraining its dependents.
+    registry = Registry(storage)
+    registry.retire(BASE_OWNER, BASE_PERSONA, "base", base["version"])
+    receipt = forget(storage, None, "somebody-else", options=options)  # any later forget run
+    assert f"fam/엄마 text v{model['version']}" in receipt["derived"]["retired"]
+    assert f"fam/엄마 text v{model['version'] + 1}" in receipt["derived"]["rebuilt"]
+    assert registry.versions("fam", "엄마", "text") == [model["version"] + 1]
+    assert registry.aliases("fam", "엄마", "text")["production"] == model["version"] + 1
+    assert receipt["left"]["models_on_retired_bases"] == 0
+    # The retired number is never handed out again.
+    again = train_base(storage, corpus, options, lineage=lineage)
+    assert again["version"] == base["version"] + 1
