@@ -5,8 +5,9 @@ Modes:
   owner- and persona-filtered); the persona's real reply when the best match is similar enough
   (cosine >= `threshold`), else generation (or a gentle fallback line when generation is off).
 - `generate`: the fine-tuned model, prompted with retrieved memories and the conversation.
-- `hybrid` (default): generated candidates plus retrieved real replies, ranked by the persona
-  model's likelihood per token plus similarity; the best answers.
+- `hybrid` (default): retrieved real replies that fit (cosine >= `threshold`), ranked by the
+  persona model's likelihood per token plus similarity; when none fits, generated candidates,
+  ranked the same way. A generated text never wins over a real reply that fits.
 
 Guardrail (system side, not left to the model): the first reply of a conversation carries a
 notice that this is an AI made from messages someone left, and questions about the present
@@ -203,5 +204,9 @@ class PersonaChat:
                 + 2.0 * max(c["similarity"] - self.threshold, 0.0)
                 + (0.5 if c["source"] == "retrieved" else 0.0)
             )
-        chosen = max(candidates, key=lambda c: c["score"])
+        # A generated text never wins over a real reply that fits (similarity above the threshold):
+        # the model rates its own samples highly, which says nothing about answering what was said
+        # (bench/relevance.py: on-topic 15 % when it could win, against 40 % for real replies).
+        real = [c for c in candidates if c["source"] == "retrieved"]
+        chosen = max(real or candidates, key=lambda c: c["score"])
         return Reply(chosen["text"], chosen["source"], chosen["score"], candidates=candidates)
