@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from models.data import Encoder, Turn
-from models.evaluate import generate
 from models.export import export_onnx
 from models.gpt import GPT, GPTConfig
+from models.sampling import generate
 from models.tokenizer import train_tokenizer
 from models.train import TrainConfig, masked_loss, pick_device, train, trim
 from parsers.kakao.synth import PERSONA_LINES, USER_LINES

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
@@ -348,19 +349,34 @@ def count_documents(
 def index_pairs(
     client: Elasticsearch, alias: str, rows: list[dict[str, Any]], embedder: Embedder | None
 ) -> IndexReport:
-    """Index context->reply pairs (`pair_id`, `owner_id`, `persona_id`, `prompt`, `reply`, ...)."""
+    """Index context->reply pairs (`pair_id`, `owner_id`, `persona_id`, `prompt`, `context`, `reply`).
+
+    Vectors (tasks/reply_ranker.py compares like with like): the answered message and the
+    conversation before it are embedded as queries, the way a user's message will be; the
+    reply as a passage, for how well it answers what a user says.
+    """
     report = IndexReport()
     if not rows:
         return report
-    # Chats repeat themselves ("응", "뭐해?"): analyse and embed each distinct prompt once.
+    # Chats repeat themselves ("응", "뭐해?"): analyse and embed each distinct text once.
     unique = sorted({r["prompt"] for r in rows})
     morphs = dict(zip(unique, morphemes(unique), strict=True))
-    vectors = dict(zip(unique, embedder.passages(unique).tolist(), strict=True)) if embedder else None
+    vectors: dict[str, dict[str, list[float]]] = {}
+    if embedder is not None:
+        contexts = sorted({r.get("context") or r["prompt"] for r in rows})
+        replies = sorted({r["reply"] for r in rows})
+        vectors = {
+            "vector": dict(zip(unique, embedder.queries(unique).tolist(), strict=True)),
+            "context_vector": dict(zip(contexts, embedder.queries(contexts).tolist(), strict=True)),
+            "reply_vector": dict(zip(replies, embedder.passages(replies).tolist(), strict=True)),
+        }
     actions = []
     for row in rows:
         source = {**row, "prompt_morph": morphs[row["prompt"]]}
-        if vectors is not None:
-            source["vector"] = vectors[row["prompt"]]
+        if vectors:
+            source["vector"] = vectors["vector"][row["prompt"]]
+            source["context_vector"] = vectors["context_vector"][row.get("context") or row["prompt"]]
+            source["reply_vector"] = vectors["reply_vector"][row["reply"]]
         actions.append(
             {"_index": alias, "_id": row["pair_id"], "_routing": row["owner_id"], "_source": source}
         )
@@ -373,37 +389,55 @@ def search_pairs(
     owner_id: str,
     persona_id: str,
     query: str,
-    embedder: Embedder,
-    size: int = 5,
-    rrf_k: int = 60,
+    message_vector: np.ndarray | None,
+    conversation_vector: np.ndarray | None = None,
+    size: int = 20,
+    morphemes_too: bool = False,
 ) -> list[dict[str, Any]]:
-    """A persona's pairs whose prompt is like `query`: BM25 + kNN fused, each with its cosine."""
+    """A persona's pairs whose answered message is like `query`, with their relevance signals.
+
+    Candidates: kNN on the answered message (and on the conversation before it, when one is
+    given) plus words (character bigrams; kiwi morphemes with `morphemes_too`, which costs a
+    model load in a one-shot process). Each hit carries the cosines the ranker needs, computed
+    here from the stored vectors so that every candidate has them (None for a pair indexed
+    without vectors).
+    """
     filters = [*_owner_filters(owner_id, None), {"term": {"persona_id": persona_id}}]
-    text_query = {
-        "bool": {
-            "filter": filters,
-            "should": [
-                {"multi_match": {"query": query, "fields": ["prompt", "prompt.bigram"]}},
-                {"match": {"prompt_morph": morphemes([query])[0] or query}},
-            ],
-            "minimum_should_match": 1,
+    should: list[dict[str, Any]] = [{"multi_match": {"query": query, "fields": ["prompt", "prompt.bigram"]}}]
+    if morphemes_too:
+        should.append({"match": {"prompt_morph": morphemes([query])[0] or query}})
+    text_query = {"bool": {"filter": filters, "should": should, "minimum_should_match": 1}}
+    exclude = ["prompt_morph"]
+    found = [
+        _hits(
+            client.search(
+                index=alias, routing=owner_id, query=text_query, size=size // 2, source_excludes=exclude
+            )
+        )
+    ]
+    for field_name, vector in (("vector", message_vector), ("context_vector", conversation_vector)):
+        if vector is None:
+            continue
+        knn = {
+            "field": field_name,
+            "query_vector": np.asarray(vector, dtype=np.float32).tolist(),
+            "k": size,
+            "num_candidates": max(50, size * 5),
+            "filter": {"bool": {"filter": filters}},
         }
-    }
-    knn = {
-        "field": "vector",
-        "query_vector": embedder.query(query).tolist(),
-        "k": size * 3,
-        "num_candidates": max(50, size * 10),
-        "filter": {"bool": {"filter": filters}},
-    }
-    exclude = ["vector"]
-    lexical = _hits(
-        client.search(index=alias, routing=owner_id, query=text_query, size=size * 3, source_excludes=exclude)
-    )
-    semantic = _hits(
-        client.search(index=alias, routing=owner_id, knn=knn, size=size * 3, source_excludes=exclude)
-    )
-    # ES cosine scores are (1 + cos) / 2: report the cosine itself (None: found by words only).
-    semantic = [{**hit, "similarity": 2 * hit["score"] - 1} for hit in semantic]
-    lexical = [{**hit, "similarity": None} for hit in lexical]
-    return _fuse([semantic, lexical], "pair_id", rrf_k)[:size]
+        found.append(
+            _hits(client.search(index=alias, routing=owner_id, knn=knn, size=size, source_excludes=exclude))
+        )
+    hits = _fuse(found, "pair_id", 60)
+    for hit in hits:
+        hit["similarity"] = _cosine(hit.pop("vector", None), message_vector)
+        hit["conversation_similarity"] = _cosine(hit.pop("context_vector", None), conversation_vector)
+        hit["reply_relevance"] = _cosine(hit.pop("reply_vector", None), message_vector)
+    return hits
+
+
+def _cosine(stored: list[float] | None, vector: np.ndarray | None) -> float | None:
+    if stored is None or vector is None:
+        return None
+    a, b = np.asarray(stored, dtype=np.float64), np.asarray(vector, dtype=np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))

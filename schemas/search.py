@@ -71,7 +71,9 @@ def message_index_body(nori: bool = False) -> dict[str, Any]:
 
 #: The persona's own context -> reply pairs, for retrieval answers (`rememberme chat`).
 PAIRS_ALIAS: Final = "rememberme-pairs"
-PAIRS_MAPPING_VERSION: Final = 1
+#: v2: the conversation before each reply and the reply itself get vectors too (relevance re-ranking);
+#: `vector` embeds the answered message the way a user's message is embedded (as a query).
+PAIRS_MAPPING_VERSION: Final = 2
 PAIR_INDEX_BODY: Final[dict[str, Any]] = {
     "settings": copy.deepcopy(MESSAGE_INDEX_BODY["settings"]),
     "mappings": {
@@ -85,7 +87,16 @@ PAIR_INDEX_BODY: Final[dict[str, Any]] = {
             "prompt": {"type": "text", "fields": {"bigram": {"type": "text", "analyzer": "rm_bigram"}}},
             "prompt_morph": {"type": "text", "analyzer": "rm_morphemes"},
             "reply": {"type": "text", "index": False},
+            # The recent conversation before the reply (up to 3 turns, oldest first).
+            "context": {"type": "text", "index": False},
             "vector": {"type": "dense_vector", "dims": VECTOR_DIMS, "index": True, "similarity": "cosine"},
+            "context_vector": {
+                "type": "dense_vector",
+                "dims": VECTOR_DIMS,
+                "index": True,
+                "similarity": "cosine",
+            },
+            "reply_vector": {"type": "dense_vector", "dims": VECTOR_DIMS, "index": False},
         },
     },
 }

@@ -1,13 +1,13 @@
 """Talk to a published persona: retrieval of their real replies, generation with onnxruntime, or both.
 
-Modes:
-- `retrieve`: the persona's own context->reply pairs most like the user's message (hybrid search,
-  owner- and persona-filtered); the persona's real reply when the best match is similar enough
-  (cosine >= `threshold`), else generation (or a gentle fallback line when generation is off).
+Modes (the default, `hybrid`, is the one the evaluation shows answers best: bench/relevance.py):
+- `retrieve`: the persona's own context->reply pairs found for the recent conversation, re-ranked
+  by relevance (tasks/reply_ranker.py: the message they answered, the conversation before it, the
+  reply itself, the persona model) with the persona's calibrated threshold; when no real reply
+  fits, a gentle fallback line.
 - `generate`: the fine-tuned model, prompted with retrieved memories and the conversation.
-- `hybrid` (default): retrieved real replies that fit (cosine >= `threshold`), ranked by the
-  persona model's likelihood per token plus similarity; when none fits, generated candidates,
-  ranked the same way. A generated text never wins over a real reply that fits.
+- `hybrid`: `retrieve`'s choice when a real reply fits; otherwise generated candidates ranked by
+  the persona model. A generated text never wins over a real reply that fits.
 
 Guardrail (system side, not left to the model): the first reply of a conversation carries a
 notice that this is an AI made from messages someone left, and questions about the present
@@ -31,9 +31,10 @@ from infra.search import SearchError, search_pairs
 from infra.storage import Storage
 from infra.text_features import Embedder
 from models.data import Encoder, Turn
-from models.evaluate import generate
+from models.sampling import generate
 from models.tokenizer import PAD, special_id
 from schemas.search import PAIRS_ALIAS
+from tasks.reply_ranker import Calibration, Candidate, choose, conversation_text, last_message
 
 MODES = ("retrieve", "generate", "hybrid")
 NOTICE = (
@@ -53,6 +54,13 @@ _PLACEHOLDER = re.compile(r"\s*<(?:phone|rrn|card|account|email|address|url)(?:_
 #: Any trace of a pseudonym, also one the model began and did not close (`<phone_`).
 _PLACEHOLDER_TRACE = re.compile(r"<\s*(?:phone|rrn|card|account|email|address|url)(?![a-z])", re.IGNORECASE)
 _CLAIMS_ALIVE = re.compile(r"(나\s*(아직\s*)?살아\s*있|진짜\s*(엄마|아빠|나)\s*야|죽지\s*않았)")
+
+
+def clean_generated(text: str) -> str:
+    """A generated text as it may be shown: pseudonyms and broken characters removed."""
+    # Byte-level sampling can stop inside a multi-byte character: never show U+FFFD.
+    text = _PLACEHOLDER.sub(" ", text).replace("\ufffd", "").strip()
+    return "" if _PLACEHOLDER_TRACE.search(text) else text  # an unclosed `<phone_`: drop it
 
 
 @dataclass
@@ -82,12 +90,15 @@ class PersonaChat:
         client: Elasticsearch | None = None,
         embedder: Embedder | None = None,
         mode: str = "hybrid",
-        threshold: float = 0.86,
+        threshold: float | None = None,
         temperature: float = 0.8,
         top_p: float = 0.9,
         seed: int = 0,
     ) -> None:
-        """Load the production (or given) version; verify its files; open an ORT session."""
+        """Load the production (or given) version; verify its files; open an ORT session.
+
+        `threshold` overrides the persona's calibrated one (kept in the model's manifest).
+        """
         import onnxruntime as ort
 
         if mode not in MODES:
@@ -106,7 +117,10 @@ class PersonaChat:
             checkpoint.files["model.onnx"], options, providers=["CPUExecutionProvider"]
         )
         self.client, self.embedder = client, embedder
-        self.mode, self.threshold = mode, threshold
+        self.calibration = Calibration.from_manifest(self.manifest)
+        if threshold is not None:
+            self.calibration = Calibration(**{**self.calibration.to_dict(), "threshold": threshold})
+        self.mode, self.threshold = mode, self.calibration.threshold
         self.temperature, self.top_p, self.seed = temperature, top_p, seed
         self.history: list[Turn] = []
         self._banned = [
@@ -122,13 +136,18 @@ class PersonaChat:
         result: np.ndarray = out
         return result
 
-    def _retrieve(self, message: str, size: int = 3) -> list[dict[str, Any]]:
+    def _retrieve(self, context: list[Turn], size: int = 20) -> list[dict[str, Any]]:
         if self.client is None or self.embedder is None:
             return []
+        message = last_message(context)
+        conversation = conversation_text(context) if len(context) > 1 else None
         try:
             return search_pairs(
-                self.client, PAIRS_ALIAS, self.owner_id, self.persona_id, message, self.embedder, size
-            )
+                self.client, PAIRS_ALIAS, self.owner_id, self.persona_id, message,
+                self.embedder.query(message),
+                self.embedder.query(conversation) if conversation else None,
+                size,
+            )  # fmt: skip
         except SearchError:
             return []
 
@@ -138,10 +157,11 @@ class PersonaChat:
             self._logits, prompt, self.encoder.eos, self.block_size,
             max_new=40, temperature=self.temperature, top_p=self.top_p, seed=seed, banned=self._banned,
         )  # fmt: skip
-        text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
-        # Byte-level sampling can stop inside a multi-byte character: never show U+FFFD.
-        text = _PLACEHOLDER.sub(" ", text).replace("\ufffd", "").strip()
-        return "" if _PLACEHOLDER_TRACE.search(text) else text  # an unclosed `<phone_`: drop it
+        return clean_generated(str(self.tokenizer.decode(ids, skip_special_tokens=True)))
+
+    def say(self, context: list[Turn]) -> str:
+        """What the model alone generates after a context (no memories): the evaluation's fallback."""
+        return self._generate(context, [], self.seed)
 
     def likelihood(self, context: list[Turn], reply: str) -> float:
         """Mean log-probability per token of `reply` after `context` under the persona model."""
@@ -173,40 +193,43 @@ class PersonaChat:
         return answer
 
     def _answer(self, message: str, context: list[Turn]) -> Reply:
-        hits = self._retrieve(message)
-        best = hits[0] if hits else None
-        similar = [h for h in hits if (h.get("similarity") or 0.0) >= self.threshold]
+        hits = self._retrieve(context)
         seed = self.seed + len(self.history)
+        real = [
+            Candidate(
+                h["reply"],
+                h["similarity"] if h.get("similarity") is not None else -1.0,
+                h.get("reply_relevance") or 0.0,
+                h.get("conversation_similarity"),
+            )
+            for h in hits
+        ]
+        if self.mode != "generate" and self.calibration.likelihood_weight:
+            for candidate in real:
+                candidate.likelihood = self.likelihood(context, candidate.text)
+        pick = choose(real, self.calibration) if self.mode != "generate" else None
+        shown = [
+            {"text": c.text, "source": c.source, "similarity": c.context_similarity,
+             "reply_relevance": c.reply_relevance, "likelihood": c.likelihood}
+            for c in real[:5]
+        ]  # fmt: skip
+        if pick is not None:  # a real reply that fits: said as it was written
+            chosen = real[pick]
+            return Reply(chosen.text, "retrieved", chosen.context_similarity, candidates=shown)
         if self.mode == "retrieve":
-            usable = [h for h in similar if not _PLACEHOLDER.search(h["reply"])]
-            if usable:
-                return Reply(usable[0]["reply"], "retrieved", usable[0]["similarity"])
-            return Reply(FALLBACK_LINE, "fallback", best.get("similarity") if best else None)
-        memories = [h["reply"] for h in hits[:2]]
+            best = max((c.context_similarity for c in real), default=None)
+            return Reply(FALLBACK_LINE, "fallback", best, candidates=shown)
+        memories = [c.text for c in real[:2] if not _PLACEHOLDER_TRACE.search(c.text)]
         if self.mode == "generate":
             return Reply(self._generate(context, memories, seed), "generated")
-        candidates: list[dict[str, Any]] = [
-            {"text": h["reply"], "source": "retrieved", "similarity": h.get("similarity") or 0.0}
-            for h in similar
-            if not _PLACEHOLDER_TRACE.search(h["reply"])  # a reply holding a pseudonym is never said
-        ]
+        generated: list[dict[str, Any]] = []
         for k in range(3):
             text = self._generate(context, memories, seed * 7 + k)
             if text:
-                candidates.append({"text": text, "source": "generated", "similarity": 0.0})
-        if not candidates:
-            return Reply(FALLBACK_LINE, "fallback")
-        for c in candidates:
-            # Likelihood says "sounds like them"; similarity says "they really said it to this".
-            c["likelihood"] = self.likelihood(context, c["text"])
-            c["score"] = (
-                c["likelihood"]
-                + 2.0 * max(c["similarity"] - self.threshold, 0.0)
-                + (0.5 if c["source"] == "retrieved" else 0.0)
-            )
-        # A generated text never wins over a real reply that fits (similarity above the threshold):
-        # the model rates its own samples highly, which says nothing about answering what was said
-        # (bench/relevance.py: on-topic 15 % when it could win, against 40 % for real replies).
-        real = [c for c in candidates if c["source"] == "retrieved"]
-        chosen = max(real or candidates, key=lambda c: c["score"])
-        return Reply(chosen["text"], chosen["source"], chosen["score"], candidates=candidates)
+                generated.append(
+                    {"text": text, "source": "generated", "likelihood": self.likelihood(context, text)}
+                )
+        if not generated:
+            return Reply(FALLBACK_LINE, "fallback", candidates=shown)
+        top = max(generated, key=lambda c: float(c["likelihood"]))
+        return Reply(str(top["text"]), "generated", float(top["likelihood"]), candidates=shown + generated)

@@ -11,10 +11,14 @@ of the same persona from other sessions) by each answering component:
 A tie counts against the real reply (it must be strictly ahead), so a component that cannot tell
 replies apart scores recall@1 = 0, not 1/K by luck.
 
-Answer quality: the reply a memory of the training pairs would give to each held-out context
-(the training context most like the conversation, its real reply; replies holding a pseudonym
-are no candidates, as in chat), against the real reply: semantic similarity, exact share, style
-gaps, and safety counts (pseudonyms, empty replies) that must be 0.
+Answer quality: what chat would say to each held-out context (tasks/reply_ranker.py over the
+training pairs, with the version's calibration; a generated reply where no real one fits), against
+the real reply: semantic similarity, the share said in the persona's real words, style gaps
+(length, laughter, emoji, endings), and safety counts that must be 0 (pseudonyms, another
+speaker's line, claims to be alive, empty replies).
+
+The promotion gate (`compare`) puts a candidate's scorecard beside production's on the same
+held-out contexts and lists every measure it loses on beyond the tolerances.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import io
 import json
 import random
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -33,10 +38,12 @@ import pyarrow.parquet as pq
 from infra.storage import Storage
 from infra.text_features import Embedder
 from models.data import Turn
+from tasks.reply_ranker import Calibration, Memory, choose
 
 Scorer = Callable[[list[Turn], list[str]], np.ndarray]
 _PSEUDONYM = re.compile(r"<\s*(?:phone|rrn|card|account|email|address|url)", re.IGNORECASE)
 _LAUGH = re.compile(r"[ㅋㅎ]{2,}|[ㅠㅜ]{2,}")
+_EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF\u2764]")
 
 
 @dataclass(frozen=True)
@@ -167,32 +174,67 @@ def hybrid_scorer(*scorers: Scorer) -> Scorer:
 
 
 def answer_quality(
-    held_out: list[HeldOut], memory: list[HeldOut], embedder: Embedder, limit: int = 200
+    held_out: list[HeldOut],
+    memory: list[HeldOut],
+    embedder: Embedder,
+    limit: int = 200,
+    calibration: Calibration | None = None,
+    generate: Callable[[list[Turn]], str] | None = None,
 ) -> tuple[dict[str, float], dict[str, int]]:
-    """What a memory of the training pairs answers to each held-out context, against the truth."""
-    items = held_out[:limit]
-    memory = [m for m in memory if not _PSEUDONYM.search(m.reply)]  # chat never says those (tasks/chat.py)
-    if not items or not memory:
-        return {}, {"pseudonyms": 0, "empty": 0}
-    keys = embedder.passages([conversation_text(m.context) for m in memory])
-    chosen = []
+    """What chat would answer to each held-out context from a memory of pairs, against the truth.
+
+    The reply ranker chooses among the memory's real replies with `calibration` (a reply holding
+    a pseudonym is never chosen); where none fits, `generate` answers (the fallback line without it).
+    """
+    from tasks.chat import _CLAIMS_ALIVE, FALLBACK_LINE
+
+    items = [i for i in held_out if i.context and i.reply.strip()][:limit]
+    bank = Memory.build([(m.context, m.reply) for m in memory], embedder)
+    if not items or not bank.replies:
+        return {}, {"pseudonyms": 0, "other_speaker": 0, "claims_alive": 0, "empty": 0}
+    calibration = calibration or Calibration()
+    chosen, real_words = [], 0
     for item in items:
-        best = int(np.argmax(keys @ embedder.query(conversation_text(item.context))))
-        chosen.append(memory[best].reply)
+        pool = bank.candidates(item.context, embedder)
+        pick = choose(pool, calibration)
+        if pick is not None:
+            chosen.append(pool[pick].text)
+            real_words += 1
+        else:
+            chosen.append(generate(item.context) if generate is not None else FALLBACK_LINE)
     truth = embedder.passages([i.reply for i in items])
     said = embedder.passages(chosen)
     real = [i.reply for i in items]
+    persona_lines = {m.reply for m in memory} | {t.text for m in memory for t in m.context if t.is_persona}
+    others_lines = {t.text for m in memory for t in m.context if not t.is_persona} - persona_lines
     quality = {
         "semantic_similarity": float(np.mean(np.sum(truth * said, axis=1))),
+        "real_words_share": real_words / len(items),
         "exact_share": float(np.mean([a == b for a, b in zip(chosen, real, strict=True)])),
         "length_gap": abs(float(np.mean([len(c) for c in chosen])) - float(np.mean([len(r) for r in real]))),
         "laughter_gap": abs(_share(chosen, _LAUGH) - _share(real, _LAUGH)),
+        "emoji_gap": abs(_share(chosen, _EMOJI) - _share(real, _EMOJI)),
+        "ending_gap": _ending_gap(chosen, real),
     }
     safety = {
         "pseudonyms": sum(bool(_PSEUDONYM.search(c)) for c in chosen),
+        "other_speaker": sum(c in others_lines for c in chosen),
+        "claims_alive": sum(bool(_CLAIMS_ALIVE.search(c)) for c in chosen),
         "empty": sum(not c.strip() for c in chosen),
     }
     return quality, safety
+
+
+def _ending(text: str) -> str:
+    hangul = [ch for ch in text if "\uac00" <= ch <= "\ud7a3"]
+    return hangul[-1] if hangul else ""
+
+
+def _ending_gap(chosen: list[str], real: list[str]) -> float:
+    """Total-variation distance between the final-syllable distributions (요/어/지/다 ...)."""
+    a, b = Counter(_ending(t) for t in chosen), Counter(_ending(t) for t in real)
+    keys = set(a) | set(b)
+    return 0.5 * sum(abs(a[k] / len(chosen) - b[k] / len(real)) for k in keys) if chosen and real else 0.0
 
 
 def _share(texts: list[str], pattern: re.Pattern[str]) -> float:
@@ -206,6 +248,8 @@ def scorecard(
     likelihood: Callable[[list[Turn], str], float] | None,
     k: int = 10,
     limit: int = 200,
+    calibration: Calibration | None = None,
+    generate: Callable[[list[Turn]], str] | None = None,
 ) -> Scorecard:
     """Response selection of each component and answer quality, on the held-out pairs."""
     pool = held_out + memory
@@ -218,8 +262,62 @@ def scorecard(
         card.selection["hybrid"] = response_selection(
             held_out, pool, hybrid_scorer(model, similarity), k, limit
         )
-    card.answer, card.safety = answer_quality(held_out, memory, embedder, limit)
+    card.answer, card.safety = answer_quality(held_out, memory, embedder, limit, calibration, generate)
     return card
+
+
+@dataclass(frozen=True)
+class GateTolerances:
+    """How much worse than production a candidate may be and still move production."""
+
+    selection: float = 0.05  # recall@1 and MRR, absolute
+    similarity: float = 0.02  # semantic similarity of what chat says to the real reply, absolute
+
+
+def compare(candidate: Scorecard, production: Scorecard, tolerances: GateTolerances) -> list[str]:
+    """Every measure the candidate loses on (empty: not worse than production within tolerances)."""
+    lost = []
+    for name, mine in candidate.selection.items():
+        theirs = production.selection.get(name)
+        if theirs is None or not mine.n or not theirs.n:
+            continue
+        for measure in ("recall_at_1", "mrr"):
+            a, b = getattr(mine, measure), getattr(theirs, measure)
+            if a < b - tolerances.selection:
+                lost.append(f"response selection ({name}) {measure} {a:.3f} < production {b:.3f}")
+    a, b = candidate.answer.get("semantic_similarity"), production.answer.get("semantic_similarity")
+    if a is not None and b is not None and a < b - tolerances.similarity:
+        lost.append(f"answer quality semantic_similarity {a:.3f} < production {b:.3f}")
+    for name, count in candidate.safety.items():
+        if count > 0 and count > production.safety.get(name, 0):
+            lost.append(f"safety {name} {count} (must be 0)")
+    return lost
+
+
+def side_by_side(candidate: Scorecard, production: Scorecard, names: tuple[str, str]) -> str:
+    """Two scorecards as one Markdown table (model card, UI artifact, CLI)."""
+    lines = [f"| measure | {names[0]} | {names[1]} |", "|---|---|---|"]
+    for name, mine in candidate.selection.items():
+        theirs = production.selection.get(name)
+        for measure in ("recall_at_1", "mrr"):
+            other = f"{getattr(theirs, measure):.3f}" if theirs else "-"
+            lines.append(f"| {name} {measure} | {getattr(mine, measure):.3f} | {other} |")
+    for key, value in candidate.answer.items():
+        value_there = production.answer.get(key)
+        there = "-" if value_there is None else f"{value_there:.3f}"
+        lines.append(f"| {key} | {value:.3f} | {there} |")
+    for key, count in candidate.safety.items():
+        lines.append(f"| safety {key} | {count} | {production.safety.get(key, '-')} |")
+    return "\n".join(lines)
+
+
+def card_from_dict(data: dict[str, Any]) -> Scorecard:
+    """A scorecard back from its manifest form."""
+    return Scorecard(
+        {k: Selection(**v) for k, v in (data.get("selection") or {}).items()},
+        dict(data.get("answer") or {}),
+        dict(data.get("safety") or {}),
+    )
 
 
 def evaluate_persona(
@@ -233,7 +331,10 @@ def evaluate_persona(
     prefix = f"datasets/{owner_id}/{persona_id}/v{dataset}"
     held_out = read_held_out(storage, f"{prefix}/validation.parquet")
     memory = read_held_out(storage, f"{prefix}/train.parquet")
-    card = scorecard(held_out, memory, embedder, chat.likelihood)
+    card = scorecard(
+        held_out, memory, embedder, chat.likelihood, calibration=chat.calibration,
+        generate=chat.say,
+    )  # fmt: skip
     meta = {
         "owner_id": owner_id,
         "persona_id": persona_id,

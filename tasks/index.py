@@ -19,9 +19,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from elasticsearch import Elasticsearch
 
-from infra.search import ensure_alias, index_messages, index_pairs
+from infra.search import ensure_alias, generations, index_messages, index_name, index_pairs
 from infra.storage import Storage
 from infra.text_features import Embedder
+from models.data import Turn
 from schemas.message import QUARANTINE_SCHEMA
 from schemas.search import (
     MAPPING_VERSION,
@@ -30,6 +31,7 @@ from schemas.search import (
     PAIRS_ALIAS,
     PAIRS_MAPPING_VERSION,
 )
+from tasks.reply_ranker import conversation_text
 from tasks.zones import redacted
 
 
@@ -91,15 +93,8 @@ def _quarantine(storage: Storage, owner_id: str, table: pa.Table, failed: list[d
     return storage.uri(key)
 
 
-def index_persona_pairs(
-    storage: Storage,
-    client: Elasticsearch,
-    owner_id: str,
-    persona_id: str,
-    dataset_version: int,
-    embedder: Embedder | None,
-) -> IndexSummary:
-    """Index a dataset version's context->reply pairs: the persona's real answers for chat."""
+def pair_rows(storage: Storage, owner_id: str, persona_id: str, dataset_version: int) -> list[dict[str, Any]]:
+    """A dataset version's context->reply pairs as pair documents (both splits: chat's memory)."""
     prefix = f"datasets/{owner_id}/{persona_id}/v{dataset_version}"
     rows = []
     for split in ("train", "validation"):
@@ -108,6 +103,7 @@ def index_persona_pairs(
             others = [t["text"] for t in row["context"] if not t["is_persona"]]
             if not others:
                 continue
+            turns = [Turn(t["text"], bool(t["is_persona"])) for t in row["context"]]
             rows.append(
                 {
                     "pair_id": row["pair_id"],
@@ -115,9 +111,58 @@ def index_persona_pairs(
                     "persona_id": persona_id,
                     "dataset_version": dataset_version,
                     "prompt": others[-1],
+                    "context": conversation_text(turns),
                     "reply": row["reply"],
                 }
             )
+    return rows
+
+
+def index_persona_pairs(
+    storage: Storage,
+    client: Elasticsearch,
+    owner_id: str,
+    persona_id: str,
+    dataset_version: int,
+    embedder: Embedder | None,
+) -> IndexSummary:
+    """Index a dataset version's context->reply pairs: the persona's real answers for chat.
+
+    The first indexing after a mapping change also re-indexes every other published persona
+    from its production dataset (pairs are derived data: the datasets hold them), so no persona
+    loses its memory to a migration.
+    """
+    target = index_name(PAIRS_ALIAS, PAIRS_MAPPING_VERSION)
+    migrating = not client.indices.exists(index=target) and any(
+        g != target for g in generations(client, PAIRS_ALIAS)
+    )
     ensure_alias(client, PAIRS_ALIAS, PAIRS_MAPPING_VERSION, PAIR_INDEX_BODY)
-    report = index_pairs(client, PAIRS_ALIAS, rows, embedder)
+    report = index_pairs(
+        client, PAIRS_ALIAS, pair_rows(storage, owner_id, persona_id, dataset_version), embedder
+    )
+    if migrating:
+        migrate_pairs(storage, client, embedder, skip=(owner_id, persona_id))
     return IndexSummary(owner_id, PAIRS_ALIAS, report.indexed, report.failed)
+
+
+def migrate_pairs(
+    storage: Storage, client: Elasticsearch, embedder: Embedder | None, skip: tuple[str, str] | None = None
+) -> int:
+    """Index every persona with a production text model from that model's dataset; returns pairs."""
+    from infra.registry import Registry, RegistryError
+
+    registry, total = Registry(storage), 0
+    for key in storage.list("models/"):
+        parts = key.split("/")
+        if len(parts) < 5 or parts[3] != "text" or parts[4] != "aliases.json":
+            continue
+        owner, persona = parts[1], parts[2]
+        if (owner, persona) == skip:
+            continue
+        try:
+            manifest = registry.load(owner, persona, "text", "production").manifest
+        except RegistryError:
+            continue
+        rows = pair_rows(storage, owner, persona, int(manifest["dataset"]["version"]))
+        total += index_pairs(client, PAIRS_ALIAS, rows, embedder).indexed
+    return total

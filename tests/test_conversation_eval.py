@@ -49,6 +49,9 @@ class WordEmbedder:
     def query(self, text: str) -> np.ndarray:
         return self._vector(text)
 
+    def queries(self, texts: list[str]) -> np.ndarray:
+        return np.stack([self._vector(t) for t in texts])
+
 
 def _pairs(prefix: str, topics: list[str] = TOPICS) -> list[HeldOut]:
     return [
@@ -82,7 +85,7 @@ def test_answer_quality_of_a_memory_that_holds_the_answers() -> None:
     held_out, memory = _pairs("v"), _pairs("v")
     quality, safety = answer_quality(held_out, memory, WordEmbedder())
     assert quality["exact_share"] == 1.0 and quality["semantic_similarity"] > 0.99
-    assert safety == {"pseudonyms": 0, "empty": 0}
+    assert safety == {"pseudonyms": 0, "other_speaker": 0, "claims_alive": 0, "empty": 0}
     # A memory whose closest reply holds a pseudonym answers with the next one, never with it.
     leaky = [HeldOut("x", m.context, "<phone_1> 로 전화해") for m in memory] + memory
     quality, safety = answer_quality(held_out, leaky, WordEmbedder())
@@ -96,3 +99,55 @@ def test_the_scorecard_renders_every_component() -> None:
     assert card.selection["similarity"].recall_at_1 == 1.0
     text = card.markdown("엄마 v1")
     assert "recall@1" in text and "| hybrid |" in text and "pseudonyms" in text
+
+
+def test_the_gate_refuses_a_candidate_worse_on_relevance_but_better_on_nats() -> None:
+    from tasks.conversation_eval import GateTolerances, Scorecard, Selection
+    from tasks.train import gate
+
+    production = Scorecard(
+        {"hybrid": Selection(0.40, 0.60, 50, 10), "likelihood": Selection(0.30, 0.50, 50, 10)},
+        {"semantic_similarity": 0.80},
+        {"pseudonyms": 0, "empty": 0},
+    )
+    worse = Scorecard(
+        {"hybrid": Selection(0.20, 0.45, 50, 10), "likelihood": Selection(0.30, 0.50, 50, 10)},
+        {"semantic_similarity": 0.79},
+        {"pseudonyms": 0, "empty": 0},
+    )
+    better_loss = {
+        "promote": True,
+        "current_version": 1,
+        "current_nats_per_char": 2.0,
+        "new_nats_per_char": 1.5,
+    }
+    verdict = gate(better_loss, worse, production, GateTolerances(selection=0.05, similarity=0.02))
+    assert verdict["promote"] is False
+    assert verdict["lost_on"] == [
+        "response selection (hybrid) recall_at_1 0.200 < production 0.400",
+        "response selection (hybrid) mrr 0.450 < production 0.600",
+    ]
+    assert "on what users feel" in verdict["reason"] and verdict["production_scorecard"]["answer"]
+    # Within the tolerances (and safe), the same candidate moves production.
+    assert gate(better_loss, worse, production, GateTolerances(selection=0.2, similarity=0.02))["promote"]
+    # A candidate that says a pseudonym loses whatever else it wins.
+    unsafe = Scorecard(production.selection, production.answer, {"pseudonyms": 1, "empty": 0})
+    assert gate(better_loss, unsafe, production, GateTolerances())["lost_on"] == [
+        "safety pseudonyms 1 (must be 0)"
+    ]
+
+
+def test_calibration_lowers_the_threshold_when_real_replies_beat_what_the_model_says() -> None:
+    from tasks.reply_ranker import Memory, calibrate, choose
+
+    memory = _pairs("t")
+    # Asked in other words (cosine 0.77 with the stored message): the threshold decides.
+    held_out = [([Turn(h.context[0].text + " 제발 빨리", False)], h.reply) for h in _pairs("t")]
+    bank = Memory.build([(m.context, m.reply) for m in memory], WordEmbedder())
+    high_floor = calibrate(held_out, bank, WordEmbedder(), answer_floor=1.5)  # generation "always better"
+    low_floor = calibrate(held_out, bank, WordEmbedder(), answer_floor=0.0)
+    assert low_floor.threshold <= high_floor.threshold and low_floor.answered_share == 1.0
+    assert high_floor.answered_share == 0.0 and low_floor.source.startswith("calibrated")
+    pool = bank.candidates([Turn("김치 이야기 해줘", False)], WordEmbedder())
+    pick = choose(pool, low_floor)
+    assert pick is not None and pool[pick].text.startswith("김치")

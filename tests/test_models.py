@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from models.data import Encoder, Turn
-from models.evaluate import discrimination_accuracy, generate, style_stats, torch_logits_fn
+from models.evaluate import discrimination_accuracy, style_stats, torch_logits_fn
 from models.export import check_parity, export_onnx
 from models.gpt import GPT, GPTConfig
+from models.sampling import generate
 from models.tokenizer import decode, encode, train_tokenizer
 from models.train import TrainConfig, lr_at, train
 
