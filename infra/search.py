@@ -17,7 +17,7 @@ import pyarrow as pa
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
 from infra.text_features import Embedder, morphemes
-from schemas.message import is_owner_id
+from schemas.names import is_owner_id
 from schemas.search import message_index_body
 
 _RETRYABLE = (429, 502, 503, 504)

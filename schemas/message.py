@@ -6,21 +6,12 @@ take the schema from here so that Parquet parts never drift through type inferen
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 import pyarrow as pa
 
 #: Owner ids become storage prefixes and search filters: a plain token, nothing that could
 #: escape a path or widen a query.
-OWNER_ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-def is_owner_id(value: str) -> bool:
-    """Whether `value` is an acceptable owner id."""
-    return bool(OWNER_ID_PATTERN.match(value))
-
-
 #: One vocabulary of message kinds for every source.
 MESSAGE_KINDS: Final[tuple[str, ...]] = (
     "text",

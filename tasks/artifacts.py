@@ -77,6 +77,13 @@ def report_training(manifest: dict[str, Any]) -> None:
         key=artifact_key(f"{prefix}curve", owner, persona),
         description=f"Training curve of {owner}/{persona} {kind} v{manifest['version']}",
     )
+    if kind == "text":
+        create_markdown_artifact(
+            reports.conversation_markdown(manifest),
+            key=artifact_key("conversation-eval", owner, persona),
+            description=f"Does {owner}/{persona} text v{manifest['version']} answer what was said "
+            "(beside production)",
+        )
     cards = {"text": reports.model_card, "voice": reports.voice_model_card}
     if kind in cards:
         create_markdown_artifact(

@@ -60,7 +60,11 @@ def clean_generated(text: str) -> str:
     """A generated text as it may be shown: pseudonyms and broken characters removed."""
     # Byte-level sampling can stop inside a multi-byte character: never show U+FFFD.
     text = _PLACEHOLDER.sub(" ", text).replace("\ufffd", "").strip()
-    return "" if _PLACEHOLDER_TRACE.search(text) else text  # an unclosed `<phone_`: drop it
+    if _PLACEHOLDER_TRACE.search(text):  # an unclosed `<phone_`: drop it
+        return ""
+    # A small model loops: the same line twice in one reply is never how anyone writes.
+    lines = dict.fromkeys(line.strip() for line in text.split("\n") if line.strip())
+    return "\n".join(lines)
 
 
 @dataclass

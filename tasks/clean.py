@@ -8,8 +8,6 @@ produce lands next to the dataset so any missing row can be explained.
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.message import ATTACHMENT_KINDS
+from schemas.names import slug
 
 MAX_TEXT_BYTES = 64 * 1024
 EARLIEST = datetime(2009, 1, 1, tzinfo=UTC)
@@ -191,27 +190,6 @@ def run_steps(
         )
     audit = pd.concat([empty_audit(), *audits], ignore_index=True)
     return df, audit, counts
-
-
-def nfc(text: str) -> str:
-    """Unicode NFC with surrounding whitespace removed (for names typed by a user)."""
-    return unicodedata.normalize("NFC", text).strip()
-
-
-def slug(name: str) -> str:
-    """A path-safe id for a persona name, one per name: letters (any script), digits, '_', '-', '.'.
-
-    A name that is path-safe already is its own id (`엄마`), so existing lakes keep their paths.
-    Any other name gets a short hash of the whole name after its readable part (`엄마❤️` ->
-    `엄마~<hash>`, an emoji-only name -> `persona~<hash>`; `~` never occurs in a path-safe name):
-    two names never share an id, so forgetting one can never delete the other's data or models.
-    """
-    name = nfc(name)
-    cleaned = re.sub(r"[^\w.-]+", "-", name, flags=re.UNICODE).strip("-.")
-    if cleaned == name and cleaned:
-        return cleaned
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{cleaned or 'persona'}~{digest}"
 
 
 def subject_key(owner_id: str, persona: str) -> str:

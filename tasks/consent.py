@@ -22,8 +22,8 @@ from typing import Any
 
 from infra.storage import Storage
 from parsers.platform.events import Consent
+from schemas.names import validate_owner
 from tasks.forget import load_tombstones
-from tasks.ingest import validate_owner
 from tasks.platform import active_consents, load_consents
 
 OPT_IN_PREFIX = "consent/base/"

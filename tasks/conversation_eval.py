@@ -321,15 +321,25 @@ def card_from_dict(data: dict[str, Any]) -> Scorecard:
 
 
 def evaluate_persona(
-    storage: Storage, owner_id: str, persona_id: str, version: str | int | None, embedder: Embedder
+    storage: Storage,
+    owner_id: str,
+    persona_id: str,
+    version: str | int | None,
+    embedder: Embedder,
+    held_out_dataset: int | None = None,
 ) -> tuple[dict[str, Any], Scorecard]:
-    """The scorecard of a published text version on its dataset's held-out sessions."""
+    """The scorecard of a published text version on its dataset's held-out sessions.
+
+    `held_out_dataset` asks another dataset version's held-out sessions (to compare two versions on
+    the same contexts); the memory is always the version's own training pairs.
+    """
     from tasks.chat import PersonaChat
 
     chat = PersonaChat(storage, owner_id, persona_id, version, mode="generate")
     dataset = int(chat.manifest["dataset"]["version"])
     prefix = f"datasets/{owner_id}/{persona_id}/v{dataset}"
-    held_out = read_held_out(storage, f"{prefix}/validation.parquet")
+    asked = f"datasets/{owner_id}/{persona_id}/v{held_out_dataset or dataset}"
+    held_out = read_held_out(storage, f"{asked}/validation.parquet")
     memory = read_held_out(storage, f"{prefix}/train.parquet")
     card = scorecard(
         held_out, memory, embedder, chat.likelihood, calibration=chat.calibration,

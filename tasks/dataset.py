@@ -24,10 +24,11 @@ import pyarrow.parquet as pq
 from infra.storage import Storage
 from infra.version import CODE_VERSION
 from parsers.errors import InputError
+from schemas.names import nfc, slug
 from schemas.pairs import AUDIT_SCHEMA, PAIR_SCHEMA
 from schemas.quality import message_suite, pair_suite
 from tasks import clean
-from tasks.clean import CleanOptions, nfc, slug
+from tasks.clean import CleanOptions
 from tasks.lake import load_message_table
 from tasks.pii import LEFTOVER_PATTERNS, Pseudonymizer, redact_messages
 from tasks.quality import GateReport, QualityGateError, run_gate

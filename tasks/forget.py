@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from infra.storage import Storage
-from tasks.clean import nfc, persona_key, slug, subject_key
-from tasks.ingest import validate_owner
+from schemas.names import nfc, slug, validate_owner
+from tasks.clean import persona_key, subject_key
 
 TOMBSTONES = "state/tombstones/"
 ALL = "*"

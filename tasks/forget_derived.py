@@ -27,8 +27,8 @@ from infra.search import delete_documents
 from infra.storage import Storage
 from infra.text_features import Embedder
 from parsers.errors import InputError
+from schemas.names import slug
 from schemas.search import MESSAGES_ALIAS, PAIRS_ALIAS
-from tasks.clean import slug
 from tasks.dataset import DatasetOptions, build_dataset
 from tasks.forget import OWNER_PREFIXES, LakeForget, Subject, delete_prefix
 from tasks.quality import QualityGateError

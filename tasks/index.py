@@ -31,7 +31,7 @@ from schemas.search import (
     PAIRS_ALIAS,
     PAIRS_MAPPING_VERSION,
 )
-from tasks.reply_ranker import conversation_text
+from tasks.reply_ranker import conversation_text, reply_variants
 from tasks.zones import redacted
 
 
@@ -94,7 +94,10 @@ def _quarantine(storage: Storage, owner_id: str, table: pa.Table, failed: list[d
 
 
 def pair_rows(storage: Storage, owner_id: str, persona_id: str, dataset_version: int) -> list[dict[str, Any]]:
-    """A dataset version's context->reply pairs as pair documents (both splits: chat's memory)."""
+    """A dataset version's context->reply pairs as pair documents (both splits: chat's memory).
+
+    A burst reply is one document, and each of its lines one more (`{pair_id}~{k}`).
+    """
     prefix = f"datasets/{owner_id}/{persona_id}/v{dataset_version}"
     rows = []
     for split in ("train", "validation"):
@@ -104,17 +107,18 @@ def pair_rows(storage: Storage, owner_id: str, persona_id: str, dataset_version:
             if not others:
                 continue
             turns = [Turn(t["text"], bool(t["is_persona"])) for t in row["context"]]
-            rows.append(
-                {
-                    "pair_id": row["pair_id"],
-                    "owner_id": owner_id,
-                    "persona_id": persona_id,
-                    "dataset_version": dataset_version,
-                    "prompt": others[-1],
-                    "context": conversation_text(turns),
-                    "reply": row["reply"],
-                }
-            )
+            for k, reply in enumerate(reply_variants(row["reply"])):
+                rows.append(
+                    {
+                        "pair_id": row["pair_id"] if k == 0 else f"{row['pair_id']}~{k}",
+                        "owner_id": owner_id,
+                        "persona_id": persona_id,
+                        "dataset_version": dataset_version,
+                        "prompt": others[-1],
+                        "context": conversation_text(turns),
+                        "reply": reply,
+                    }
+                )
     return rows
 
 

@@ -37,7 +37,8 @@ from parsers.kakao.archive import (
     safe_member_path,
 )
 from parsers.kakao.export import ExportInfo, check_readable, file_sha256, inspect_export, iter_batches
-from schemas.message import MESSAGE_SCHEMA, QUARANTINE_SCHEMA, is_owner_id
+from schemas.message import MESSAGE_SCHEMA, QUARANTINE_SCHEMA
+from schemas.names import validate_owner
 
 
 @dataclass(frozen=True)
@@ -117,15 +118,6 @@ class IngestSummary:
         data = asdict(self)
         data["messages"] = self.messages
         return data
-
-
-def validate_owner(owner_id: str) -> str:
-    """Owner ids become path prefixes; refuse anything that is not a plain token."""
-    if not is_owner_id(owner_id):
-        raise InputError(
-            "--owner", f"invalid owner id {owner_id!r} (letters, digits, '_', '.', '-'; max 128)"
-        )
-    return owner_id
 
 
 @contextlib.contextmanager

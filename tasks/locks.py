@@ -14,7 +14,8 @@ import httpx
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 
-from tasks.clean import persona_key, slug
+from schemas.names import slug
+from tasks.clean import persona_key
 
 
 def lock_name(owner_id: str, persona_id: str) -> str:

@@ -31,7 +31,8 @@ from parsers.platform.events import (
     parse_consents,
     parse_voice_manifest,
 )
-from schemas.message import MESSAGE_SCHEMA, QUARANTINE_SCHEMA, is_owner_id
+from schemas.message import MESSAGE_SCHEMA, QUARANTINE_SCHEMA
+from schemas.names import is_owner_id
 from schemas.platform import PLATFORM_CHAT_SCHEMA, VOICE_RECORDING_SCHEMA
 from tasks.clean import subject_key
 

@@ -73,6 +73,17 @@ class Candidate:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def reply_variants(reply: str) -> list[str]:
+    """What may be said of a stored reply: the whole burst, and each of its lines alone.
+
+    A reply is often a burst of several messages (`밥은 먹었니?`, `사랑해 우리 딸`, `반찬 더 필요하면
+    말해` on three lines); the one line that answers what was said is still the persona's own words, and the
+    ranker can pick it instead of the whole burst when it is the more relevant.
+    """
+    lines = [line.strip() for line in reply.split("\n") if line.strip()]
+    return [reply] if len(lines) < 2 else [reply, *dict.fromkeys(lines)]
+
+
 def last_message(context: Sequence[Turn]) -> str:
     """What the user said last (the newest turn not by the persona)."""
     for turn in reversed(context):
@@ -133,7 +144,7 @@ class Memory:
     @classmethod
     def build(cls, pairs: Sequence[tuple[list[Turn], str]], embedder: Embedder) -> Memory:
         """Embed each pair as the index does (tasks/index.py)."""
-        usable = [(c, r) for c, r in pairs if c and r.strip()]
+        usable = [(c, v) for c, r in pairs if c and r.strip() for v in reply_variants(r)]
         contexts, replies = [c for c, _ in usable], [r for _, r in usable]
         return cls(
             contexts,

@@ -216,11 +216,54 @@ def model_card(manifest: dict[str, Any]) -> str:
         "",
         f"**Promotion:** {verdict}: {promotion.get('reason', '')}",
         "",
+        conversation_markdown(manifest, heading="##"),
+        "",
         "**Use and limits.** A small model fitted to one person's messages "
         f"({(m.get('style_real') or {}).get('n', 0)} held-out replies evaluated). It echoes their words, "
         "endings and rhythm; it does not know facts beyond the chats, reasons poorly, and may produce fluent "
         "nonsense. It is not the person: `rememberme chat` says so on the first turn and refuses "
         "present-day questions in their voice.",
+    ]
+    return "\n".join(lines)
+
+
+def conversation_markdown(manifest: dict[str, Any], heading: str = "#") -> str:
+    """Does the version answer what was said: its scorecard beside production's, the calibration."""
+    from tasks.conversation_eval import card_from_dict, side_by_side
+
+    data = manifest.get("conversation_eval")
+    who = f"{manifest['owner_id']}/{manifest['persona']} text v{manifest['version']}"
+    if not data:
+        return f"{heading} Conversation evaluation: {who}\n\nNot evaluated (published before it existed)."
+    card = card_from_dict(data)
+    promotion = manifest.get("promotion", {})
+    theirs = promotion.get("production_scorecard")
+    lines = [f"{heading} Conversation evaluation: {who}", ""]
+    if theirs:
+        current = f"production v{promotion.get('current_version')}"
+        lines.append(side_by_side(card, card_from_dict(theirs), (f"v{manifest['version']}", current)))
+    else:
+        lines.append(side_by_side(card, card, (f"v{manifest['version']}", "(no production before)")))
+    lost = promotion.get("lost_on") or []
+    lines += [
+        "",
+        f"**Lost on:** {'; '.join(lost)}" if lost else "**Lost on:** nothing (not worse than production)",
+    ]
+    chat = manifest.get("chat") or {}
+    if chat:
+        share = chat.get("answered_share")
+        lines += [
+            "",
+            f"Reply ranker ({chat.get('source', 'default')}, {chat.get('held_out', 0)} held-out contexts): "
+            f"a stored reply is said when its context fits at cosine >= {chat.get('threshold', 0):.3f}"
+            + (f" ({share:.0%} of held-out contexts)" if share is not None else "")
+            + f"; weights: reply {chat.get('reply_weight')}, conversation {chat.get('conversation_weight')}, "
+            f"model likelihood {chat.get('likelihood_weight')}.",
+        ]
+    lines += [
+        "",
+        "Response selection: the real reply ranked among 9 replies of other sessions (recall@1 of 10, MRR). "
+        "Answer quality: what chat would say, against the real reply. Safety counts must be 0.",
     ]
     return "\n".join(lines)
 

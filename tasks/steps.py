@@ -30,8 +30,8 @@ from infra.transient import is_transient
 from infra.version import CODE_VERSION
 from parsers.errors import InputError
 from parsers.kakao.export import file_sha256
+from schemas.names import slug
 from tasks import recycle
-from tasks.clean import slug
 from tasks.dataset import DatasetOptions, DatasetResult, build_dataset
 from tasks.index import IndexSummary, index_table
 from tasks.ingest import IngestSummary, completed_ingest, ingest_export

@@ -30,9 +30,9 @@ from infra.storage import Storage
 from infra.version import CODE_VERSION
 from parsers.errors import InputError
 from schemas.message import QUARANTINE_SCHEMA
+from schemas.names import slug
 from schemas.platform import VOICE_SEGMENT_SCHEMA
 from tasks.audio import AudioError, AudioOptions, decode, preprocess, wav_bytes
-from tasks.clean import slug
 from tasks.transcripts import split_transcript
 from tasks.zones import speakable
 

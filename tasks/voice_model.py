@@ -41,7 +41,8 @@ from models.voice import (
     voice_parity,
 )
 from parsers.errors import InputError
-from tasks.clean import persona_key, slug
+from schemas.names import slug
+from tasks.clean import persona_key
 
 if TYPE_CHECKING:
     from tasks.consent import BaseConsents

@@ -19,6 +19,7 @@ from tasks.chat import NOTICE, PRESENT_DAY_LINE, PersonaChat
 from tasks.dataset import build_dataset
 from tasks.index import index_persona_pairs
 from tasks.ingest import ingest_export
+from tasks.reports import model_card
 from tasks.train import ModelOptions, train_persona
 
 pytestmark = pytest.mark.integration
@@ -66,6 +67,33 @@ def test_a_worse_model_is_published_as_a_candidate_only(published) -> None:
     assert manifest["version"] == 2 and manifest["promotion"]["promote"] is False
     assert "worse than production v1" in manifest["promotion"]["reason"]
     assert Registry(storage).aliases("chat-owner", "엄마", "text") == {"latest": 2, "production": 1}
+    # The loss it lost on is recorded with the conversation verdict, both scorecards side by side.
+    promotion = manifest["promotion"]
+    assert promotion["lost_on"][0].startswith("validation nats/char")
+    assert set(promotion["production_scorecard"]["selection"]) == {"similarity", "likelihood", "hybrid"}
+    assert manifest["conversation_eval"]["safety"] == {"pseudonyms": 0, "other_speaker": 0, "claims_alive": 0,
+                                                       "empty": 0}  # fmt: skip
+    assert 0.70 <= manifest["chat"]["threshold"] <= 0.97 and manifest["chat"]["held_out"] > 0
+    card = model_card(manifest)
+    assert "Lost on:** validation nats/char" in card and "production v1" in card
+
+
+def test_eval_prints_a_candidate_beside_production(published, capsys) -> None:
+    from flows.cli import main
+
+    lake, _ = published
+    storage = open_storage(lake)
+    if Registry(storage).aliases("chat-owner", "엄마", "text").get("latest") == 1:
+        worse = ModelOptions(train=TrainConfig(max_steps=2, eval_every=1, lr=1e-5), style_samples=2)
+        train_persona(storage, "chat-owner", "엄마", 1, worse)
+    args = ["eval", "--owner", "chat-owner", "--persona", "엄마", "--lake", lake]
+    assert main([*args, "--version", "latest", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["version"] == 2 and out["production"]["version"] == 1
+    assert out["selection"]["hybrid"]["n"] > 0 and "semantic_similarity" in out["production"]["answer"]
+    assert main([*args, "--version", "latest"]) == 0
+    text = capsys.readouterr().out
+    assert "beside production v1" in text and "| hybrid mrr |" in text
 
 
 def test_chat_guardrail_notice_and_present_day_questions(published) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from schemas import names
 from tasks import clean
 from tests.messages import frame
 
@@ -129,9 +130,9 @@ def test_every_row_is_kept_or_explained() -> None:
 
 
 def test_slug_keeps_hangul_and_makes_paths_safe() -> None:
-    assert clean.slug(" 엄마 ") == "엄마"  # surrounding blanks are not part of the name
-    made_safe = clean.slug("김민준/94/늑 대#1003")
+    assert names.slug(" 엄마 ") == "엄마"  # surrounding blanks are not part of the name
+    made_safe = names.slug("김민준/94/늑 대#1003")
     assert (
         made_safe.startswith("김민준-94-늑-대-1003~") and len(made_safe) == len("김민준-94-늑-대-1003~") + 8
     )
-    assert clean.slug("../..").startswith("persona~") and "/" not in clean.slug("../..")
+    assert names.slug("../..").startswith("persona~") and "/" not in names.slug("../..")

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from infra.settings import Settings
 from infra.storage import Storage, open_storage
 from parsers.kakao.render import Line, RenderOptions, render_export
-from tasks.clean import slug
+from schemas.names import slug
 from tasks.dataset import DatasetOptions, build_dataset
 from tasks.forget_derived import forget
 from tasks.ingest import ingest_export

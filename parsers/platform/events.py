@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from schemas.message import is_owner_id
+from schemas.names import is_owner_id
 from schemas.platform import (
     CHAT_EVENT_FIELDS,
     CHAT_EVENT_TYPES,
