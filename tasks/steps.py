@@ -136,6 +136,14 @@ def _refresh_persona(lake_url: str, owner_id: str, persona: str, train: bool) ->
         summary["model_version"] = manifest["version"]
         summary["production"] = bool(manifest["promotion"]["promote"])
         summary["manifest"] = manifest  # the flow reports its curve and card, then drops it
+    if train:  # chat's memory follows the data: the new pairs, re-indexed idempotently (_id = pair_id)
+        from tasks.index import index_persona_pairs
+
+        client = connect(services.elasticsearch_url(Settings()))
+        pairs = index_persona_pairs(
+            storage, client, owner_id, result.persona_id, result.version, default_embedder()
+        )
+        summary["pairs_indexed"] = pairs.indexed
     return summary
 
 

