@@ -2,6 +2,8 @@
 
     python bench/relevance.py [--steps 300] [--days 160] [--seed 3]
 
+The persona is trained as a flow trains it, so chat uses its calibrated reply ranker.
+
 A generated family chat where the mother's reply depends on the topic of what her son said
 (24 topics; each has training phrasings, replies that name the topic, and held-out paraphrases
 that never occur in the export). The persona is restored from it (ingest, dataset, model with
