@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from models.data import Encoder, Turn
+
 
 def sample_next(logits: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator) -> int:
     """One token from the last position's logits with temperature and nucleus (top-p) sampling."""
@@ -52,3 +54,17 @@ def generate(
         ids.append(token)
         out.append(token)
     return out
+
+
+def reply_logprob(
+    logits_fn: Callable[[np.ndarray], np.ndarray], encoder: Encoder, context: list[Turn], reply: str
+) -> float:
+    """Mean log-probability per token of `reply` after `context` (any backend: torch or onnxruntime)."""
+    ids, mask = encoder.pair(context, reply)
+    window = np.asarray([ids[-encoder.block :]], dtype=np.int64)
+    weights = np.asarray(mask[-encoder.block :][1:], dtype=np.float64)
+    logits = logits_fn(window)[0, :-1].astype(np.float64)
+    logits -= logits.max(axis=-1, keepdims=True)
+    logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    picked = logp[np.arange(window.shape[1] - 1), window[0, 1:]]
+    return float((picked * weights).sum() / max(weights.sum(), 1.0))

@@ -31,7 +31,7 @@ from infra.search import SearchError, search_pairs
 from infra.storage import Storage
 from infra.text_features import Embedder
 from models.data import Encoder, Turn
-from models.sampling import generate
+from models.sampling import generate, reply_logprob
 from models.tokenizer import PAD, special_id
 from schemas.search import PAIRS_ALIAS
 from tasks.reply_ranker import Calibration, Candidate, choose, conversation_text, last_message
@@ -169,16 +169,7 @@ class PersonaChat:
 
     def likelihood(self, context: list[Turn], reply: str) -> float:
         """Mean log-probability per token of `reply` after `context` under the persona model."""
-        ids, mask = self.encoder.pair(context, reply)
-        window = np.asarray([ids[-self.block_size :]], dtype=np.int64)
-        mask = mask[-self.block_size :]
-        logits = self._logits(window)[0, :-1].astype(np.float64)
-        logits -= logits.max(axis=-1, keepdims=True)
-        logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
-        targets = window[0, 1:]
-        picked = logp[np.arange(len(targets)), targets]
-        weights = np.asarray(mask[1:], dtype=np.float64)
-        return float((picked * weights).sum() / max(weights.sum(), 1.0))
+        return reply_logprob(self._logits, self.encoder, context, reply)
 
     def reply(self, message: str) -> Reply:
         """Answer one user message (the conversation so far is remembered)."""

@@ -42,7 +42,7 @@ from models.gpt import GPT, GPTConfig
 from models.hf import HFCausalLM, HFLoadError, load_hf_directory
 from models.lm import LanguageModel, model_from_config
 from models.lora import apply_lora, merge_lora
-from models.sampling import generate
+from models.sampling import generate, reply_logprob
 from models.tokenizer import PAD, special_id, train_tokenizer
 from models.train import TrainConfig, evaluate_loss, pick_device, train
 from parsers.errors import InputError
@@ -308,19 +308,7 @@ def _promotion(
 def model_likelihood(model: LanguageModel, encoder: Encoder) -> Callable[[list[Turn], str], float]:
     """Mean log-probability per token of a reply after a context (as chat computes it with ORT)."""
     logits_fn = torch_logits_fn(model)
-    block = model.config.block_size
-
-    def likelihood(context: list[Turn], reply: str) -> float:
-        ids, mask = encoder.pair(context, reply)
-        window = np.asarray([ids[-block:]], dtype=np.int64)
-        weights = np.asarray(mask[-block:][1:], dtype=np.float64)
-        logits = logits_fn(window)[0, :-1].astype(np.float64)
-        logits -= logits.max(axis=-1, keepdims=True)
-        logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
-        picked = logp[np.arange(window.shape[1] - 1), window[0, 1:]]
-        return float((picked * weights).sum() / max(weights.sum(), 1.0))
-
-    return likelihood
+    return lambda context, reply: reply_logprob(logits_fn, encoder, context, reply)
 
 
 def model_generator(model: LanguageModel, encoder: Encoder, seed: int = 0) -> Callable[[list[Turn]], str]:
