@@ -167,6 +167,9 @@ def migrate_pairs(
             manifest = registry.load(owner, persona, "text", "production").manifest
         except RegistryError:
             continue
-        rows = pair_rows(storage, owner, persona, int(manifest["dataset"]["version"]))
+        dataset = int(manifest["dataset"]["version"])
+        if not storage.exists(f"datasets/{owner}/{persona}/v{dataset}/train.parquet"):
+            continue  # its dataset was forgotten: nothing of it may come back
+        rows = pair_rows(storage, owner, persona, dataset)
         total += index_pairs(client, PAIRS_ALIAS, rows, embedder).indexed
     return total

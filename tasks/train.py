@@ -3,29 +3,28 @@
 persona: dataset version -> (newest base: its tokenizer and weights | a tokenizer of its own) ->
 fine-tune on context->reply pairs (reply tokens learned) -> metrics (validation loss and
 perplexity, discrimination, style of sampled replies) -> ONNX + parity (a failure stops here) ->
-publish `models/{owner}/{persona}/text/v{n}` -> `production` only when not worse than the current
-production on the same validation pairs (nats per character, so different tokenizers compare).
+conversation evaluation and reply-ranker calibration on the held-out sessions (tasks/promotion.py)
+-> publish `models/{owner}/{persona}/text/v{n}` -> `production` only when not worse than the
+current production on the same validation pairs (nats per character, so different tokenizers
+compare) nor on what users feel (response selection, answer quality, safety).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import random
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow.parquet as pq
 import torch
 from tokenizers import Tokenizer
 
 from infra.registry import Registry, RegistryError
-from infra.storage import Storage, StorageError
+from infra.storage import Storage
 from infra.text_features import Embedder, default_embedder
 from models.data import Batchable, Encoder, Turn
 from models.errors import ParityError
@@ -42,20 +41,13 @@ from models.gpt import GPT, GPTConfig
 from models.hf import HFCausalLM, HFLoadError, load_hf_directory
 from models.lm import LanguageModel, model_from_config
 from models.lora import apply_lora, merge_lora
-from models.sampling import generate, reply_logprob
+from models.sampling import generate
 from models.tokenizer import PAD, special_id, train_tokenizer
 from models.train import TrainConfig, evaluate_loss, pick_device, train
 from parsers.errors import InputError
 from tasks.clean import subject_key
-from tasks.conversation_eval import (
-    GateTolerances,
-    HeldOut,
-    Scorecard,
-    compare,
-    read_held_out,
-    scorecard,
-)
-from tasks.reply_ranker import Calibration, Memory, calibrate
+from tasks.conversation_eval import GateTolerances, HeldOut, read_held_out
+from tasks.promotion import EvalOptions, evaluate_version, gate, production_scorecard
 
 BASE_OWNER, BASE_PERSONA = "platform", "base"
 AUTO_LORA_RANK = 8
@@ -234,10 +226,16 @@ def train_persona(
         HeldOut("train", c, r) for c, r in val_pairs
     ]
     memory = read_held_out(storage, f"{prefix}/train.parquet")
-    calibration, card = evaluate_version(model, encoder, held_out, memory, embedder, options)
+    evaluation = EvalOptions(options.eval_limit, options.style_samples, options.train.seed)
+    calibration, card = evaluate_version(model, encoder, held_out, memory, embedder, evaluation)
     decision = _promotion(registry, owner_id, persona_id, val_pairs, val_npc, options)
-    decision = _conversation_gate(storage, registry, owner_id, persona_id, decision, card, held_out, memory,
-                                  embedder, options)  # fmt: skip
+    if "current_version" in decision:  # production's scorecard on the same held-out contexts
+        current = registry.load(owner_id, persona_id, "text", "production")
+        theirs_model, theirs_tokenizer = _load_model(current.files)
+        theirs_encoder = Encoder(theirs_tokenizer, theirs_model.config.block_size)
+        theirs = production_scorecard(storage, current, theirs_model, theirs_encoder, held_out, memory,
+                                      embedder, evaluation)  # fmt: skip
+        decision = gate(decision, card, theirs, options.gate)
     manifest = registry.publish(
         owner_id,
         persona_id,
@@ -303,101 +301,6 @@ def _promotion(
         "reason": f"validation loss {new:.4f} nats/char is worse than production v{current.version} "
         f"({old:.4f}, tolerance {options.promote_tolerance:.0%}): published as a candidate",
     }
-
-
-def model_likelihood(model: LanguageModel, encoder: Encoder) -> Callable[[list[Turn], str], float]:
-    """Mean log-probability per token of a reply after a context (as chat computes it with ORT)."""
-    logits_fn = torch_logits_fn(model)
-    return lambda context, reply: reply_logprob(logits_fn, encoder, context, reply)
-
-
-def model_generator(model: LanguageModel, encoder: Encoder, seed: int = 0) -> Callable[[list[Turn]], str]:
-    """What the model says after a context (greedy-ish sampling, pseudonyms dropped as chat does)."""
-    from tasks.chat import clean_generated
-
-    logits_fn = torch_logits_fn(model)
-    banned = [special_id(encoder.tokenizer, PAD), encoder.bos, encoder.persona, encoder.other, encoder.memory]
-
-    def say(context: list[Turn]) -> str:
-        ids = generate(
-            logits_fn, encoder.prompt(context, budget=model.config.block_size - 40), encoder.eos,
-            model.config.block_size, max_new=40, seed=seed, banned=banned,
-        )  # fmt: skip
-        return clean_generated(encoder.tokenizer.decode(ids, skip_special_tokens=True))
-
-    return say
-
-
-def evaluate_version(
-    model: LanguageModel,
-    encoder: Encoder,
-    held_out: list[HeldOut],
-    memory: list[HeldOut],
-    embedder: Embedder,
-    options: ModelOptions,
-    calibration: Calibration | None = None,
-) -> tuple[Calibration, Scorecard]:
-    """Calibrate the reply ranker on the held-out sessions (unless given) and score the version."""
-    likelihood, say = model_likelihood(model, encoder), model_generator(model, encoder, options.train.seed)
-    items = held_out[: options.eval_limit]
-    if calibration is None:
-        probe = items[: options.style_samples]
-        floor = None
-        if probe:  # what the model says when no stored reply fits, against what was really said
-            said = embedder.passages([say(i.context) or " " for i in probe])
-            floor = float(np.mean(np.sum(said * embedder.passages([i.reply for i in probe]), axis=1)))
-        bank = Memory.build([(m.context, m.reply) for m in memory], embedder)
-        calibration = calibrate([(i.context, i.reply) for i in items], bank, embedder, likelihood, floor,
-                                options.eval_limit)  # fmt: skip
-    card = scorecard(items, memory, embedder, likelihood, limit=options.eval_limit, calibration=calibration,
-                     generate=say)  # fmt: skip
-    return calibration, card
-
-
-def _conversation_gate(
-    storage: Storage,
-    registry: Registry,
-    owner_id: str,
-    persona_id: str,
-    decision: dict[str, Any],
-    card: Scorecard,
-    held_out: list[HeldOut],
-    memory: list[HeldOut],
-    embedder: Embedder,
-    options: ModelOptions,
-) -> dict[str, Any]:
-    """Production's scorecard on the same held-out contexts; the candidate must not lose on it."""
-    if "current_version" not in decision:
-        return decision
-    current = registry.load(owner_id, persona_id, "text", "production")
-    model, tokenizer = _load_model(current.files)
-    theirs_memory = memory
-    with contextlib.suppress(StorageError, OSError):  # its dataset may be forgotten: the same memory then
-        dataset = int(current.manifest["dataset"]["version"])
-        theirs_memory = read_held_out(storage, f"datasets/{owner_id}/{persona_id}/v{dataset}/train.parquet")
-    _, theirs = evaluate_version(
-        model, Encoder(tokenizer, model.config.block_size), held_out, theirs_memory, embedder, options,
-        Calibration.from_manifest(current.manifest),
-    )  # fmt: skip
-    return gate(decision, card, theirs, options.gate)
-
-
-def gate(
-    decision: dict[str, Any], card: Scorecard, theirs: Scorecard, tolerances: GateTolerances
-) -> dict[str, Any]:
-    """The loss verdict joined with the conversation verdict: production moves only if neither loses."""
-    lost = compare(card, theirs, tolerances)
-    if not decision["promote"]:
-        lost.insert(0, f"validation nats/char {decision['new_nats_per_char']:.4f} > production "
-                       f"{decision['current_nats_per_char']:.4f}")  # fmt: skip
-    out = {**decision, "lost_on": lost, "production_scorecard": theirs.to_dict()}
-    if lost and decision["promote"]:
-        out["promote"] = False
-        out["reason"] = (
-            f"worse than production v{decision['current_version']} on what users feel: {'; '.join(lost)}: "
-            "published as a candidate"
-        )
-    return out
 
 
 def _sample_replies(

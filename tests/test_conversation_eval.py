@@ -103,7 +103,7 @@ def test_the_scorecard_renders_every_component() -> None:
 
 def test_the_gate_refuses_a_candidate_worse_on_relevance_but_better_on_nats() -> None:
     from tasks.conversation_eval import GateTolerances, Scorecard, Selection
-    from tasks.train import gate
+    from tasks.promotion import gate
 
     production = Scorecard(
         {"hybrid": Selection(0.40, 0.60, 50, 10), "likelihood": Selection(0.30, 0.50, 50, 10)},
