@@ -223,9 +223,11 @@ def calibrate(
         vector = memory.reply_vectors[pool[pick].extra["index"]]
         return float(np.dot(vector, truth[i]))
 
+    # The reply's own relevance keeps a small weight at least: where the answered messages tie (the
+    # same "엄마 사랑해" answered many ways), it, not the search engine's order, picks the reply.
     grid = [
         Calibration(reply_weight=rw, likelihood_weight=lw)
-        for rw in (0.0, 0.5, 1.0)
+        for rw in (0.1, 0.5, 1.0)
         for lw in ((0.0, 0.5) if likelihood is not None else (0.0,))
     ]
     best_weights, best_mean = grid[0], -np.inf

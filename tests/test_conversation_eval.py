@@ -151,3 +151,20 @@ def test_calibration_lowers_the_threshold_when_real_replies_beat_what_the_model_
     pool = bank.candidates([Turn("김치 이야기 해줘", False)], WordEmbedder())
     pick = choose(pool, low_floor)
     assert pick is not None and pool[pick].text.startswith("김치")
+
+
+def test_where_the_answered_messages_tie_the_most_relevant_reply_is_said() -> None:
+    from tasks.reply_ranker import Calibration, Candidate, choose
+
+    tied = [
+        Candidate("시험 잘 봐!! 화이팅", 1.0, 0.80),
+        Candidate("사랑해 우리 딸", 1.0, 0.93),
+        Candidate("<phone_1> 로 전화해", 1.0, 0.99),  # most relevant, but holds a pseudonym
+        Candidate("너무 무리하지 마라", 1.0, 0.81),
+    ]
+    for weight in (0.1, 0.5, 1.0):  # the smallest weight calibration can choose still breaks the tie
+        assert (
+            tied[choose(tied, Calibration(threshold=0.9, reply_weight=weight)) or 0].text == "사랑해 우리 딸"
+        )
+    # A context that does not fit is never said, however relevant the reply looks.
+    assert choose([Candidate("사랑해 우리 딸", 0.5, 0.99)], Calibration(threshold=0.9)) is None
