@@ -22,7 +22,7 @@ from infra.storage import StorageError, open_storage
 from parsers.errors import InputError
 from parsers.kakao.archive import ArchiveLimits
 from parsers.kakao.formats import ALL_FORMAT_NAMES, FORMATS_BY_NAME
-from schemas.names import validate_owner
+from schemas.names import slug, validate_owner
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -168,11 +168,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that are the user's to fix: one line, no traceback (imported only when one is raised)."""
     from infra.registry import RegistryError
     from infra.search import SearchError
+    from infra.versions import VersionError
     from models.errors import ParityError
     from tasks.quality import QualityGateError
 
     return (InputError, StorageError, QualityGateError, services.ServiceError, SearchError, RegistryError,
-            ParityError)  # fmt: skip
+            ParityError, VersionError)  # fmt: skip
 
 
 def _fail(message: str) -> int:
@@ -306,12 +307,14 @@ def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
 def cmd_dataset(args: argparse.Namespace, settings: Settings) -> int:
     """`dataset build`: build (or find unchanged) the persona's newest dataset version."""
     from tasks.dataset import DatasetOptions, build_dataset
+    from tasks.locks import persona_lease
     from tasks.turns import TurnOptions
 
     storage = open_storage(settings.lake_url)
     turns = TurnOptions(args.burst_gap, args.session_gap, args.context_turns, args.validation, args.seed)
     options = DatasetOptions(turns=turns, min_pairs=args.min_pairs)
-    result = build_dataset(storage, args.owner, args.persona, args.alias, options)
+    with persona_lease(storage, args.owner, [slug(args.persona)]):  # not during its restore or forget
+        result = build_dataset(storage, args.owner, args.persona, args.alias, options)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return 0

@@ -30,8 +30,11 @@ def forget(
     readable_failure_logs()
     lake = lake_url or Settings().lake_url
     names = sorted({nfc(n) for n in [persona, *(aliases or [])] if n})
-    locked = [slug(persona)] if persona else persona_ids(open_storage(lake), owner_id)
-    with persona_locks(owner_id, locked):
+    storage = open_storage(lake)
+    # Every persona of the owner: forget rebuilds the others without the subject's words, and a
+    # refresh of one of them racing it could publish a model still holding them.
+    locked = sorted({*persona_ids(storage, owner_id), *([slug(persona)] if persona else [])})
+    with persona_locks(owner_id, locked, storage):
         receipt = forget_subject(lake, owner_id, persona, aliases or [])
     markers = [*names, *(slug(n) for n in names)]
     receipt["prefect"] = forget_prefect_history(owner_id, sorted(set(markers)), str(flow_run.get_id() or ""))

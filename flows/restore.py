@@ -11,6 +11,7 @@ from prefect import flow
 
 from flows.voice import voice_restore
 from infra.settings import Settings
+from infra.storage import open_storage
 from tasks.artifacts import (
     artifact_key,
     report_dataset,
@@ -50,7 +51,7 @@ def instant_restore(
     readable_failure_logs()
     settings = Settings()
     lake = lake_url or settings.lake_url
-    with persona_lock(owner_id, persona):
+    with persona_lock(owner_id, persona, open_storage(lake)):
         ingests = [ingest_upload(source, owner_id, lake) for source in sources]
         report_ingest(owner_id, ingests)
         dataset = build_persona_dataset(lake, owner_id, persona, aliases or [])

@@ -1,28 +1,28 @@
 """Versioned checkpoint registry: `models/{owner}/{persona}/{kind}/v{n}/` + `aliases.json`.
 
-Publishing reserves a version number first (exclusive create of `v{n}/.reserved`), writes the
-files, then creates `manifest.json` exclusively: a version exists once its manifest does, and two
-publishers racing for a number get two numbers, never each other's files. Published versions are
-never rewritten. Aliases (`latest`, `production`) live in one small JSON moved by compare-and-swap
-(atomic rename under a lock locally, `if_generation_match` on GCS), so a rollback is a pointer
-move and concurrent moves never lose one another. Loading checks every file's sha256.
+Publishing goes through the one versioned-write primitive (infra/versions.py): the number is
+reserved by exclusive create, the files written, the manifest created last; two publishers racing
+get two numbers, never each other's files, and published versions are never rewritten. Aliases
+(`latest`, `production`) live in one small JSON moved by compare-and-swap (atomic rename under a
+lock locally, `if_generation_match` on GCS), so a rollback is a pointer move and concurrent moves
+never lose one another. Each alias keeps its own stack of the versions it left: rollback walks
+that stack back. Loading checks every file's sha256.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from infra.storage import Storage
 from infra.version import CODE_VERSION
+from infra.versions import MANIFEST, RESERVED, VersionedStore, VersionError
 
 KINDS = ("text", "voice", "base")
-_VERSION = re.compile(r"/v(\d+)/manifest\.json$")
+_STACK = 100  # versions each alias remembers for rollback
 
 
 class RegistryError(Exception):
@@ -58,16 +58,14 @@ class Registry:
 
     def versions(self, owner_id: str, persona: str, kind: str) -> list[int]:
         """Published versions, ascending."""
-        keys = self.storage.list(self.prefix(owner_id, persona, kind) + "/")
-        return sorted(int(m.group(1)) for k in keys if (m := _VERSION.search(k)))
+        return VersionedStore(self.storage, self.prefix(owner_id, persona, kind)).versions()
 
     def manifest(self, owner_id: str, persona: str, kind: str, version: int) -> dict[str, Any]:
         """The manifest of one version."""
-        key = f"{self.prefix(owner_id, persona, kind)}/v{version}/manifest.json"
-        if not self.storage.exists(key):
-            raise RegistryError(f"{owner_id}/{persona}/{kind} has no version {version}")
-        data: dict[str, Any] = json.loads(self.storage.read_bytes(key))
-        return data
+        try:
+            return VersionedStore(self.storage, self.prefix(owner_id, persona, kind)).manifest(version)
+        except VersionError:
+            raise RegistryError(f"{owner_id}/{persona}/{kind} has no version {version}") from None
 
     def trained_on(self, owner_id: str, persona: str, kind: str, dataset_version: int) -> bool:
         """Whether the newest published version learned from `dataset_version` (or a later one).
@@ -84,29 +82,19 @@ class Registry:
     def publish(
         self, owner_id: str, persona: str, kind: str, files: dict[str, bytes], manifest: dict[str, Any]
     ) -> dict[str, Any]:
-        """Store a new immutable version and move `latest` to it; returns its manifest."""
-        prefix = self.prefix(owner_id, persona, kind)
-        claim = uuid.uuid4().hex
-        version = (self.versions(owner_id, persona, kind) or [0])[-1] + 1
-        while not self.storage.create(f"{prefix}/v{version}/.reserved", claim.encode()):
-            version += 1  # another publisher holds this number
-        for name, data in files.items():
-            with self.storage.open_write(f"{prefix}/v{version}/{name}") as handle:
-                handle.write(data)
-        full = {
-            **manifest,
-            "owner_id": owner_id,
-            "persona": persona,
-            "kind": kind,
-            "version": version,
-            "created_at": datetime.now(UTC).isoformat(),
-            "code_version": CODE_VERSION,
-            "files": {n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in files.items()},
-        }
-        payload = json.dumps(full, ensure_ascii=False, indent=1, default=str).encode()
-        if not self.storage.create(f"{prefix}/v{version}/manifest.json", payload):
-            raise RegistryError(f"{prefix}/v{version} was published by someone else (reservation broken)")
-        self.set_alias(owner_id, persona, kind, "latest", version)
+        """Store a new immutable version (infra/versions.py) and move `latest` to it; returns its manifest."""
+        full = VersionedStore(self.storage, self.prefix(owner_id, persona, kind)).write(
+            files,
+            {
+                **manifest,
+                "owner_id": owner_id,
+                "persona": persona,
+                "kind": kind,
+                "created_at": datetime.now(UTC).isoformat(),
+                "code_version": CODE_VERSION,
+            },
+        )
+        self.set_alias(owner_id, persona, kind, "latest", int(full["version"]))
         return full
 
     def aliases(self, owner_id: str, persona: str, kind: str) -> dict[str, int]:
@@ -114,72 +102,88 @@ class Registry:
         data, _ = self.storage.read_versioned(f"{self.prefix(owner_id, persona, kind)}/aliases.json")
         return {k: int(v) for k, v in json.loads(data).items() if not k.startswith("_")} if data else {}
 
-    def set_alias(self, owner_id: str, persona: str, kind: str, alias: str, version: int) -> dict[str, int]:
-        """Point `alias` at `version` (compare-and-swap; retried from a fresh read when it moved)."""
-        if version not in self.versions(owner_id, persona, kind):
-            raise RegistryError(f"{owner_id}/{persona}/{kind} has no version {version}")
+    def _move(
+        self, owner_id: str, persona: str, kind: str, change: Callable[[_Pointers], dict[str, int] | None]
+    ) -> dict[str, int]:
+        """Apply `change` to the pointers by compare-and-swap, retried from a fresh read when they moved.
+
+        `change` edits the pointers in place and returns None, or returns the answer to give without
+        writing anything.
+        """
         key = f"{self.prefix(owner_id, persona, kind)}/aliases.json"
         for _ in range(50):
             data, token = self.storage.read_versioned(key)
-            current = json.loads(data) if data else {}
-            history = current.pop("_history", [])
-            if alias == "latest" and current.get("latest", 0) > version:
-                return {k: int(v) for k, v in current.items()}  # latest never moves backwards
-            current[alias] = version
-            history = [*history, {"alias": alias, "version": version, "at": datetime.now(UTC).isoformat()}][
-                -50:
-            ]
-            payload = json.dumps({**current, "_history": history}, indent=1).encode()
-            if self.storage.replace_if(key, payload, token):
-                return {k: int(v) for k, v in current.items()}
+            pointers = _Pointers.parse(data)
+            unchanged = change(pointers)
+            if unchanged is not None:
+                return unchanged
+            if self.storage.replace_if(key, pointers.dump(), token):
+                return dict(pointers.current)
         raise RegistryError(f"{key}: too many concurrent alias moves, try again")
+
+    def set_alias(self, owner_id: str, persona: str, kind: str, alias: str, version: int) -> dict[str, int]:
+        """Point `alias` at `version`; the version it leaves goes on that alias's own rollback stack."""
+        if version not in self.versions(owner_id, persona, kind):
+            raise RegistryError(f"{owner_id}/{persona}/{kind} has no version {version}")
+
+        def change(pointers: _Pointers) -> dict[str, int] | None:
+            if alias == "latest" and pointers.current.get("latest", 0) > version:
+                return dict(pointers.current)  # latest never moves backwards
+            pointers.point(alias, version, push=True)
+            return None
+
+        return self._move(owner_id, persona, kind, change)
+
+    def rollback(self, owner_id: str, persona: str, kind: str, alias: str = "production") -> int:
+        """Move `alias` back to the version it pointed at before its current one (twice: two back).
+
+        Each alias keeps its own stack of the versions it left, so publishing candidates (which move
+        `latest`) never pushes production's past out, and rolling back never bounces forward.
+        """
+        moved: list[int] = []
+
+        def change(pointers: _Pointers) -> dict[str, int] | None:
+            moved.clear()
+            stack = pointers.previous.get(alias, [])
+            if alias not in pointers.current or not stack:
+                raise RegistryError(
+                    f"{owner_id}/{persona}/{kind}: {alias} has no earlier version to roll back to"
+                )
+            moved.append(stack[-1])
+            pointers.previous[alias] = stack[:-1]
+            pointers.point(alias, stack[-1], push=False)
+            return None
+
+        self._move(owner_id, persona, kind, change)
+        return moved[0]
 
     def retire(self, owner_id: str, persona: str, kind: str, version: int) -> int:
         """Delete a version's files for good (forget); returns how many objects went.
 
-        The aliases stop naming it first (each moves to the newest version left, or goes), so no
-        reader is pointed at a version being deleted; the manifest goes before the files. The
-        reservation stays behind, empty of data, so the number is never handed out again (a
-        manifest elsewhere that names "base v3" keeps meaning the retired one).
+        The aliases stop naming it first (each moves to the newest version left, or goes; no
+        rollback stack keeps it), so no reader is pointed at a version being deleted; the manifest
+        goes before the files. The reservation stays behind, empty of data, so the number is never
+        handed out again (a manifest elsewhere that names "base v3" keeps meaning the retired one).
         """
         prefix = self.prefix(owner_id, persona, kind)
         left = [v for v in self.versions(owner_id, persona, kind) if v != version]
-        key = f"{prefix}/aliases.json"
-        for _ in range(50):
-            data, token = self.storage.read_versioned(key)
-            if not data:
-                break
-            current = json.loads(data)
-            history = [m for m in current.pop("_history", []) if m["version"] != version]
-            moved = {a: (v if v != version else (left[-1] if left else None)) for a, v in current.items()}
-            kept = {a: v for a, v in moved.items() if v is not None}
-            if self.storage.replace_if(
-                key, json.dumps({**kept, "_history": history}, indent=1).encode(), token
-            ):
-                break
-        deleted = int(self.storage.delete(f"{prefix}/v{version}/manifest.json"))
+
+        def change(pointers: _Pointers) -> dict[str, int] | None:
+            pointers.forget_version(version, left[-1] if left else None)
+            return None
+
+        if self.storage.exists(f"{prefix}/aliases.json"):
+            self._move(owner_id, persona, kind, change)
+        deleted = int(self.storage.delete(f"{prefix}/v{version}/{MANIFEST}"))
         for name in self.storage.list(f"{prefix}/v{version}/"):
-            if not name.endswith("/.reserved"):
+            if not name.endswith(f"/{RESERVED}"):
                 deleted += int(self.storage.delete(name))
         return deleted
 
     def history(self, owner_id: str, persona: str, kind: str) -> list[dict[str, Any]]:
         """Alias moves, oldest first (the last 50)."""
         data, _ = self.storage.read_versioned(f"{self.prefix(owner_id, persona, kind)}/aliases.json")
-        moves: list[dict[str, Any]] = json.loads(data).get("_history", []) if data else []
-        return moves
-
-    def rollback(self, owner_id: str, persona: str, kind: str, alias: str = "production") -> int:
-        """Move `alias` back to the version it pointed at before its current one."""
-        moves = [m for m in self.history(owner_id, persona, kind) if m["alias"] == alias]
-        current = self.aliases(owner_id, persona, kind).get(alias)
-        previous = next((m["version"] for m in reversed(moves) if m["version"] != current), None)
-        if current is None or previous is None:
-            raise RegistryError(
-                f"{owner_id}/{persona}/{kind}: {alias} has no earlier version to roll back to"
-            )
-        self.set_alias(owner_id, persona, kind, alias, previous)
-        return int(previous)
+        return _Pointers.parse(data).history
 
     def resolve(self, owner_id: str, persona: str, kind: str, ref: str | int | None = None) -> int:
         """A version number from a number, an alias, or None (production, else latest)."""
@@ -197,12 +201,60 @@ class Registry:
         """Every file of a version, verified against the manifest's sha256."""
         version = self.resolve(owner_id, persona, kind, ref)
         manifest = self.manifest(owner_id, persona, kind, version)
-        prefix = f"{self.prefix(owner_id, persona, kind)}/v{version}"
-        files = {}
-        for name, meta in manifest["files"].items():
-            data = self.storage.read_bytes(f"{prefix}/{name}")
-            if hashlib.sha256(data).hexdigest() != meta["sha256"]:
-                where = self.storage.uri(f"{prefix}/{name}")
-                raise RegistryError(f"{where}: sha256 does not match the manifest (tampered or corrupt)")
-            files[name] = data
+        store = VersionedStore(self.storage, self.prefix(owner_id, persona, kind))
+        try:
+            files = {name: store.read(version, name, manifest) for name in manifest["files"]}
+        except VersionError as exc:
+            raise RegistryError(str(exc)) from None
         return Checkpoint(manifest, files)
+
+
+@dataclass
+class _Pointers:
+    """The content of `aliases.json`: where each alias points, what it left, and the move log."""
+
+    current: dict[str, int]
+    previous: dict[str, list[int]]
+    history: list[dict[str, Any]]
+
+    @classmethod
+    def parse(cls, data: bytes | None) -> _Pointers:
+        raw: dict[str, Any] = json.loads(data) if data else {}
+        history = list(raw.get("_history", []))
+        current = {k: int(v) for k, v in raw.items() if not k.startswith("_")}
+        if "_previous" in raw:
+            previous = {a: [int(v) for v in vs] for a, vs in raw["_previous"].items()}
+        else:  # written before aliases kept their own stacks: rebuild them from the move log
+            previous = {}
+            for alias in current:
+                stack: list[int] = []
+                for move in history:
+                    if move["alias"] == alias and (not stack or stack[-1] != move["version"]):
+                        stack.append(int(move["version"]))
+                previous[alias] = stack[:-1] if stack and stack[-1] == current[alias] else stack
+        return cls(current, previous, history)
+
+    def point(self, alias: str, version: int, push: bool) -> None:
+        old = self.current.get(alias)
+        if push and old is not None and old != version:
+            self.previous[alias] = [*self.previous.get(alias, []), old][-_STACK:]
+        self.current[alias] = version
+        self.history = [
+            *self.history,
+            {"alias": alias, "version": version, "at": datetime.now(UTC).isoformat()},
+        ][-50:]
+
+    def forget_version(self, version: int, fallback: int | None) -> None:
+        self.history = [m for m in self.history if m["version"] != version]
+        self.previous = {a: [v for v in vs if v != version] for a, vs in self.previous.items()}
+        for alias, pointed in list(self.current.items()):
+            if pointed == version:
+                if fallback is None:
+                    del self.current[alias]
+                else:
+                    self.current[alias] = fallback
+
+    def dump(self) -> bytes:
+        return json.dumps(
+            {**self.current, "_previous": self.previous, "_history": self.history}, indent=1
+        ).encode()

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from infra.storage import Storage
 from infra.text_features import Embedder
+from infra.versions import read_verified
 from models.data import Turn
 from tasks.reply_ranker import Calibration, Memory, choose
 
@@ -91,7 +92,7 @@ class Scorecard:
 
 def read_held_out(storage: Storage, key: str) -> list[HeldOut]:
     """Pairs of one dataset split with their session ids."""
-    table = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["session_id", "context", "reply"])
+    table = pq.read_table(io.BytesIO(read_verified(storage, key)), columns=["session_id", "context", "reply"])
     return [
         HeldOut(
             str(row["session_id"]),

@@ -2,8 +2,9 @@
 
 load -> clean (named drops) -> redact -> gate(messages) -> turns -> pairs -> gate(pairs) ->
 content hash -> `datasets/{owner}/{persona}/v{n}/` (unless the latest version has that hash).
-Everything a version holds is written before its manifest; the manifest is created exclusively,
-so two builds racing for the same number cannot both win, and a crash leaves no manifest.
+Versions are written through infra/versions.py: the number is reserved first, the files written,
+the manifest (with every file's sha256) created last, so two builds racing get two numbers and a
+crash leaves no version that readers trust.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from infra.storage import Storage
 from infra.version import CODE_VERSION
+from infra.versions import VersionedStore
 from parsers.errors import InputError
 from schemas.names import nfc, slug
 from schemas.pairs import AUDIT_SCHEMA, PAIR_SCHEMA
@@ -33,8 +34,6 @@ from tasks.lake import load_message_table
 from tasks.pii import LEFTOVER_PATTERNS, Pseudonymizer, redact_messages
 from tasks.quality import GateReport, QualityGateError, run_gate
 from tasks.turns import TurnOptions, build_pairs, build_turns, gap_distribution
-
-_VERSION_RE = re.compile(r"/v(\d+)/manifest\.json$")
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,8 @@ def build_dataset(
         _store_rejected(storage, f"{base}/rejected/{content_hash[:16]}", reports)
         raise QualityGateError(next(r for r in reports if not r.success))
 
-    latest_manifest = _latest_manifest(storage, base)
+    store = VersionedStore(storage, base)
+    latest_manifest = store.latest()
     if latest_manifest is not None and latest_manifest["content_hash"] == content_hash:
         version = int(latest_manifest["version"])
         return DatasetResult(
@@ -175,25 +175,20 @@ def build_dataset(
         for part in reason.removeprefix("redacted ").split(", "):
             kind, _, n = part.partition(" x")
             redactions[kind] = redactions.get(kind, 0) + int(n)
-    version = (int(latest_manifest["version"]) if latest_manifest else 0) + 1
-    while True:
-        prefix = f"{base}/v{version}"
-        files = {
-            "train.parquet": _parquet(train),
-            "validation.parquet": _parquet(validation),
-            "audit.parquet": _parquet(audit_table),
-            "quality.json": json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=1).encode(),
-            "quality.md": "\n".join(r.to_markdown() for r in reports).encode(),
-        }
-        for name, data in files.items():
-            with storage.open_write(f"{prefix}/{name}") as handle:
-                handle.write(data)
-        manifest = {
+    files = {
+        "train.parquet": _parquet(train),
+        "validation.parquet": _parquet(validation),
+        "audit.parquet": _parquet(audit_table),
+        "quality.json": json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=1).encode(),
+        "quality.md": "\n".join(r.to_markdown() for r in reports).encode(),
+    }
+    manifest = store.write(
+        files,
+        {
             "kind": "dataset",
             "owner_id": owner_id,
             "persona_id": persona_id,
             "persona_names": names,
-            "version": version,
             "created_at": now.isoformat(),
             "code_version": CODE_VERSION,
             "content_hash": content_hash,
@@ -205,12 +200,12 @@ def build_dataset(
             "source": _source_range(raw),
             # What it came from, for forget: the message parts read and the uploads behind them.
             "lineage": _lineage(storage, owner_id),
-            "files": {n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in files.items()},
-        }
-        payload = json.dumps(manifest, ensure_ascii=False, indent=1, default=str).encode()
-        if storage.create(f"{prefix}/manifest.json", payload):
-            return DatasetResult(owner_id, persona_id, version, True, content_hash, manifest, reports, prefix)
-        version += 1  # another build took this number first: use the next one
+        },
+    )
+    version = int(manifest["version"])
+    return DatasetResult(
+        owner_id, persona_id, version, True, content_hash, manifest, reports, f"{base}/v{version}"
+    )
 
 
 def _pair_view(pairs: pa.Table) -> pd.DataFrame:
@@ -240,15 +235,6 @@ def _content_hash(train: pa.Table, validation: pa.Table, parameters: dict[str, A
         digest.update(sink.getvalue().to_pybytes())
     digest.update(json.dumps(parameters, sort_keys=True).encode())
     return digest.hexdigest()
-
-
-def _latest_manifest(storage: Storage, base: str) -> dict[str, Any] | None:
-    versions = [(int(m.group(1)), k) for k in storage.list(f"{base}/") if (m := _VERSION_RE.search(k))]
-    if not versions:
-        return None
-    _, key = max(versions)
-    manifest: dict[str, Any] = json.loads(storage.read_bytes(key))
-    return manifest
 
 
 def _store_rejected(storage: Storage, prefix: str, reports: list[GateReport]) -> None:

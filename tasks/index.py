@@ -22,6 +22,7 @@ from elasticsearch import Elasticsearch
 from infra.search import ensure_alias, generations, index_messages, index_name, index_pairs
 from infra.storage import Storage
 from infra.text_features import Embedder
+from infra.versions import read_verified
 from models.data import Turn
 from schemas.message import QUARANTINE_SCHEMA
 from schemas.search import (
@@ -101,7 +102,7 @@ def pair_rows(storage: Storage, owner_id: str, persona_id: str, dataset_version:
     prefix = f"datasets/{owner_id}/{persona_id}/v{dataset_version}"
     rows = []
     for split in ("train", "validation"):
-        table = pq.read_table(io.BytesIO(storage.read_bytes(f"{prefix}/{split}.parquet")))
+        table = pq.read_table(io.BytesIO(read_verified(storage, f"{prefix}/{split}.parquet")))
         for row in table.select(["pair_id", "context", "reply"]).to_pylist():
             others = [t["text"] for t in row["context"] if not t["is_persona"]]
             if not others:

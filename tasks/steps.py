@@ -116,7 +116,7 @@ def refresh_persona(lake_url: str, owner_id: str, persona: str, train: bool = Tr
     Too little data is a skip with its reason, not a failure: the other personas go on.
     """
     readable_failure_logs()  # also in a Dask worker, another process
-    with persona_lock(owner_id, persona):  # not while a restore or forget of this persona runs
+    with persona_lock(owner_id, persona, open_storage(lake_url)):  # not during its restore or forget
         return _refresh_persona(lake_url, owner_id, persona, train)
 
 
@@ -330,7 +330,7 @@ def preprocess_voice(lake_url: str, owner_id: str) -> dict[str, Any]:
 def refresh_voice(lake_url: str, owner_id: str, persona: str, train: bool = True) -> dict[str, Any]:
     """Version the persona's utterances and, on a new version, adapt and publish their voice model."""
     readable_failure_logs()  # also in a Dask worker, another process
-    with persona_lock(owner_id, persona):  # not while a restore or forget of this persona runs
+    with persona_lock(owner_id, persona, open_storage(lake_url)):  # not during its restore or forget
         return _refresh_voice(lake_url, owner_id, persona, train)
 
 

@@ -26,6 +26,7 @@ from tokenizers import Tokenizer
 from infra.registry import Registry, RegistryError
 from infra.storage import Storage
 from infra.text_features import Embedder, default_embedder
+from infra.versions import read_verified
 from models.data import Batchable, Encoder, Turn
 from models.errors import ParityError
 from models.evaluate import (
@@ -82,7 +83,7 @@ class ModelOptions:
 
 def read_pairs(storage: Storage, key: str) -> list[Pair]:
     """Context->reply pairs of one dataset split."""
-    table = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["context", "reply"])
+    table = pq.read_table(io.BytesIO(read_verified(storage, key)), columns=["context", "reply"])
     return [
         ([Turn(t["text"], bool(t["is_persona"])) for t in row["context"]], row["reply"])
         for row in table.to_pylist()

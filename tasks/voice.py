@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +26,7 @@ from pydub import AudioSegment
 
 from infra.storage import Storage
 from infra.version import CODE_VERSION
+from infra.versions import VersionedStore
 from parsers.errors import InputError
 from schemas.message import QUARANTINE_SCHEMA
 from schemas.names import slug
@@ -210,24 +209,19 @@ def build_voice_dataset(storage: Storage, owner_id: str, persona: str) -> dict[s
             f"{r['segment_id']}|{r['duration_s']:.3f}|{hashlib.sha256(wav).hexdigest()}|{words}\n".encode()
         )
     content_hash = digest.hexdigest()
-    prefix = f"voice/owner={owner_id}/datasets/{persona_id}"
-    versions = sorted(
-        int(m.group(1)) for k in storage.list(prefix + "/") if (m := re.search(r"/v(\d+)/manifest\.json$", k))
-    )
-    if versions:
-        latest = json.loads(storage.read_bytes(f"{prefix}/v{versions[-1]}/manifest.json"))
-        if latest["content_hash"] == content_hash:
-            return {**latest, "created": False}
-    version = (versions or [0])[-1] + 1
-    table = pa.Table.from_pylist(rows, schema=VOICE_SEGMENT_SCHEMA)
-    while True:
-        with storage.open_write(f"{prefix}/v{version}/segments.parquet") as handle:
-            pq.write_table(table, handle)
-        manifest = {
+    store = VersionedStore(storage, f"voice/owner={owner_id}/datasets/{persona_id}")
+    latest = store.latest()
+    # A version from before manifests listed their files cannot be verified: build a new one.
+    if latest is not None and latest.get("files") and latest["content_hash"] == content_hash:
+        return {**latest, "created": False}
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=VOICE_SEGMENT_SCHEMA), sink)
+    manifest = store.write(
+        {"segments.parquet": sink.getvalue()},
+        {
             "kind": "voice_dataset",
             "owner_id": owner_id,
             "persona_id": persona_id,
-            "version": version,
             "created_at": datetime.now(UTC).isoformat(),
             "code_version": CODE_VERSION,
             "content_hash": content_hash,
@@ -238,12 +232,9 @@ def build_voice_dataset(storage: Storage, owner_id: str, persona: str) -> dict[s
                 Counter(r.get("transcript_source") or "manifest" for r in rows if r["transcript"])
             ),
             "recordings": len({r["recording_id"] for r in rows}),
-        }
-        if storage.create(
-            f"{prefix}/v{version}/manifest.json", json.dumps(manifest, ensure_ascii=False).encode()
-        ):
-            return {**manifest, "created": True}
-        version += 1  # another build took this number first
+        },
+    )
+    return {**manifest, "created": True}
 
 
 def restore_voice(

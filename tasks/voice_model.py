@@ -23,6 +23,7 @@ from pydub import AudioSegment
 
 from infra.registry import Registry, RegistryError
 from infra.storage import Storage
+from infra.versions import read_verified
 from models.align import index_from_durations, uniform_index
 from models.errors import ParityError
 from models.voice import (
@@ -56,7 +57,7 @@ def voice_items(storage: Storage, owner_id: str, persona: str, version: int, con
     prefix = f"voice/owner={owner_id}/datasets/{slug(persona)}/v{version}"
     if not storage.exists(f"{prefix}/manifest.json"):
         raise InputError(prefix, "no such voice dataset version (build it first)")
-    rows = pq.read_table(io.BytesIO(storage.read_bytes(f"{prefix}/segments.parquet"))).to_pylist()
+    rows = pq.read_table(io.BytesIO(read_verified(storage, f"{prefix}/segments.parquet"))).to_pylist()
     items = []
     for row in rows:
         if not row["transcript"]:
@@ -241,7 +242,7 @@ def _may_teach_base(
 ) -> bool:
     table = pq.read_table(
         io.BytesIO(
-            storage.read_bytes(f"voice/owner={owner}/datasets/{persona_slug}/v{version}/segments.parquet")
+            read_verified(storage, f"voice/owner={owner}/datasets/{persona_slug}/v{version}/segments.parquet")
         ),
         columns=["recording_id"],
     )

@@ -32,6 +32,7 @@ def test_build_writes_a_complete_version(lake: Path) -> None:
     assert result.created and result.version == 1
     folder = lake / "datasets" / "demo" / "엄마" / "v1"
     assert sorted(p.name for p in folder.iterdir()) == [
+        ".reserved",
         "audit.parquet",
         "manifest.json",
         "quality.json",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -60,7 +61,8 @@ def test_a_tampered_file_is_refused(lake_url: str) -> None:
     with storage.open_write("models/o1/엄마/text/v1/model.onnx") as handle:
         handle.write(b"evil weights")
     with pytest.raises(
-        RegistryError, match=r"model.onnx: sha256 does not match the manifest \(tampered or corrupt\)"
+        RegistryError,
+        match=r"model.onnx: sha256 does not match the manifest \(overwritten, torn or tampered\)",
     ):
         registry.load("o1", "엄마", "text", 1)
 
@@ -90,3 +92,60 @@ def test_concurrent_publishers_get_distinct_numbers(lake_url: str) -> None:
     for v in versions:  # each version holds the files of the publisher that got it
         assert registry.load("o1", "엄마", "text", v).files["model.onnx"].startswith(b"w")
     assert registry.aliases("o1", "엄마", "text")["latest"] == 4
+
+
+def test_rollback_twice_goes_back_two_production_versions(lake_url: str) -> None:
+    registry = Registry(open_storage(lake_url))
+    _publish(registry, 3)
+    for version in (1, 2, 3):
+        registry.set_alias("o1", "엄마", "text", "production", version)
+    assert registry.rollback("o1", "엄마", "text") == 2
+    assert registry.rollback("o1", "엄마", "text") == 1  # not back to 3: no bounce
+    assert registry.aliases("o1", "엄마", "text")["production"] == 1
+    with pytest.raises(RegistryError, match="production has no earlier version to roll back to"):
+        registry.rollback("o1", "엄마", "text")
+
+
+def test_rollback_survives_many_candidate_publishes(lake_url: str) -> None:
+    registry = Registry(open_storage(lake_url))
+    _publish(registry, 2)
+    registry.set_alias("o1", "엄마", "text", "production", 1)
+    registry.set_alias("o1", "엄마", "text", "production", 2)
+    _publish(registry, 60)  # each moves `latest`: production's past must not be pushed out
+    assert registry.aliases("o1", "엄마", "text")["latest"] == 62
+    assert registry.rollback("o1", "엄마", "text") == 1
+
+
+def test_promote_after_rollback_is_explicit_and_can_be_rolled_back(lake_url: str) -> None:
+    registry = Registry(open_storage(lake_url))
+    _publish(registry, 3)
+    for version in (1, 2):
+        registry.set_alias("o1", "엄마", "text", "production", version)
+    assert registry.rollback("o1", "엄마", "text") == 1
+    registry.set_alias("o1", "엄마", "text", "production", 3)  # `models promote --version 3`
+    assert registry.rollback("o1", "엄마", "text") == 1  # back to where the promote left from
+    assert registry.aliases("o1", "엄마", "text") == {"latest": 3, "production": 1}
+
+
+def test_a_retired_version_leaves_every_rollback_stack(lake_url: str) -> None:
+    registry = Registry(open_storage(lake_url))
+    _publish(registry, 3)
+    for version in (1, 2, 3):
+        registry.set_alias("o1", "엄마", "text", "production", version)
+    registry.retire("o1", "엄마", "text", 2)
+    assert registry.rollback("o1", "엄마", "text") == 1  # 2 is gone: never pointed at again
+
+
+def test_rollback_reads_stacks_from_an_older_alias_file(lake_url: str) -> None:
+    storage = open_storage(lake_url)
+    registry = Registry(storage)
+    _publish(registry, 3)
+    moves = [("latest", 3), ("production", 1), ("production", 3)]
+    legacy = {
+        "latest": 3,
+        "production": 3,
+        "_history": [{"alias": a, "version": v, "at": ""} for a, v in moves],
+    }
+    _, token = storage.read_versioned("models/o1/엄마/text/aliases.json")
+    assert storage.replace_if("models/o1/엄마/text/aliases.json", json.dumps(legacy).encode(), token)
+    assert registry.rollback("o1", "엄마", "text") == 1
