@@ -20,10 +20,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from infra.errors import TransientError
 from infra.storage import Storage
 
 
-class LeaseTimeoutError(TimeoutError):
+class LeaseTimeoutError(TransientError, TimeoutError):
     """Another holder kept the lease for longer than the caller was willing to wait."""
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
+from infra.errors import TerminalError, TransientError
 from infra.text_features import Embedder, morphemes
 from schemas.names import is_owner_id
 from schemas.search import message_index_body
@@ -23,8 +25,12 @@ from schemas.search import message_index_body
 _RETRYABLE = (429, 502, 503, 504)
 
 
-class SearchError(Exception):
-    """The search cluster refused or could not be reached (one-line cause naming the URL)."""
+class SearchError(TerminalError):
+    """A search request that cannot succeed as asked (bad owner id, a failed copy, ...)."""
+
+
+class SearchUnavailableError(SearchError, TransientError):
+    """The search cluster could not be reached or kept moving under us: worth a later try."""
 
 
 @dataclass
@@ -43,7 +49,9 @@ def connect(url: str, timeout_s: float = 30.0) -> Elasticsearch:
     try:
         client.info()
     except (TransportError, ApiError) as exc:
-        raise SearchError(f"Elasticsearch at {url} is unreachable ({type(exc).__name__})") from None
+        raise SearchUnavailableError(
+            f"Elasticsearch at {url} is unreachable ({type(exc).__name__})"
+        ) from None
     return client
 
 
@@ -70,33 +78,117 @@ def _create(client: Elasticsearch, name: str, body: dict[str, Any] | None = None
             raise
 
 
-def ensure_alias(client: Elasticsearch, alias: str, version: int, body: dict[str, Any] | None = None) -> str:
-    """Create version `version` if missing and point `alias` at it (atomic swap); returns the index.
+def aliased(client: Elasticsearch, alias: str) -> list[str]:
+    """The indices `alias` points at now."""
+    return sorted(client.indices.get_alias(name=alias)) if client.indices.exists_alias(name=alias) else []
 
-    `body` defaults to the message mapping (with nori where the cluster has it).
+
+def ensure_alias(
+    client: Elasticsearch,
+    alias: str,
+    version: int,
+    body: dict[str, Any] | None = None,
+    rebuild: Callable[[str], int] | None = None,
+) -> str:
+    """Make `alias` serve mapping `version`; returns the index.
+
+    First use creates the index. When the alias serves an older mapping version, the new one is
+    filled before the alias moves (`migrate`), so search never sees an empty index. `body`
+    defaults to the message mapping (with nori where the cluster has it).
     """
     name = index_name(alias, version)
+    current = aliased(client, alias)
+    if current == [name]:
+        return name
+    if current or any(g != name for g in generations(client, alias)):
+        migrate(client, alias, version, body, rebuild)
+        return name
     if not client.indices.exists(index=name):
         _create(client, name, body)
-    current = list(client.indices.get_alias(name=alias)) if client.indices.exists_alias(name=alias) else []
-    if current != [name]:
-        actions: list[dict[str, Any]] = [{"remove": {"index": old, "alias": alias}} for old in current]
-        actions.append({"add": {"index": name, "alias": alias}})
-        client.indices.update_aliases(actions=actions)
+    _swap(client, alias, name)
     return name
 
 
-def reindex_to(client: Elasticsearch, alias: str, version: int) -> str:
-    """Create a new version, copy every document into it, then swap the alias (no downtime)."""
-    current = list(client.indices.get_alias(name=alias))
+def _swap(client: Elasticsearch, alias: str, target: str) -> None:
+    """Point `alias` at `target` alone in one atomic alias update (retried if another swap won)."""
+    for _ in range(5):
+        current = aliased(client, alias)
+        if current == [target]:
+            return
+        actions: list[dict[str, Any]] = [
+            {"remove": {"index": old, "alias": alias}} for old in current if old != target
+        ]
+        actions.append({"add": {"index": target, "alias": alias}})
+        try:
+            client.indices.update_aliases(actions=actions)
+            return
+        except ApiError as exc:  # a concurrent migration moved it between our read and our swap
+            if exc.meta.status != 404:
+                raise
+    raise SearchUnavailableError(f"could not move alias {alias} to {target}: it kept moving")
+
+
+@dataclass
+class Migration:
+    """What a mapping migration did."""
+
+    alias: str
+    target: str
+    old: list[str]
+    documents: int
+    seconds: float
+
+
+def migrate(
+    client: Elasticsearch,
+    alias: str,
+    version: int,
+    body: dict[str, Any] | None = None,
+    rebuild: Callable[[str], int] | None = None,
+) -> Migration:
+    """Move `alias` to mapping `version` without a moment of empty search.
+
+    1. create the new index; 2. fill it: copy every document (`_reindex`, re-analysed under the
+    new mapping) or, when the new mapping needs fields the old documents lack, `rebuild(target)`
+    from the lake; 3. swap the alias atomically; 4. copy what writers added to the old index
+    meanwhile (create-only: nothing newer is overwritten); 5. delete the old indices, so nothing
+    forget cannot reach stays behind. Safe to run twice or concurrently (every step is idempotent).
+    """
+    started = time.perf_counter()
     target = index_name(alias, version)
+    old = [g for g in generations(client, alias) if g != target]
     if not client.indices.exists(index=target):
-        _create(client, target)
-    for source in current:
-        client.reindex(
-            source={"index": source}, dest={"index": target}, refresh=True, wait_for_completion=True
-        )
-    return ensure_alias(client, alias, version)
+        _create(client, target, body)
+    if rebuild is not None:
+        documents = rebuild(target)
+    else:
+        documents = sum(_copy(client, source, target, create_only=False) for source in old)
+    client.indices.refresh(index=target)
+    _swap(client, alias, target)
+    for source in old:
+        if rebuild is None:
+            documents += _copy(client, source, target, create_only=True)
+        client.indices.delete(index=source, ignore_unavailable=True)
+    return Migration(alias, target, old, documents, time.perf_counter() - started)
+
+
+def _copy(client: Elasticsearch, source: str, target: str, create_only: bool) -> int:
+    if not client.indices.exists(index=source):
+        return 0  # a concurrent migration finished first
+    client.indices.refresh(index=source)  # the copy reads by search: make every write visible
+    dest: dict[str, Any] = {"index": target, **({"op_type": "create"} if create_only else {})}
+    result = client.reindex(
+        source={"index": source}, dest=dest, conflicts="proceed", refresh=True, wait_for_completion=True
+    )
+    if result.get("failures"):
+        first = result["failures"][0]
+        raise SearchError(f"copying {source} to {target} failed: {first.get('cause', first)}")
+    return int(result.get("created", 0)) + int(result.get("updated", 0))
+
+
+def reindex_to(client: Elasticsearch, alias: str, version: int) -> str:
+    """Move `alias` to a new mapping version by copying every document (see `migrate`)."""
+    return migrate(client, alias, version).target
 
 
 def _batches(

@@ -1,7 +1,8 @@
-"""Which failures are worth retrying: network trouble, 429 and 5xx. Everything else is terminal.
+"""Which failures are worth retrying: network trouble, 429, 5xx, and what says so at its source.
 
-Bad input (InputError), failed quality gates and refused keys give the same answer on every try,
-so retrying them only delays the one-line error the user needs to see.
+Errors of our own declare it (infra/errors.py: TransientError / TerminalError). Bad input
+(InputError), failed quality gates, wrong settings and refused keys give the same answer
+on every try, so retrying them only delays the one-line error the user needs to see.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from elasticsearch import ConnectionError as EsConnectionError
 from elasticsearch import ConnectionTimeout as EsConnectionTimeout
 from google.api_core.exceptions import GoogleAPICallError
 
-from infra.search import SearchError
+from infra.errors import TerminalError, TransientError
 
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -31,7 +32,11 @@ def _status(exc: BaseException) -> int | None:
 
 def is_transient(exc: BaseException) -> bool:
     """Whether retrying the same call later may succeed."""
-    if isinstance(exc, (EsConnectionError, EsConnectionTimeout, SearchError)):
+    if isinstance(exc, TransientError):
+        return True
+    if isinstance(exc, TerminalError):
+        return False
+    if isinstance(exc, (EsConnectionError, EsConnectionTimeout)):
         return True
     if isinstance(exc, (ConnectionError, TimeoutError, socket.timeout)):
         return True

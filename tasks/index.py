@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from elasticsearch import Elasticsearch
 
-from infra.search import ensure_alias, generations, index_messages, index_name, index_pairs
+from infra.search import ensure_alias, index_messages, index_pairs
 from infra.storage import Storage
 from infra.text_features import Embedder
 from infra.versions import read_verified
@@ -133,27 +133,30 @@ def index_persona_pairs(
 ) -> IndexSummary:
     """Index a dataset version's context->reply pairs: the persona's real answers for chat.
 
-    The first indexing after a mapping change also re-indexes every other published persona
-    from its production dataset (pairs are derived data: the datasets hold them), so no persona
-    loses its memory to a migration.
+    The first indexing after a mapping change rebuilds the new index from every published
+    persona's production dataset before the alias moves (pairs are derived data: the datasets
+    hold them; the old documents lack the new fields), so no persona loses its memory to a
+    migration, not even for a moment.
     """
-    target = index_name(PAIRS_ALIAS, PAIRS_MAPPING_VERSION)
-    migrating = not client.indices.exists(index=target) and any(
-        g != target for g in generations(client, PAIRS_ALIAS)
+    rows = pair_rows(storage, owner_id, persona_id, dataset_version)
+    ensure_alias(
+        client,
+        PAIRS_ALIAS,
+        PAIRS_MAPPING_VERSION,
+        PAIR_INDEX_BODY,
+        rebuild=lambda target: migrate_pairs(storage, client, embedder, index=target),
     )
-    ensure_alias(client, PAIRS_ALIAS, PAIRS_MAPPING_VERSION, PAIR_INDEX_BODY)
-    report = index_pairs(
-        client, PAIRS_ALIAS, pair_rows(storage, owner_id, persona_id, dataset_version), embedder
-    )
-    if migrating:
-        migrate_pairs(storage, client, embedder, skip=(owner_id, persona_id))
+    report = index_pairs(client, PAIRS_ALIAS, rows, embedder)
     return IndexSummary(owner_id, PAIRS_ALIAS, report.indexed, report.failed)
 
 
 def migrate_pairs(
-    storage: Storage, client: Elasticsearch, embedder: Embedder | None, skip: tuple[str, str] | None = None
+    storage: Storage, client: Elasticsearch, embedder: Embedder | None, index: str = PAIRS_ALIAS
 ) -> int:
-    """Index every persona with a production text model from that model's dataset; returns pairs."""
+    """Index every persona with a production text model from that model's dataset into `index`.
+
+    Returns the number of pair documents written.
+    """
     from infra.registry import Registry, RegistryError
 
     registry, total = Registry(storage), 0
@@ -162,8 +165,6 @@ def migrate_pairs(
         if len(parts) < 5 or parts[3] != "text" or parts[4] != "aliases.json":
             continue
         owner, persona = parts[1], parts[2]
-        if (owner, persona) == skip:
-            continue
         try:
             manifest = registry.load(owner, persona, "text", "production").manifest
         except RegistryError:
@@ -172,5 +173,5 @@ def migrate_pairs(
         if not storage.exists(f"datasets/{owner}/{persona}/v{dataset}/train.parquet"):
             continue  # its dataset was forgotten: nothing of it may come back
         rows = pair_rows(storage, owner, persona, dataset)
-        total += index_pairs(client, PAIRS_ALIAS, rows, embedder).indexed
+        total += index_pairs(client, index, rows, embedder).indexed
     return total

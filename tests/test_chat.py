@@ -184,22 +184,33 @@ def test_no_mode_ever_says_a_pseudonym_back(published, mode: str, monkeypatch) -
         assert "<" not in reply.text and "phone" not in reply.text, (mode, reply)
 
 
-def test_a_pairs_mapping_change_reindexes_every_published_persona(published, es_url: str) -> None:
-    """The first indexing on a new pairs mapping brings the other personas' memories along."""
-    from infra.search import generations, index_name
+def test_a_pairs_mapping_change_rebuilds_every_published_persona_before_the_swap(
+    published, es_url: str
+) -> None:
+    """A pairs mapping bump fills the new index from the lake, then moves the alias, then drops the old."""
+    from infra.search import ensure_alias, generations, index_name
     from infra.text_features import default_embedder
     from schemas.search import PAIR_INDEX_BODY, PAIRS_ALIAS, PAIRS_MAPPING_VERSION
     from tasks.index import migrate_pairs
 
     lake, _ = published
     storage, client = open_storage(lake), connect(es_url)
-    old = index_name(PAIRS_ALIAS, PAIRS_MAPPING_VERSION)
+    old = index_name(PAIRS_ALIAS, PAIRS_MAPPING_VERSION - 1)
     for index in generations(client, PAIRS_ALIAS):
         client.indices.delete(index=index)
-    client.indices.create(index=old, **PAIR_INDEX_BODY)  # what the previous deployment left, empty
+    client.indices.create(index=old)  # what the previous deployment left: one stale document
+    client.index(index=old, id="stale", document={"persona_id": "엄마", "reply": "old"}, refresh=True)
     client.indices.put_alias(index=old, name=PAIRS_ALIAS)
-    moved = migrate_pairs(storage, client, default_embedder())
+    seen: list[int] = []
+
+    def rebuild(target: str) -> int:
+        seen.append(client.count(index=PAIRS_ALIAS)["count"])  # the old index still serves
+        return migrate_pairs(storage, client, default_embedder(), index=target)
+
+    ensure_alias(client, PAIRS_ALIAS, PAIRS_MAPPING_VERSION, PAIR_INDEX_BODY, rebuild)
     client.indices.refresh(index=PAIRS_ALIAS)
-    assert moved > 400
+    assert seen == [1]
+    assert generations(client, PAIRS_ALIAS) == [index_name(PAIRS_ALIAS, PAIRS_MAPPING_VERSION)]
     count = client.count(index=PAIRS_ALIAS, query={"term": {"persona_id": "엄마"}})["count"]
-    assert count == moved
+    assert count > 400
+    assert not client.exists(index=PAIRS_ALIAS, id="stale")

@@ -48,6 +48,63 @@ def test_alias_swap_to_a_new_version_keeps_documents(es_url: str, alias: str) ->
     assert list(client.indices.get_alias(name=alias)) == [f"{alias}-v2"]
     assert client.count(index=alias)["count"] == 15
     assert search_messages(client, alias, "alice", "오전 12시는")[0]["text"] == "오전 12시는 0시"
+    assert not client.indices.exists(index=f"{alias}-v1")  # nothing forget cannot reach
+
+
+def test_a_mapping_bump_keeps_every_document_searchable_throughout(es_url: str, alias: str) -> None:
+    """Readers query the alias the whole time a populated index migrates; none ever sees fewer."""
+    import threading
+
+    from infra.search import generations
+
+    client = connect(es_url)
+    ensure_alias(client, alias, 1)
+    table = pa.concat_tables([_messages("alice"), _messages("bob", "pc_ko.txt")])
+    index_messages(client, alias, table)
+    client.indices.refresh(index=alias)
+    total = client.count(index=alias)["count"]
+    counts: list[int] = []
+    done = threading.Event()
+
+    def read() -> None:
+        reader = connect(es_url)
+        while not done.is_set():
+            counts.append(reader.count(index=alias)["count"])
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        ensure_alias(client, alias, 2)  # the code now wants mapping version 2
+    finally:
+        done.set()
+        thread.join(30)
+    assert len(counts) > 1 and min(counts) == total
+    assert generations(client, alias) == [f"{alias}-v2"]
+    assert client.count(index=alias)["count"] == total
+    assert search_messages(client, alias, "alice", "오전 12시는")[0]["text"] == "오전 12시는 0시"
+
+
+def test_documents_written_to_the_old_index_during_a_copy_are_carried_over(es_url: str, alias: str) -> None:
+    from infra.search import migrate
+
+    client = connect(es_url)
+    ensure_alias(client, alias, 1)
+    index_messages(client, alias, _messages("alice"))
+    original = client.indices.refresh
+
+    def refresh_then_write(**kwargs: object) -> object:  # a writer lands between copy and swap
+        out = original(**kwargs)
+        if kwargs.get("index") == f"{alias}-v2" and not client.exists(index=f"{alias}-v1", id="late"):
+            client.index(index=f"{alias}-v1", id="late", routing="alice", document={"owner_id": "alice"})
+        return out
+
+    client.indices.refresh = refresh_then_write  # type: ignore[method-assign]
+    try:
+        report = migrate(client, alias, 2)
+    finally:
+        client.indices.refresh = original  # type: ignore[method-assign]
+    assert report.documents == 16 and report.old == [f"{alias}-v1"]
+    assert client.exists(index=alias, id="late", routing="alice")
 
 
 def test_owners_are_isolated_even_against_crafted_queries(es_url: str, alias: str) -> None:

@@ -7,7 +7,8 @@ from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from elasticsearch import ApiError
 from elasticsearch import ConnectionError as EsConnectionError
 
-from infra.search import SearchError
+from infra.leases import LeaseTimeoutError
+from infra.search import SearchError, SearchUnavailableError
 from infra.transient import is_transient
 from parsers.errors import InputError
 
@@ -23,7 +24,9 @@ def _api_error(status: int) -> ApiError:
         (ConnectionResetError("reset"), True),
         (TimeoutError(), True),
         (EsConnectionError("refused"), True),
-        (SearchError("Elasticsearch at http://x is unreachable"), True),
+        (SearchUnavailableError("Elasticsearch at http://x is unreachable"), True),
+        (SearchError("invalid owner id 'a b'"), False),  # a wrong setting: same answer every try
+        (LeaseTimeoutError("persona-x is held by another run"), True),
         (_api_error(429), True),
         (_api_error(503), True),
         (_api_error(400), False),
