@@ -41,6 +41,9 @@ def add_commands(sub: Any) -> None:
         help="an audio file of the persona's voice (repeatable; a .txt beside it is its transcript)",
     )
     restore.add_argument("--steps", type=int, default=None, help="training steps (default: settings)")
+    restore.add_argument(
+        "--min-pairs", type=int, default=None, help="fewest reply pairs a persona needs (default 20)"
+    )
     restore.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
     recycle = sub.add_parser("recycle", help="one data-recycling pass over the platform landing area")
@@ -130,6 +133,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         vectors=False if args.no_vectors else None,
         train=not args.no_train,
         train_steps=args.steps,
+        min_pairs=args.min_pairs,
         audio=[str(Path(a).resolve()) if Path(a).exists() else a for a in args.audio],
     )
     if args.json:

@@ -20,6 +20,7 @@ from tasks.artifacts import (
     report_markdown,
     report_training,
 )
+from tasks.dataset import DatasetOptions
 from tasks.locks import persona_lock
 from tasks.reports import restore_markdown
 from tasks.run_logs import readable_failure_logs
@@ -46,6 +47,7 @@ def instant_restore(
     train_steps: int | None = None,
     audio: list[str] | None = None,
     voice: bool = True,
+    min_pairs: int | None = None,
 ) -> dict[str, Any]:
     """Restore `persona` for `owner_id` from KakaoTalk exports (local paths or lake keys)."""
     readable_failure_logs()
@@ -54,7 +56,8 @@ def instant_restore(
     with persona_lock(owner_id, persona, open_storage(lake)):
         ingests = [ingest_upload(source, owner_id, lake) for source in sources]
         report_ingest(owner_id, ingests)
-        dataset = build_persona_dataset(lake, owner_id, persona, aliases or [])
+        options = None if min_pairs is None else DatasetOptions(min_pairs=min_pairs)
+        dataset = build_persona_dataset(lake, owner_id, persona, aliases or [], options)
         report_dataset(dataset)
         indexed = None
         if index:

@@ -149,8 +149,9 @@ def build_dataset(
     content_hash = _content_hash(train, validation, parameters)
     base = f"datasets/{owner_id}/{persona_id}"
     if not all(r.success for r in reports):
-        _store_rejected(storage, f"{base}/rejected/{content_hash[:16]}", reports)
-        raise QualityGateError(next(r for r in reports if not r.success))
+        where = _store_rejected(storage, f"{base}/rejected/{content_hash[:16]}", reports)
+        failed = next(r for r in reports if not r.success)
+        raise QualityGateError(failed, _in_user_terms(failed, persona, options.min_pairs, where))
 
     store = VersionedStore(storage, base)
     latest_manifest = store.latest()
@@ -237,11 +238,28 @@ def _content_hash(train: pa.Table, validation: pa.Table, parameters: dict[str, A
     return digest.hexdigest()
 
 
-def _store_rejected(storage: Storage, prefix: str, reports: list[GateReport]) -> None:
+def _store_rejected(storage: Storage, prefix: str, reports: list[GateReport]) -> str:
+    """Keep the full verdict for the operator; returns where it is."""
     with storage.open_write(f"{prefix}/quality.json") as handle:
         handle.write(json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=1).encode())
     with storage.open_write(f"{prefix}/quality.md") as handle:
         handle.write("\n".join(r.to_markdown() for r in reports).encode())
+    return storage.uri(f"{prefix}/quality.md")
+
+
+def _in_user_terms(report: GateReport, persona: str, min_pairs: int, where: str) -> str:
+    """What a family member can act on; the gate's internals stay in the stored report."""
+    failed = [e for e in report.expectations if not e.success]
+    if report.name == "pairs" and [e.expectation for e in failed] == ["expect_table_row_count_to_be_between"]:
+        return (
+            f"{persona} has {report.rows} reply pairs in this data; a persona needs at least {min_pairs} "
+            "(add more conversations with them, or use --min-pairs to override)"
+        )
+    checks = ", ".join(e.describe() for e in failed)
+    return (
+        f"the {report.name} of {persona} failed {len(failed)} quality check(s) ({checks}); "
+        f"nothing was published; the full report is at {where}"
+    )
 
 
 def _lineage(storage: Storage, owner_id: str) -> dict[str, Any]:

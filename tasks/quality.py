@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from infra.errors import TerminalError
 from schemas.quality import ExpectationSpec
 
 #: Result fields safe to keep: counts and observed values, never the offending values (PII).
@@ -23,12 +24,16 @@ _SAFE_RESULT_KEYS = (
 )
 
 
-class QualityGateError(Exception):
-    """A gate failed: the message names every failed expectation and its counts."""
+class QualityGateError(TerminalError):
+    """A gate failed; `report` keeps the whole verdict for the operator.
 
-    def __init__(self, report: GateReport) -> None:
+    The message says why in the user's terms where the caller knows them, else names every failed
+    expectation and its counts.
+    """
+
+    def __init__(self, report: GateReport, message: str | None = None) -> None:
         failed = "; ".join(e.describe() for e in report.expectations if not e.success)
-        super().__init__(f"quality gate '{report.name}' failed on {report.rows} rows: {failed}")
+        super().__init__(message or f"quality gate '{report.name}' failed on {report.rows} rows: {failed}")
         self.report = report
 
 

@@ -85,6 +85,10 @@ def _write(path: Path, data: bytes) -> Path:
             lambda d: _write(d / "chat.zip", b"PK\x03\x04 not really a zip"),
             "corrupt zip archive (File is not a zip file)",
         ),
+        (  # opening a FIFO blocks until a writer comes: it must be refused before that
+            lambda d: (os.mkfifo(d / "pipe.txt"), d / "pipe.txt")[1],
+            "is not a regular file (a pipe, device or socket); save the export to a file and give that",
+        ),
     ],
 )
 def test_bad_input_is_one_line_naming_the_file(capsys, tmp_path: Path, make, cause: str) -> None:

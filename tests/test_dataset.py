@@ -121,10 +121,14 @@ def test_owner_without_messages_is_one_line(tmp_path: Path, capsys) -> None:
 
 def test_failed_gate_stops_and_stores_the_report(lake: Path) -> None:
     storage = open_storage(f"file://{lake}")
-    with pytest.raises(
-        QualityGateError, match=r"quality gate 'pairs' failed on \d+ rows: expect_table_row_count"
-    ):
+    with pytest.raises(QualityGateError) as failed:
         build_dataset(storage, "demo", "엄마", options=DatasetOptions(min_pairs=1_000_000))
+    pairs = failed.value.report.rows
+    assert str(failed.value) == (  # the family's terms; the gate's internals stay in the report
+        f"엄마 has {pairs} reply pairs in this data; a persona needs at least 1000000 "
+        "(add more conversations with them, or use --min-pairs to override)"
+    )
+    assert failed.value.report.expectations[0].result["observed_value"] == pairs
     base = lake / "datasets" / "demo" / "엄마"
     assert not list(base.glob("v*"))
     (report,) = base.glob("rejected/*/quality.md")

@@ -66,6 +66,10 @@ def check_readable(path: Path, display_name: str | None = None) -> None:
         raise InputError(name, "no such file")
     if path.is_dir():
         raise InputError(name, "is a directory, not an export file")
+    if not path.is_file():  # opening a FIFO would wait for a writer forever
+        raise InputError(
+            name, "is not a regular file (a pipe, device or socket); save the export to a file and give that"
+        )
     try:
         with path.open("rb") as handle:
             handle.read(1)
