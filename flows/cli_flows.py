@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from infra import services
 from infra.prefect_env import configure_prefect
 from infra.settings import Settings
 from infra.storage import open_storage
@@ -120,6 +121,8 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     for audio in args.audio:  # refused before any run starts, like a bad export
         if not Path(audio).is_file() and not storage.exists(audio):
             raise InputError(audio, "no such audio file")
+    if not args.no_index:  # a search server that cannot be used stops us now, not after training
+        services.elasticsearch_url(settings)
     configure_prefect(settings)
     from flows.restore import instant_restore
 

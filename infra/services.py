@@ -74,11 +74,16 @@ def _answers(url: str, timeout: float = 1.0) -> bool:
 class LocalElasticsearch:
     """The noida-db Elasticsearch API on 127.0.0.1, data under `data_dir`."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
-        """Manage the server whose state lives in `data_dir`, listening on `port`."""
+    def __init__(self, data_dir: Path, port: int, port_file: Path | None = None) -> None:
+        """Manage the server whose state lives in `data_dir`, listening on `port`.
+
+        With `port_file` the port was chosen for this state folder, not by the user: when another
+        server holds it, `up` moves to a free port and remembers that one instead of failing.
+        """
         self.data_dir = data_dir
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.port_file = port_file
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -90,6 +95,10 @@ class LocalElasticsearch:
         if _answers(self.url):
             if not self.data_dir.exists() or "isn't running" in self._run("status").stdout:
                 # Something else answers on our port: never write our data into another server.
+                if self.port_file is not None:
+                    self.port = _remember_port(self.port_file, free_port())
+                    self.url = f"http://127.0.0.1:{self.port}"
+                    return self.up(timeout_s)
                 raise ServiceError(
                     f"{self.url} is served by another Elasticsearch API (not the one with data in "
                     f"{self.data_dir}); stop it or set REMEMBERME_LOCAL_ES_PORT"
@@ -200,8 +209,35 @@ def local_gcs(settings: Settings) -> LocalGcsEmulator:
 
 
 def local_elasticsearch(settings: Settings) -> LocalElasticsearch:
-    """The project's local Elasticsearch stand-in, per settings."""
-    return LocalElasticsearch(Path(settings.state_dir) / "elasticsearch", settings.local_es_port)
+    """The project's local Elasticsearch stand-in, per settings.
+
+    Without an explicit port, each state folder gets its own: 9200 when nothing listens there,
+    else a free one, kept in `{state_dir}/elasticsearch.port` so later runs find the same server.
+    """
+    data_dir = Path(settings.state_dir) / "elasticsearch"
+    if settings.local_es_port is not None:
+        return LocalElasticsearch(data_dir, settings.local_es_port)
+    port_file = Path(settings.state_dir) / "elasticsearch.port"
+    try:
+        port = int(port_file.read_text().strip())
+    except (OSError, ValueError):
+        port = _remember_port(port_file, 9200 if _free(9200) else free_port())
+    return LocalElasticsearch(data_dir, port, port_file)
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _remember_port(port_file: Path, port: int) -> int:
+    port_file.parent.mkdir(parents=True, exist_ok=True)
+    port_file.write_text(f"{port}\n")
+    return port
 
 
 def elasticsearch_url(settings: Settings) -> str:

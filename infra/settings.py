@@ -37,7 +37,11 @@ class Settings(BaseSettings):
         default=None,
         description="Elasticsearch URL; unset: a local Elasticsearch-API server is started on demand.",
     )
-    local_es_port: int = Field(default=9200, description="Port of the local Elasticsearch-API stand-in.")
+    local_es_port: int | None = Field(
+        default=None,
+        description="Port of the local Elasticsearch-API stand-in; unset: 9200 when free, else a free "
+        "port, remembered per state folder (a server left running elsewhere is never used).",
+    )
     local_gcs_port: int = Field(default=4443, description="Port of `services up --gcs` (GCS emulator).")
     state_dir: str = Field(default=".state", description="Folder for local service data (not the lake).")
     index_vectors: bool = Field(

@@ -89,3 +89,28 @@ def test_a_foreign_server_on_our_port_is_refused(tmp_path: Path) -> None:
         assert theirs.up() == f"http://127.0.0.1:{port}"  # its own owner still finds it
     finally:
         theirs.down()
+
+
+def test_a_foreign_server_on_the_chosen_port_moves_ours_to_a_free_one(tmp_path: Path) -> None:
+    """`make demo` with another folder's server on 9200: ours takes another port, theirs is untouched."""
+    from infra.services import LocalElasticsearch, local_elasticsearch
+    from infra.settings import Settings
+
+    port = free_port()
+    theirs = LocalElasticsearch(tmp_path / "theirs", port)
+    theirs.up()
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "elasticsearch.port").write_text(f"{port}\n")  # as if 9200 had been chosen before
+    ours = local_elasticsearch(Settings(state_dir=str(state)))
+    try:
+        url = ours.up()
+        assert url != f"http://127.0.0.1:{port}"
+        assert (state / "elasticsearch.port").read_text().strip() == url.rsplit(":", 1)[1]
+        again = local_elasticsearch(Settings(state_dir=str(state)))  # a later run finds ours
+        assert again.up() == url
+        Elasticsearch(url).index(index="probe", id="1", document={"x": 1}, refresh=True)
+        assert not Elasticsearch(f"http://127.0.0.1:{port}").indices.exists(index="probe")
+    finally:
+        ours.down()
+        theirs.down()
