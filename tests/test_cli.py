@@ -58,6 +58,11 @@ def test_forced_format_overrides_detection(capsys, golden: Path) -> None:
     assert "unrecognised line before the first message" in err
 
 
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -86,7 +91,7 @@ def _write(path: Path, data: bytes) -> Path:
             "corrupt zip archive (File is not a zip file)",
         ),
         (  # opening a FIFO blocks until a writer comes: it must be refused before that
-            lambda d: (os.mkfifo(d / "pipe.txt"), d / "pipe.txt")[1],
+            lambda d: _fifo(d / "pipe.txt"),
             "is not a regular file (a pipe, device or socket); save the export to a file and give that",
         ),
     ],

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -92,7 +93,7 @@ def test_documents_written_to_the_old_index_during_a_copy_are_carried_over(es_ur
     index_messages(client, alias, _messages("alice"))
     original = client.indices.refresh
 
-    def refresh_then_write(**kwargs: object) -> object:  # a writer lands between copy and swap
+    def refresh_then_write(**kwargs: Any) -> Any:  # a writer lands between copy and swap
         out = original(**kwargs)
         if kwargs.get("index") == f"{alias}-v2" and not client.exists(index=f"{alias}-v1", id="late"):
             client.index(index=f"{alias}-v1", id="late", routing="alice", document={"owner_id": "alice"})
