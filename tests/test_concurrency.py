@@ -89,3 +89,26 @@ def test_a_dead_holders_lease_expires_and_a_live_one_is_waited_for(tmp_path: Pat
         ):
             pass
     assert storage.list("locks/") == []
+
+
+def test_a_lease_excludes_a_second_holder_on_every_backend(lake_url: str) -> None:
+    import threading
+
+    storage = open_storage(lake_url)
+    order: list[str] = []
+    inside = threading.Event()
+
+    def first() -> None:
+        with lease(storage, "persona-o1-x", ttl_s=3):
+            inside.set()
+            time.sleep(1.5)
+            order.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert inside.wait(30)
+    with lease(storage, "persona-o1-x", ttl_s=3, timeout_s=30):
+        order.append("second in")
+    thread.join(30)
+    assert order == ["first out", "second in"]
+    assert storage.list("locks/") == []
