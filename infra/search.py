@@ -100,6 +100,9 @@ def ensure_alias(
     current = aliased(client, alias)
     if current == [name]:
         return name
+    newer = [c for c in current if _mapping_version(alias, c) > version]
+    if newer:  # a newer deployment already migrated (rolling upgrade): never move search back
+        return newer[0]
     if current or any(g != name for g in generations(client, alias)):
         migrate(client, alias, version, body, rebuild)
         return name
@@ -107,6 +110,11 @@ def ensure_alias(
         _create(client, name, body)
     _swap(client, alias, name)
     return name
+
+
+def _mapping_version(alias: str, index: str) -> int:
+    tail = index.removeprefix(f"{alias}-v")
+    return int(tail) if tail.isdigit() else 0
 
 
 def _swap(client: Elasticsearch, alias: str, target: str) -> None:

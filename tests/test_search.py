@@ -342,3 +342,13 @@ def test_parallel_indexers_creating_the_first_index_do_not_fail(es_url: str, ali
         t.join()
     assert errors == []
     assert list(connect(es_url).indices.get_alias(name=alias)) == [f"{alias}-v1"]
+
+
+def test_older_code_never_moves_search_back_to_its_mapping(es_url: str, alias: str) -> None:
+    """A rolling upgrade: a worker still on mapping 1 meets an alias the new code moved to 2."""
+    client = connect(es_url)
+    ensure_alias(client, alias, 2)
+    index_messages(client, alias, _messages("alice"))
+    assert ensure_alias(client, alias, 1) == f"{alias}-v2"
+    assert list(client.indices.get_alias(name=alias)) == [f"{alias}-v2"]
+    assert not client.indices.exists(index=f"{alias}-v1")
