@@ -1,0 +1,112 @@
+"""Restore, recycling and forget of one owner racing in separate processes (each its own Prefect).
+
+Separate Prefect servers share no concurrency limits: only the persona lease in the lake can
+keep them apart. Whatever the interleaving, a persona ends fully there or fully gone.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from infra.registry import Registry
+from infra.storage import Storage, open_storage
+from infra.versions import VersionedStore, read_verified
+from parsers.kakao.render import render_export
+from parsers.kakao.synth import conversation
+from parsers.platform import synth
+from tasks.platform import write_landing
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "kakao_android_ko.txt"
+START = date(2024, 3, 1)
+OWNER = "race-owner"
+
+
+def _speakers(storage: Storage) -> set[str]:
+    names: set[str] = set()
+    for key in storage.list(f"messages/owner={OWNER}/"):
+        if key.endswith(".parquet"):
+            table = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["speaker"])
+            names.update(s for s in table["speaker"].to_pylist() if s)
+    return names
+
+
+def _whole(storage: Storage, persona: str) -> bool:
+    """Its words, its newest dataset (verified) and any published model's dataset are all there."""
+    if persona not in _speakers(storage):
+        return False
+    store = VersionedStore(storage, f"datasets/{OWNER}/{persona}")
+    latest = store.latest()
+    if latest is None:
+        return False
+    for name in latest["files"]:
+        read_verified(storage, f"{store.base}/v{latest['version']}/{name}")
+    registry = Registry(storage)
+    if not registry.versions(OWNER, persona, "text"):
+        return True
+    trained = registry.load(OWNER, persona, "text").manifest
+    return int(trained["dataset"]["version"]) in store.versions()
+
+
+def _gone(storage: Storage, persona: str) -> bool:
+    return (
+        persona not in _speakers(storage)
+        and storage.list(f"datasets/{OWNER}/{persona}/") == []
+        and storage.list(f"models/{OWNER}/{persona}/") == []
+    )
+
+
+def test_restore_recycle_and_forget_racing_leave_each_persona_whole_or_gone(
+    tmp_path: Path, es_url: str
+) -> None:
+    lake = open_storage(f"file://{tmp_path}/lake")
+    dad = tmp_path / "dad.txt"  # a second persona of the owner, in conversations 엄마 is not part of
+    lines = conversation(500, seed=5, persona="아빠", user="민수", start=datetime(2024, 2, 1, 9, 0))
+    dad.write_text(render_export("android_ko", lines), encoding="utf-8")
+    room = synth.Room("room-r", "private", "u-r1", "김순자", "엄마", OWNER, "민지네", ())
+    write_landing(lake, synth.history([room], START, days=3, events_per_day=80, voice=0))
+    cli = str(Path(sys.executable).with_name("rememberme"))
+    common = ["--lake", lake.url]
+    commands = {
+        "restore-mom": [cli, "restore", str(SAMPLE), "--owner", OWNER, "--persona", "엄마", "--no-index",
+                        "--no-train", *common],
+        "restore-dad": [cli, "restore", str(dad), "--owner", OWNER, "--persona", "아빠", "--no-index",
+                        "--no-train", *common],
+        "recycle": [cli, "recycle", "--as-of", (START + timedelta(days=2)).isoformat(), "--no-index",
+                    *common],
+        "forget-mom": [cli, "forget", "--owner", OWNER, "--persona", "엄마", "--yes", *common],
+    }  # fmt: skip
+    procs = {}
+    for name, command in commands.items():
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("REMEMBERME_", "PREFECT_"))}
+        env |= {
+            "PREFECT_HOME": str(tmp_path / f"prefect-{name}"),  # its own server: no shared limits
+            "REMEMBERME_STATE_DIR": str(tmp_path / "state"),
+            "REMEMBERME_ES_URL": es_url,
+            "REMEMBERME_TRAIN_MAX_STEPS": "10",
+        }
+        procs[name] = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    out = {name: proc.communicate(timeout=900) for name, proc in procs.items()}
+    codes = {name: proc.returncode for name, proc in procs.items()}
+    for name in ("restore-dad", "recycle", "forget-mom"):
+        assert codes[name] == 0, (name, out[name][1][-2000:])
+    if codes["restore-mom"] != 0:  # refused, never half done: one line, no traceback
+        assert "Traceback" not in out["restore-mom"][1], out["restore-mom"][1][-2000:]
+    listing = [k for k in lake.list("") if k.startswith(("datasets/", "models/", "state/"))]
+    assert _whole(lake, "아빠"), (listing, {n: o[0][-800:] for n, o in out.items()})
+    assert _whole(lake, "엄마") or _gone(lake, "엄마")
+    assert lake.list("locks/") == []
+    receipt = json.loads(out["forget-mom"][0]) if out["forget-mom"][0].startswith("{") else None
+    assert receipt is None or all(v == 0 for v in receipt["left"].values())
