@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.errors import TerminalError
 from infra.storage import Storage
 from infra.version import CODE_VERSION
 from infra.versions import MANIFEST, RESERVED, VersionedStore, VersionError
@@ -25,7 +26,7 @@ KINDS = ("text", "voice", "base")
 _STACK = 100  # versions each alias remembers for rollback
 
 
-class RegistryError(Exception):
+class RegistryError(TerminalError):
     """A registry request that cannot be served (unknown persona/version, tampered file, ...)."""
 
 

@@ -20,6 +20,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.errors import TerminalError
 from infra.storage import Storage
 
 MANIFEST = "manifest.json"
@@ -29,7 +30,7 @@ _RESERVED_KEY = re.compile(r"/v(\d+)/\.reserved$")
 _FILE_KEY = re.compile(r"^(?P<base>.+)/v(?P<version>\d+)/(?P<name>[^/]+)$")
 
 
-class VersionError(Exception):
+class VersionError(TerminalError):
     """A version that is missing, unfinished or whose files do not match its manifest."""
 
 

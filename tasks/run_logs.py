@@ -16,12 +16,14 @@ import re
 import threading
 from pathlib import Path
 
+from infra.errors import TerminalError, TransientError
 from infra.settings import Settings
 from parsers.errors import InputError
 from tasks.quality import QualityGateError
 
-#: Failures that are the input's fault: one line, and no traceback anywhere.
-EXPECTED_ERRORS = (InputError, QualityGateError)
+#: Failures that are the input's fault or say at their source what they are (infra/errors.py):
+#: one line, and no traceback anywhere.
+EXPECTED_ERRORS = (InputError, QualityGateError, TerminalError, TransientError)
 _MAX_LINE = 400
 _DEBUG = logging.getLogger("rememberme.debug")
 _DEBUG.propagate = False  # never back into the console or the UI
