@@ -22,7 +22,7 @@ from elasticsearch import Elasticsearch
 from infra.search import ensure_alias, index_messages, index_pairs
 from infra.storage import Storage
 from infra.text_features import Embedder
-from infra.versions import read_verified
+from infra.versions import VersionError, read_verified
 from models.data import Turn
 from schemas.message import QUARANTINE_SCHEMA
 from schemas.search import (
@@ -170,8 +170,9 @@ def migrate_pairs(
         except RegistryError:
             continue
         dataset = int(manifest["dataset"]["version"])
-        if not storage.exists(f"datasets/{owner}/{persona}/v{dataset}/train.parquet"):
-            continue  # its dataset was forgotten: nothing of it may come back
-        rows = pair_rows(storage, owner, persona, dataset)
+        try:
+            rows = pair_rows(storage, owner, persona, dataset)
+        except VersionError:
+            continue  # its dataset was forgotten (or is being): nothing of it may come back
         total += index_pairs(client, index, rows, embedder).indexed
     return total

@@ -17,6 +17,7 @@ import numpy as np
 from infra.registry import Checkpoint
 from infra.storage import Storage, StorageError
 from infra.text_features import Embedder
+from infra.versions import VersionError
 from models.data import Encoder, Turn
 from models.evaluate import torch_logits_fn
 from models.lm import LanguageModel
@@ -96,7 +97,8 @@ def production_scorecard(
 ) -> Scorecard:
     """Production's scorecard on the candidate's held-out contexts, with its own memory and calibration."""
     theirs_memory = memory
-    with contextlib.suppress(StorageError, OSError):  # its dataset may be forgotten: the same memory then
+    # Its dataset may be forgotten (or half deleted): the candidate's memory then.
+    with contextlib.suppress(StorageError, OSError, VersionError):
         dataset = int(current.manifest["dataset"]["version"])
         prefix = f"datasets/{current.manifest['owner_id']}/{current.manifest['persona']}/v{dataset}"
         theirs_memory = read_held_out(storage, f"{prefix}/train.parquet")
