@@ -21,7 +21,7 @@ lint: setup-test
 	$(BIN)/mypy .
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 bench: setup-test  # audio and voice benches speak with espeak-ng
 	$(BIN)/python bench/parse.py

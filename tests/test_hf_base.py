@@ -120,7 +120,10 @@ def test_imported_base_is_fine_tuned_published_and_chats(hf_dir: Path, tmp_path:
     assert (
         full["hyper_parameters"]["train"]["lr"] == ModelOptions().pretrained_lr
     )  # capped for a pretrained base
-    assert "promote" in full["promotion"]  # the gate compares two wrapped models on the same pairs
+    gate = full["promotion"]  # the gate compared two wrapped models on the same pairs
+    assert gate["current_version"] == lora["version"]
+    assert gate["new_nats_per_char"] == pytest.approx(full["metrics"]["val_nats_per_char"])
+    assert gate["promote"] is (not gate["lost_on"])  # it moves production only if it lost on nothing
 
     chat = PersonaChat(storage, "hf-owner", "엄마", version=lora["version"], mode="generate")
     reply = chat.reply("엄마 뭐해?")

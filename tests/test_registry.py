@@ -33,12 +33,16 @@ def test_publish_numbers_versions_and_moves_latest(lake_url: str) -> None:
     assert loaded.version == 3 and loaded.files["model.onnx"] == b"weights 2"
 
 
-def test_published_versions_are_immutable(lake_url: str) -> None:
+def test_published_versions_are_never_rewritten(lake_url: str) -> None:
     storage = open_storage(lake_url)
     registry = Registry(storage)
     _publish(registry)
-    key = "models/o1/엄마/text/v1/manifest.json"
-    assert storage.create(key, b"{}") is False  # a manifest is never replaced
+    storage.create("models/o1/엄마/text/v2/.reserved", b"another publisher")  # holds v2, not done yet
+    manifest = registry.publish("o1", "엄마", "text", {"model.onnx": b"new weights"}, {})
+    assert manifest["version"] == 3  # a taken number is skipped, never written into
+    assert registry.versions("o1", "엄마", "text") == [1, 3]
+    assert registry.load("o1", "엄마", "text", 1).files["model.onnx"] == b"weights 0"
+    assert registry.load("o1", "엄마", "text", 3).files["model.onnx"] == b"new weights"
 
 
 def test_promote_and_rollback_move_only_the_pointer(lake_url: str) -> None:
