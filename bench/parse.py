@@ -5,8 +5,10 @@
 Generates large realistic exports (cached under bench/out/), then for each one runs, in a fresh
 process pinned to one CPU, (a) the project parser (`iter_batches`, every batch materialised as an
 Arrow table of canonical rows) and (b) a naive baseline written here: line-by-line `re.match` plus
-`datetime.strptime` per message into dicts, the approach of the common open-source parsers.
-Prints MB/s, messages/s, peak RSS and the ratio. Targets (issue 2): >= 5x the baseline,
+`datetime.strptime` per message into dicts, the approach of the common open-source parsers, and
+(c) a lean hand-written baseline (`re.match` with numeric groups, `int`, `datetime(...)`): the
+honest bar, since `strptime` alone is most of (b)'s time. Prints MB/s, messages/s, peak RSS and
+both ratios. Targets (issue 2): >= 5x the baseline,
 >= 1M messages/s on one core, peak RSS flat in file size (< 300 MB on a 1 GB export).
 """
 
@@ -148,6 +150,58 @@ def run_naive(path: Path, fmt: str) -> int:
     return _flush(messages, final=True)
 
 
+_LEAN = {
+    "android_ko": re.compile(
+        r"^(\d{4})년 (\d{1,2})월 (\d{1,2})일 (오전|오후) (\d{1,2}):(\d{2}), (.+?) : (.*)$"
+    ),
+    "ios_ko": re.compile(r"^(\d{4})\. (\d{1,2})\. (\d{1,2})\. (오전|오후) (\d{1,2}):(\d{2}), (.+?) : (.*)$"),
+}
+_PC_LEAN = re.compile(r"^\[(.+?)\] \[(오전|오후) (\d{1,2}):(\d{2})\] (.*)$")
+
+
+def _hour(half: str, hour: str) -> int:
+    return int(hour) % 12 + (12 if half == "오후" else 0)
+
+
+def run_lean(path: Path, fmt: str) -> int:
+    """A lean hand-written baseline: `re.match` with numeric groups, `int`, `datetime(...)`."""
+    messages: list[dict[str, object]] = []
+    if fmt == "mac_csv":
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            next(reader)
+            for t, user, text in reader:
+                ts = datetime(
+                    int(t[:4]), int(t[5:7]), int(t[8:10]), int(t[11:13]), int(t[14:16]), int(t[17:19])
+                )
+                messages.append({"ts": ts, "speaker": user, "text": text})
+                if len(messages) >= 100_000:
+                    _flush(messages)
+        return _flush(messages, final=True)
+    year = month = day = 0
+    with path.open(encoding="utf-8-sig") as handle:
+        for raw in handle:
+            line = raw.rstrip("\r\n")
+            if fmt == "pc_ko":
+                if d := _PC_DAY.match(line):
+                    year, month, day = int(d.group(1)), int(d.group(2)), int(d.group(3))
+                    continue
+                if m := _PC_LEAN.match(line):
+                    ts = datetime(year, month, day, _hour(m.group(2), m.group(3)), int(m.group(4)))
+                    messages.append({"ts": ts, "speaker": m.group(1), "text": m.group(5)})
+                elif messages:
+                    messages[-1]["text"] = f"{messages[-1]['text']}\n{line}"
+            elif m := _LEAN[fmt].match(line):
+                y, mo, dd, half, h, mi, speaker, text = m.groups()
+                ts = datetime(int(y), int(mo), int(dd), _hour(half, h), int(mi))
+                messages.append({"ts": ts, "speaker": speaker, "text": text})
+            elif messages:
+                messages[-1]["text"] = f"{messages[-1]['text']}\n{line}"
+            if len(messages) >= 100_000:
+                _flush(messages)
+    return _flush(messages, final=True)
+
+
 _flushed = 0
 
 
@@ -173,7 +227,12 @@ def child(kind: str, path: Path, fmt: str) -> None:
     pa.scalar(False)  # pyarrow imports its pandas shim on first use of a Python scalar (0.3 s)
 
     start = time.perf_counter()
-    count = run_ours(path) if kind == "ours" else run_naive(path, fmt)
+    runners = {
+        "ours": lambda: run_ours(path),
+        "naive": lambda: run_naive(path, fmt),
+        "lean": lambda: run_lean(path, fmt),
+    }
+    count = runners[kind]()
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"messages": count, "seconds": seconds, "peak_rss": peak}))
@@ -204,20 +263,24 @@ def main() -> None:
         return
 
     print(f"{'format':10} {'MB':>6} {'ours msg/s':>12} {'ours MB/s':>10} {'ours RSS':>9} "
-          f"{'naive msg/s':>12} {'naive RSS':>10} {'ratio':>6}")  # fmt: skip
+          f"{'naive msg/s':>12} {'lean msg/s':>11} {'vs naive':>9} {'vs lean':>8}")  # fmt: skip
     for fmt in args.formats.split(","):
         path = generate(fmt, args.size_mb)
         mb = path.stat().st_size / 1024 / 1024
         ours = measure("ours", path, fmt)
         naive = measure("naive", path, fmt)
-        if ours["messages"] != naive["messages"]:
-            print(f"  note: message counts differ: ours {ours['messages']}, naive {naive['messages']}")
+        lean = measure("lean", path, fmt)
+        for name, other in (("naive", naive), ("lean", lean)):
+            if ours["messages"] != other["messages"]:
+                print(f"  note: message counts differ: ours {ours['messages']}, {name} {other['messages']}")
         ours_rate = ours["messages"] / ours["seconds"]
         naive_rate = naive["messages"] / naive["seconds"]
+        lean_rate = lean["messages"] / lean["seconds"]
         ours_mb_s = mb / ours["seconds"]
         print(
             f"{fmt:10} {mb:6.0f} {ours_rate:12,.0f} {ours_mb_s:10.1f} {ours['peak_rss'] / 2**20:8.0f}M "
-            f"{naive_rate:12,.0f} {naive['peak_rss'] / 2**20:9.0f}M {ours_rate / naive_rate:5.1f}x"
+            f"{naive_rate:12,.0f} {lean_rate:11,.0f} "
+            f"{ours_rate / naive_rate:8.1f}x {ours_rate / lean_rate:7.1f}x"
         )
     if args.rss_mb:
         small = measure("ours", generate("android_ko", args.size_mb), "android_ko")

@@ -15,3 +15,7 @@ class TransientError(Exception):
 
 class TerminalError(Exception):
     """A failure that every try of the same call will meet: fix the cause, then run again."""
+
+
+class StorageError(TerminalError):
+    """A lake location that cannot be used (bad URL, unsupported scheme, a key outside the lake)."""

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
+from infra.errors import StorageError
 
-class StorageError(Exception):
-    """A lake location that cannot be used (bad URL, unsupported scheme, I/O failure)."""
+__all__ = ["LocalStorage", "Storage", "StorageError", "open_storage"]
 
 
 class Storage(Protocol):

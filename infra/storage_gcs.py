@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from infra.storage import StorageError
+from infra.errors import StorageError
 
 
 class GcsStorage:
