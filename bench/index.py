@@ -26,7 +26,8 @@ from elasticsearch import Elasticsearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from infra.search import connect, ensure_alias, index_messages
+from infra.indices import ensure_alias
+from infra.search import connect, index_messages
 from infra.services import LocalElasticsearch, free_port
 from infra.text_features import morphemes
 from parsers.kakao.synth import conversation

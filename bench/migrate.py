@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.index import messages, raw_bulk
-from infra.search import connect, ensure_alias, migrate
+from infra.indices import ensure_alias, migrate
+from infra.search import connect
 from infra.services import LocalElasticsearch, free_port
 from infra.text_features import morphemes
 

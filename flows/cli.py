@@ -166,8 +166,8 @@ def _handle(exc: Exception) -> int:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that are the user's to fix: one line, no traceback (imported only when one is raised)."""
+    from infra.errors import SearchError
     from infra.registry import RegistryError
-    from infra.search import SearchError
     from infra.versions import VersionError
     from models.errors import ParityError
     from tasks.quality import QualityGateError

@@ -19,3 +19,11 @@ class TerminalError(Exception):
 
 class StorageError(TerminalError):
     """A lake location that cannot be used (bad URL, unsupported scheme, a key outside the lake)."""
+
+
+class SearchError(TerminalError):
+    """A search request that cannot succeed as asked (bad owner id, a failed copy, ...)."""
+
+
+class SearchUnavailableError(SearchError, TransientError):
+    """The search cluster could not be reached or kept moving under us: worth a later try."""

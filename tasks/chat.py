@@ -26,8 +26,9 @@ import numpy as np
 from elasticsearch import Elasticsearch
 from tokenizers import Tokenizer
 
+from infra.errors import SearchError
 from infra.registry import Registry
-from infra.search import SearchError, search_pairs
+from infra.search import search_pairs
 from infra.storage import Storage
 from infra.text_features import Embedder
 from models.data import Encoder, Turn

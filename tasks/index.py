@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from elasticsearch import Elasticsearch
 
-from infra.search import ensure_alias, index_messages, index_pairs
+from infra.indices import ensure_alias
+from infra.search import index_messages, index_pairs
 from infra.storage import Storage
 from infra.text_features import Embedder
 from infra.versions import VersionError, read_verified

@@ -188,7 +188,7 @@ def test_a_pairs_mapping_change_rebuilds_every_published_persona_before_the_swap
     published, es_url: str
 ) -> None:
     """A pairs mapping bump fills the new index from the lake, then moves the alias, then drops the old."""
-    from infra.search import ensure_alias, generations, index_name
+    from infra.indices import ensure_alias, generations, index_name
     from infra.text_features import default_embedder
     from schemas.search import PAIR_INDEX_BODY, PAIRS_ALIAS, PAIRS_MAPPING_VERSION
     from tasks.index import migrate_pairs

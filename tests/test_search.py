@@ -11,7 +11,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from infra.search import SearchError, connect, ensure_alias, index_messages, reindex_to, search_messages
+from infra.errors import SearchError
+from infra.indices import ensure_alias, reindex_to
+from infra.search import connect, index_messages, search_messages
 from infra.settings import Settings
 from parsers.base import ParseContext
 from parsers.kakao.export import inspect_export, iter_batches
@@ -56,7 +58,7 @@ def test_a_mapping_bump_keeps_every_document_searchable_throughout(es_url: str, 
     """Readers query the alias the whole time a populated index migrates; none ever sees fewer."""
     import threading
 
-    from infra.search import generations
+    from infra.indices import generations
 
     client = connect(es_url)
     ensure_alias(client, alias, 1)
@@ -86,7 +88,7 @@ def test_a_mapping_bump_keeps_every_document_searchable_throughout(es_url: str, 
 
 
 def test_documents_written_to_the_old_index_during_a_copy_are_carried_over(es_url: str, alias: str) -> None:
-    from infra.search import migrate
+    from infra.indices import migrate
 
     client = connect(es_url)
     ensure_alias(client, alias, 1)
@@ -302,7 +304,7 @@ def test_prefetch_keeps_order_and_reraises_producer_errors() -> None:
 
 
 def test_nori_is_used_only_where_the_cluster_has_it(es_url: str, alias: str) -> None:
-    from infra.search import has_nori
+    from infra.indices import has_nori
     from schemas.search import MESSAGE_INDEX_BODY, message_index_body
 
     client = connect(es_url)

@@ -7,8 +7,8 @@ from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from elasticsearch import ApiError
 from elasticsearch import ConnectionError as EsConnectionError
 
+from infra.errors import SearchError, SearchUnavailableError
 from infra.leases import LeaseTimeoutError
-from infra.search import SearchError, SearchUnavailableError
 from infra.transient import is_transient
 from parsers.errors import InputError
 
