@@ -187,7 +187,7 @@ def _rebuild_text_base(storage: Storage, retired: dict[int, dict[str, Any]], opt
                        out: DerivedForget) -> None:  # fmt: skip
     """Train the base again on what consent still allows (the newest retired one's settings)."""
     from models.train import TrainConfig
-    from tasks.train import base_corpus, train_base
+    from tasks.base_model import base_corpus, train_base
 
     newest = retired[max(retired)]
     steps = int(((newest.get("hyper_parameters") or {}).get("train") or {}).get("max_steps") or 0)

@@ -280,7 +280,8 @@ def first_reply(
 def train_base_model(lake_url: str, max_steps: int | None = None) -> dict[str, Any]:
     """Pretrain the shared base on the consented, redacted conversations of the lake; publish it."""
     from models.train import TrainConfig
-    from tasks.train import ModelOptions, base_corpus, train_base
+    from tasks.base_model import base_corpus, train_base
+    from tasks.train import ModelOptions
 
     settings = Settings()
     storage = open_storage(lake_url)
@@ -293,7 +294,8 @@ def train_base_model(lake_url: str, max_steps: int | None = None) -> dict[str, A
 @task(name="import-base", persist_result=True)
 def import_base_model(lake_url: str, directory: str) -> dict[str, Any]:
     """Publish a local Hugging Face causal LM directory as the newest base (nothing downloads)."""
-    from tasks.train import ModelOptions, import_base
+    from tasks.base_model import import_base
+    from tasks.train import ModelOptions
 
     note = "imported by train-base --from-hf"
     return import_base(open_storage(lake_url), directory, ModelOptions(), note=note)

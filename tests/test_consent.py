@@ -16,11 +16,11 @@ from models.data import Turn
 from models.voice import AcousticModel, VoiceConfig, export_voice_onnx, single_speaker
 from parsers.platform import synth
 from tasks import recycle
+from tasks.base_model import base_corpus
 from tasks.clean import subject_key
 from tasks.consent import base_consents, base_opt_in, set_base_opt_in
 from tasks.ingest import ingest_export
 from tasks.platform import stage_chat_file, write_landing
-from tasks.train import base_corpus
 from tests.test_zones import _export_with_planted_values
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kakao_android_ko.txt"

@@ -23,11 +23,12 @@ from models.lora import apply_lora, merge_lora, trainable_parameters
 from models.tokenizer import SPECIALS
 from models.train import TrainConfig
 from parsers.errors import InputError
+from tasks.base_model import import_base
 from tasks.chat import PersonaChat
 from tasks.dataset import build_dataset
 from tasks.ingest import ingest_export
 from tasks.reports import model_card
-from tasks.train import ModelOptions, import_base, train_persona
+from tasks.train import ModelOptions, train_persona
 from tests.hf_support import foreign_tokenizer, save_tiny_hf
 
 pytestmark = pytest.mark.integration
