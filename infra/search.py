@@ -285,6 +285,30 @@ def count_documents(
     )
 
 
+def delete_other_pair_versions(
+    client: Elasticsearch, alias: str, owner_id: str, persona_id: str, dataset_version: int
+) -> int:
+    """Delete a persona's pair documents of any dataset version but `dataset_version`; returns how many.
+
+    Re-indexing overwrites pairs that are still there (same id); this removes the ones a newer
+    dataset no longer holds (a burst that shrank, a conversation a forget took out), so chat's
+    memory is exactly the indexed version.
+    """
+    response = client.delete_by_query(
+        index=alias,
+        routing=owner_id,
+        query={
+            "bool": {
+                "filter": _subject_filters(owner_id, None, persona_id),
+                "must_not": [{"term": {"dataset_version": dataset_version}}],
+            }
+        },
+        refresh=True,
+        conflicts="proceed",
+    )
+    return int(response.get("deleted", 0))
+
+
 def index_pairs(
     client: Elasticsearch, alias: str, rows: list[dict[str, Any]], embedder: Embedder | None
 ) -> IndexReport:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from elasticsearch import Elasticsearch
 
 from infra.indices import ensure_alias
-from infra.search import index_messages, index_pairs
+from infra.search import delete_other_pair_versions, index_messages, index_pairs
 from infra.storage import Storage
 from infra.text_features import Embedder
 from infra.versions import VersionError, read_verified
@@ -148,6 +148,8 @@ def index_persona_pairs(
         rebuild=lambda target: migrate_pairs(storage, client, embedder, index=target),
     )
     report = index_pairs(client, PAIRS_ALIAS, rows, embedder)
+    if not report.failed:  # a partial write keeps the older memory rather than lose it
+        delete_other_pair_versions(client, PAIRS_ALIAS, owner_id, persona_id, dataset_version)
     return IndexSummary(owner_id, PAIRS_ALIAS, report.indexed, report.failed)
 
 

@@ -184,6 +184,25 @@ def test_no_mode_ever_says_a_pseudonym_back(published, mode: str, monkeypatch) -
         assert "<" not in reply.text and "phone" not in reply.text, (mode, reply)
 
 
+def test_reindexing_a_persona_leaves_only_its_indexed_dataset_version(published, es_url: str) -> None:
+    """A pair a newer dataset no longer holds (a shrunk burst, a forgotten talk) leaves chat's memory."""
+    from schemas.search import PAIRS_ALIAS
+
+    lake, _ = published
+    storage, client = open_storage(lake), connect(es_url)
+    embedder = default_embedder()
+    first = index_persona_pairs(storage, client, "chat-owner", "엄마", 1, embedder).indexed
+    stale = {"pair_id": "gone", "owner_id": "chat-owner", "persona_id": "엄마", "dataset_version": 0,
+             "prompt": "예전 대화", "reply": "예전 답"}  # fmt: skip
+    client.index(index=PAIRS_ALIAS, id="gone", routing="chat-owner", document=stale, refresh=True)
+    again = index_persona_pairs(storage, client, "chat-owner", "엄마", 1, embedder).indexed
+    client.indices.refresh(index=PAIRS_ALIAS)
+    assert again == first
+    assert not client.exists(index=PAIRS_ALIAS, id="gone", routing="chat-owner")
+    query = {"bool": {"filter": [{"term": {"owner_id": "chat-owner"}}, {"term": {"persona_id": "엄마"}}]}}
+    assert client.count(index=PAIRS_ALIAS, query=query)["count"] == first
+
+
 def test_a_pairs_mapping_change_rebuilds_every_published_persona_before_the_swap(
     published, es_url: str
 ) -> None:
