@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pydub import AudioSegment
 from pydub.generators import WhiteNoise
 
-from tasks.audio import decode, preprocess, wav_bytes
+from tasks.voice.audio import decode, preprocess, wav_bytes
 
 PHRASES = ["안녕하세요 오늘 날씨가 참 좋네요", "밥은 먹었니 따뜻하게 입고 다녀", "주말에 집에 올 수 있어"]
 

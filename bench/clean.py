@@ -2,7 +2,7 @@
 
     python bench/clean.py [--messages 1000000]
 
-The project path runs the dataset build's own steps (tasks/dataset.py: cleaning_steps, gates,
+The project path runs the dataset build's own steps (tasks/datasets/build.py: cleaning_steps, gates,
 turns, pairs) on a synthetic owner with PII sprinkled in. The baseline does the text work the
 straightforward way, one row at a time in Python: NFC, the same substitutions with `re.sub`, and
 the same redaction rules on every text (no vectorised prefilter). Prints seconds per stage,
@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from parsers.kakao.synth import conversation
 from schemas.quality import message_suite, pair_suite
-from tasks import clean
-from tasks.dataset import DatasetOptions, cleaning_steps
-from tasks.pii import LEFTOVER_PATTERNS, Pseudonymizer, redact
-from tasks.quality import run_gate
-from tasks.turns import build_pairs, build_turns
+from tasks.datasets import clean
+from tasks.datasets.build import DatasetOptions, cleaning_steps
+from tasks.datasets.quality import run_gate
+from tasks.datasets.turns import build_pairs, build_turns
+from tasks.trust.pii import LEFTOVER_PATTERNS, Pseudonymizer, redact
 
 
 def synthetic_messages(n: int) -> pd.DataFrame:
@@ -104,7 +104,7 @@ def main() -> None:
     pairs = build_pairs(turns, "bench", "mom", options.turns)
     timings["pairs"] = time.perf_counter() - t
     t = time.perf_counter()
-    from tasks.dataset import _pair_view
+    from tasks.datasets.build import _pair_view
 
     run_gate("pairs", _pair_view(pairs), pair_suite(LEFTOVER_PATTERNS, ["엄마"], 1))
     timings["gate_pairs"] = time.perf_counter() - t

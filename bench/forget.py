@@ -35,12 +35,12 @@ def main() -> None:
     from infra.storage import open_storage
     from models.train import TrainConfig
     from parsers.kakao.render import Line, RenderOptions, render_export
-    from tasks.dataset import build_dataset
-    from tasks.forget_derived import forget
-    from tasks.index import index_persona_pairs, index_table
-    from tasks.ingest import ingest_export
-    from tasks.lake import load_message_table
-    from tasks.train import ModelOptions, train_persona
+    from tasks.datasets.build import build_dataset
+    from tasks.indexing.indexer import index_persona_pairs, index_table
+    from tasks.ingest.lake import load_message_table
+    from tasks.ingest.uploads import ingest_export
+    from tasks.lifecycle.forget_derived import forget
+    from tasks.training.train import ModelOptions, train_persona
 
     tmp = Path(tempfile.mkdtemp(prefix="rm-bench-forget-"))
     lines, ts = [], datetime(2023, 1, 1, 7, 0)

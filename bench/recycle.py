@@ -47,7 +47,7 @@ def main() -> None:
     from flows.recycle import data_recycling
     from infra.storage import open_storage
     from parsers.platform import synth
-    from tasks.platform import write_landing
+    from tasks.ingest.platform import write_landing
 
     lake = f"file://{tmp}/lake"
     storage = open_storage(lake)

@@ -14,7 +14,7 @@ held-out paraphrase is asked, one fresh conversation each:
 - the baseline of the original platform: the persona's reply to the nearest stored message by
   plain BM25 (no vectors, no model);
 - response selection (recall@1 of 10, MRR) of each component on the same paraphrases, the real
-  replies of the topic against other topics' replies (tasks/conversation_eval.py).
+  replies of the topic against other topics' replies (tasks/training/conversation_eval.py).
 """
 
 from __future__ import annotations
@@ -192,18 +192,18 @@ def main() -> None:
     from models.data import Turn
     from models.train import TrainConfig
     from schemas.search import PAIRS_ALIAS
-    from tasks.chat import MODES, PersonaChat
-    from tasks.conversation_eval import (
+    from tasks.datasets.build import build_dataset
+    from tasks.indexing.indexer import index_persona_pairs
+    from tasks.ingest.uploads import ingest_export
+    from tasks.replies.chat import MODES, PersonaChat
+    from tasks.training.conversation_eval import (
         HeldOut,
         hybrid_scorer,
         likelihood_scorer,
         response_selection,
         similarity_scorer,
     )
-    from tasks.dataset import build_dataset
-    from tasks.index import index_persona_pairs
-    from tasks.ingest import ingest_export
-    from tasks.train import ModelOptions, train_persona
+    from tasks.training.train import ModelOptions, train_persona
 
     tmp = Path(tempfile.mkdtemp(prefix="rm-bench-relevance-"))
     _export(tmp / "chat.txt", args.days, args.seed)

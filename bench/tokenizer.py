@@ -24,9 +24,9 @@ from models.gpt import GPT, GPTConfig
 from models.morpheme import train_morpheme_tokenizer
 from models.tokenizer import train_tokenizer
 from models.train import TrainConfig, train
-from tasks.dataset import build_dataset
-from tasks.ingest import ingest_export
-from tasks.train import nats_per_char, read_pairs
+from tasks.datasets.build import build_dataset
+from tasks.ingest.uploads import ingest_export
+from tasks.training.train import nats_per_char, read_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 

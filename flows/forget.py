@@ -1,8 +1,9 @@
 """forget: remove a data subject (a persona, or a whole owner) from everything that holds it.
 
-Wiring only: the persona slots (the same ones restore and recycling hold), the source of truth
-and everything derived from it (tasks/forget.py, tasks/forget_derived.py), then Prefect's own
-history (tasks/prefect_history.py), then the receipt as an artifact that names nobody.
+Wiring only: the persona locks (the same ones restore and recycling hold), the source of truth
+and everything derived from it (tasks/lifecycle/forget.py, tasks/lifecycle/forget_derived.py),
+then Prefect's own history (tasks/lifecycle/prefect_history.py), then the receipt as an artifact
+that names nobody.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from prefect.runtime import flow_run
 from infra.settings import Settings
 from infra.storage import open_storage
 from schemas.names import nfc, slug
-from tasks.artifacts import artifact_key, report_markdown
-from tasks.forget_derived import persona_ids
-from tasks.locks import persona_locks
-from tasks.run_logs import readable_failure_logs
-from tasks.steps import forget_prefect_history, forget_subject
+from tasks.lifecycle.forget_derived import persona_ids
+from tasks.lifecycle.locks import persona_locks
+from tasks.lifecycle.prefect_tasks import forget_prefect_history, forget_subject
+from tasks.runs.artifacts import artifact_key, report_markdown
+from tasks.runs.run_logs import readable_failure_logs
 
 
 @flow(name="forget", log_prints=True)

@@ -16,19 +16,14 @@ from prefect import flow, unmapped
 from flows.runners import recycling_task_runner
 from flows.voice import voice_recycling
 from infra.settings import Settings
-from tasks.artifacts import artifact_key, report_index, report_markdown, report_published, report_table
-from tasks.fanout import describe, gather, subflow_outcome
-from tasks.index import IndexSummary
-from tasks.retries import RetryItem
-from tasks.run_logs import readable_failure_logs
-from tasks.steps import (
-    commit_watermark,
-    index_owner,
-    plan_recycling,
-    refresh_persona,
-    route_to_owners,
-    stage_landing_file,
-)
+from tasks.indexing.indexer import IndexSummary
+from tasks.indexing.prefect_tasks import index_owner
+from tasks.ingest.prefect_tasks import commit_watermark, plan_recycling, route_to_owners, stage_landing_file
+from tasks.runs.artifacts import artifact_key, report_index, report_markdown, report_published, report_table
+from tasks.runs.fanout import describe, gather, subflow_outcome
+from tasks.runs.retries import RetryItem
+from tasks.runs.run_logs import readable_failure_logs
+from tasks.training.prefect_tasks import refresh_persona
 
 
 @flow(name="data-recycling", log_prints=True, task_runner=recycling_task_runner())

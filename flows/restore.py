@@ -1,6 +1,6 @@
 """instant_restore: upload -> lake -> quality-gated dataset -> index -> model -> publish -> first reply.
 
-Wiring only; each step is a task in tasks/steps.py over a plain function.
+Wiring only; each step is a task in its stage's prefect_tasks.py over a plain function.
 """
 
 from __future__ import annotations
@@ -12,7 +12,12 @@ from prefect import flow
 from flows.voice import voice_restore
 from infra.settings import Settings
 from infra.storage import open_storage
-from tasks.artifacts import (
+from tasks.datasets.build import DatasetOptions
+from tasks.datasets.prefect_tasks import build_persona_dataset
+from tasks.indexing.prefect_tasks import index_owner, index_pairs_task
+from tasks.ingest.prefect_tasks import ingest_upload
+from tasks.lifecycle.locks import persona_lock
+from tasks.runs.artifacts import (
     artifact_key,
     report_dataset,
     report_index,
@@ -20,18 +25,9 @@ from tasks.artifacts import (
     report_markdown,
     report_training,
 )
-from tasks.dataset import DatasetOptions
-from tasks.locks import persona_lock
-from tasks.reports import restore_markdown
-from tasks.run_logs import readable_failure_logs
-from tasks.steps import (
-    build_persona_dataset,
-    first_reply,
-    index_owner,
-    index_pairs_task,
-    ingest_upload,
-    train_persona_model,
-)
+from tasks.runs.markdown import restore_markdown
+from tasks.runs.run_logs import readable_failure_logs
+from tasks.training.prefect_tasks import first_reply, train_persona_model
 
 
 @flow(name="instant-restore", log_prints=True, persist_result=True)

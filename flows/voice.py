@@ -13,12 +13,12 @@ from typing import Any
 from prefect import flow, unmapped
 
 from flows.runners import recycling_task_runner
-from tasks.artifacts import report_published, report_training
-from tasks.fanout import gather, without_failed_owners
-from tasks.retries import RetryItem
-from tasks.run_logs import readable_failure_logs
-from tasks.steps import preprocess_voice, refresh_voice, restore_voice_task, train_voice_task
-from tasks.voice_model import MIN_TRANSCRIBED
+from tasks.runs.artifacts import report_published, report_training
+from tasks.runs.fanout import gather, without_failed_owners
+from tasks.runs.retries import RetryItem
+from tasks.runs.run_logs import readable_failure_logs
+from tasks.voice.prefect_tasks import preprocess_voice, refresh_voice, restore_voice_task, train_voice_task
+from tasks.voice.voice_model import MIN_TRANSCRIBED
 
 
 @flow(name="voice-restore", log_prints=True)

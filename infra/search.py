@@ -314,7 +314,7 @@ def index_pairs(
 ) -> IndexReport:
     """Index context->reply pairs (`pair_id`, `owner_id`, `persona_id`, `prompt`, `context`, `reply`).
 
-    Vectors (tasks/reply_ranker.py compares like with like): the answered message and the
+    Vectors (tasks/replies/ranker.py compares like with like): the answered message and the
     conversation before it are embedded as queries, the way a user's message will be; the
     reply as a passage, for how well it answers what a user says.
     """

@@ -1,7 +1,7 @@
 """Quality gate suites, as data: which expectations a clean message table and a pair table meet.
 
 Each entry is (expectation class name in `great_expectations.expectations`, keyword arguments).
-tasks/quality.py turns them into GX suites; keeping them here keeps the contract in one place
+tasks/datasets/quality.py turns them into GX suites; keeping them here keeps the contract in one place
 and this module free of the (slow to import) GX package.
 """
 

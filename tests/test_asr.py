@@ -15,9 +15,9 @@ from pydub.generators import WhiteNoise
 from infra.settings import Settings
 from infra.storage import open_storage
 from parsers.errors import InputError
-from tasks.asr import Transcriber, load_transcriber
-from tasks.ingest import ingest_export
-from tasks.voice import restore_voice
+from tasks.ingest.uploads import ingest_export
+from tasks.voice.asr import Transcriber, load_transcriber
+from tasks.voice.recordings import restore_voice
 from tests.asr_support import save_tiny_asr
 from tests.voice_support import export_with_voice_message
 

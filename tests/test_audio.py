@@ -14,7 +14,7 @@ from pydub import AudioSegment
 from pydub.generators import WhiteNoise
 
 from infra.storage import open_storage
-from tasks.audio import AudioError, AudioOptions, decode, preprocess, wav_bytes
+from tasks.voice.audio import AudioError, AudioOptions, decode, preprocess, wav_bytes
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ffmpeg") and shutil.which("espeak-ng")),
@@ -93,9 +93,9 @@ def test_corrupt_audio_is_one_line() -> None:
 
 def test_recycled_recordings_become_segments_in_the_lake(tmp_path: Path, recording: AudioSegment) -> None:
     from parsers.platform import synth
-    from tasks.platform import stage_chat_file, write_landing
-    from tasks.recycle import commit_pass, plan_pass, route_pass
-    from tasks.voice import process_owner_recordings
+    from tasks.ingest.platform import stage_chat_file, write_landing
+    from tasks.ingest.recycling import commit_pass, plan_pass, route_pass
+    from tasks.voice.recordings import process_owner_recordings
 
     storage = open_storage(f"file://{tmp_path}/lake")
     rooms = [synth.Room("room-v", "private", "u-v1", "김순자", "엄마", "voice-owner", "민지네", ())]
@@ -125,8 +125,8 @@ def test_recycled_recordings_become_segments_in_the_lake(tmp_path: Path, recordi
 
 
 def test_voice_dataset_is_versioned_by_content(tmp_path: Path, recording: AudioSegment) -> None:
-    from tasks.audio import AudioOptions
-    from tasks.voice import VoiceSummary, build_voice_dataset, process_recording
+    from tasks.voice.audio import AudioOptions
+    from tasks.voice.recordings import VoiceSummary, build_voice_dataset, process_recording
 
     storage = open_storage(f"file://{tmp_path}/lake")
     with storage.open_write("landing/platform/voice/audio/r1.wav") as handle:
@@ -145,8 +145,8 @@ def test_voice_dataset_is_versioned_by_content(tmp_path: Path, recording: AudioS
 def test_a_recordings_transcript_is_shared_out_over_its_utterances(
     tmp_path: Path, recording: AudioSegment
 ) -> None:
-    from tasks.audio import AudioOptions
-    from tasks.voice import VoiceSummary, process_recording
+    from tasks.voice.audio import AudioOptions
+    from tasks.voice.recordings import VoiceSummary, process_recording
 
     storage = open_storage(f"file://{tmp_path}/lake")
     with storage.open_write("landing/rec.wav") as handle:

@@ -15,12 +15,12 @@ from infra.settings import Settings
 from infra.storage import open_storage
 from infra.text_features import default_embedder
 from models.train import TrainConfig
-from tasks.chat import NOTICE, PRESENT_DAY_LINE, PersonaChat
-from tasks.dataset import build_dataset
-from tasks.index import index_persona_pairs
-from tasks.ingest import ingest_export
-from tasks.reports import model_card
-from tasks.train import ModelOptions, train_persona
+from tasks.datasets.build import build_dataset
+from tasks.indexing.indexer import index_persona_pairs
+from tasks.ingest.uploads import ingest_export
+from tasks.replies.chat import NOTICE, PRESENT_DAY_LINE, PersonaChat
+from tasks.runs.markdown import model_card
+from tasks.training.train import ModelOptions, train_persona
 
 pytestmark = pytest.mark.integration
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kakao_android_ko.txt"
@@ -210,7 +210,7 @@ def test_a_pairs_mapping_change_rebuilds_every_published_persona_before_the_swap
     from infra.indices import ensure_alias, generations, index_name
     from infra.text_features import default_embedder
     from schemas.search import PAIR_INDEX_BODY, PAIRS_ALIAS, PAIRS_MAPPING_VERSION
-    from tasks.index import migrate_pairs
+    from tasks.indexing.indexer import migrate_pairs
 
     lake, _ = published
     storage, client = open_storage(lake), connect(es_url)

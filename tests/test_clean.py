@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from schemas import names
-from tasks import clean
+from tasks.datasets import clean
 from tests.messages import frame
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)

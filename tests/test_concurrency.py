@@ -15,7 +15,7 @@ from infra.leases import LeaseTimeoutError, lease
 from infra.settings import Settings
 from infra.storage import open_storage
 from infra.versions import VersionedStore, read_verified
-from tasks.ingest import ingest_export
+from tasks.ingest.uploads import ingest_export
 
 ROOT = Path(__file__).parents[1]
 SAMPLE = ROOT / "samples" / "kakao_android_ko.txt"
@@ -23,7 +23,7 @@ SAMPLE = ROOT / "samples" / "kakao_android_ko.txt"
 _BUILD = """
 import sys, time
 from infra.storage import open_storage
-from tasks.dataset import build_dataset
+from tasks.datasets.build import build_dataset
 start = float(sys.argv[2])
 time.sleep(max(0.0, start - time.time()))  # all four begin together
 print(build_dataset(open_storage(sys.argv[1]), "demo", "엄마").version)

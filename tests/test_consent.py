@@ -15,12 +15,12 @@ from models.align import uniform_index
 from models.data import Turn
 from models.voice import AcousticModel, VoiceConfig, export_voice_onnx, single_speaker
 from parsers.platform import synth
-from tasks import recycle
-from tasks.base_model import base_corpus
-from tasks.clean import subject_key
-from tasks.consent import base_consents, base_opt_in, set_base_opt_in
-from tasks.ingest import ingest_export
-from tasks.platform import stage_chat_file, write_landing
+from tasks.datasets.clean import subject_key
+from tasks.ingest import recycling as recycle
+from tasks.ingest.platform import stage_chat_file, write_landing
+from tasks.ingest.uploads import ingest_export
+from tasks.training.base_model import base_corpus
+from tasks.trust.consent import base_consents, base_opt_in, set_base_opt_in
 from tests.test_zones import _export_with_planted_values
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kakao_android_ko.txt"
@@ -93,7 +93,7 @@ def test_a_personas_voice_carries_only_its_own_speaker_row() -> None:
 
 
 def test_a_transcript_with_personal_data_is_withheld_not_kept() -> None:
-    from tasks.zones import speakable
+    from tasks.trust.zones import speakable
 
     assert speakable("밥은 먹었니 따뜻하게 입고 다녀") == "밥은 먹었니 따뜻하게 입고 다녀"
     for sentence in (

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 
 from models.data import Turn
-from tasks.conversation_eval import (
+from tasks.training.conversation_eval import (
     HeldOut,
     answer_quality,
     hybrid_scorer,
@@ -102,8 +102,8 @@ def test_the_scorecard_renders_every_component() -> None:
 
 
 def test_the_gate_refuses_a_candidate_worse_on_relevance_but_better_on_nats() -> None:
-    from tasks.conversation_eval import GateTolerances, Scorecard, Selection
-    from tasks.promotion import gate
+    from tasks.training.conversation_eval import GateTolerances, Scorecard, Selection
+    from tasks.training.promotion import gate
 
     production = Scorecard(
         {"hybrid": Selection(0.40, 0.60, 50, 10), "likelihood": Selection(0.30, 0.50, 50, 10)},
@@ -138,7 +138,7 @@ def test_the_gate_refuses_a_candidate_worse_on_relevance_but_better_on_nats() ->
 
 
 def test_calibration_lowers_the_threshold_when_real_replies_beat_what_the_model_says() -> None:
-    from tasks.reply_ranker import Memory, calibrate, choose
+    from tasks.replies.ranker import Memory, calibrate, choose
 
     memory = _pairs("t")
     # Asked in other words (cosine 0.77 with the stored message): the threshold decides.
@@ -154,7 +154,7 @@ def test_calibration_lowers_the_threshold_when_real_replies_beat_what_the_model_
 
 
 def test_where_the_answered_messages_tie_the_most_relevant_reply_is_said() -> None:
-    from tasks.reply_ranker import Calibration, Candidate, choose
+    from tasks.replies.ranker import Calibration, Candidate, choose
 
     tied = [
         Candidate("시험 잘 봐!! 화이팅", 1.0, 0.80),

@@ -13,9 +13,9 @@ from flows.cli import main
 from infra.settings import Settings
 from infra.storage import open_storage
 from schemas.pairs import PAIR_SCHEMA
-from tasks.dataset import DatasetOptions, build_dataset
-from tasks.ingest import ingest_export
-from tasks.quality import QualityGateError
+from tasks.datasets.build import DatasetOptions, build_dataset
+from tasks.datasets.quality import QualityGateError
+from tasks.ingest.uploads import ingest_export
 
 SAMPLE = Path(__file__).parents[1] / "samples" / "kakao_android_ko.txt"
 

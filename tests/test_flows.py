@@ -19,7 +19,7 @@ from infra.search import connect
 from infra.storage import Storage, open_storage
 from parsers.platform import synth
 from schemas.search import MESSAGES_ALIAS
-from tasks.platform import write_landing
+from tasks.ingest.platform import write_landing
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kakao_android_ko.txt"
@@ -178,7 +178,7 @@ def test_recycling_is_incremental_and_idempotent(es_url: str, tmp_path: Path, mo
 
 
 def test_a_recycling_run_that_dies_half_way_is_finished_by_the_next(tmp_path: Path, monkeypatch) -> None:
-    import tasks.recycle
+    import tasks.ingest.recycling
 
     rooms = synth.world(4, seed=8)
     files = synth.history(rooms, START, days=4, events_per_day=120)
@@ -188,16 +188,16 @@ def test_a_recycling_run_that_dies_half_way_is_finished_by_the_next(tmp_path: Pa
 
     crashed = open_storage(f"file://{tmp_path}/crashed")
     write_landing(crashed, files)
-    real_commit = tasks.recycle.commit_pass
+    real_commit = tasks.ingest.recycling.commit_pass
 
     def die(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("worker killed")  # after every write of the pass, before the watermark
 
-    monkeypatch.setattr(tasks.recycle, "commit_pass", die)
+    monkeypatch.setattr(tasks.ingest.recycling, "commit_pass", die)
     with pytest.raises(RuntimeError, match="worker killed"):
         _recycle(crashed.url, START + timedelta(days=3), index=False)
     assert not crashed.exists("state/watermarks.json")
-    monkeypatch.setattr(tasks.recycle, "commit_pass", real_commit)
+    monkeypatch.setattr(tasks.ingest.recycling, "commit_pass", real_commit)
     rerun = _recycle(crashed.url, START + timedelta(days=3), index=False)
     assert rerun["chat_files"] == 4  # redone from the same position
     assert _lake_snapshot(crashed) == _lake_snapshot(reference)
@@ -251,7 +251,7 @@ def test_forget_removes_a_persona_and_recycling_never_brings_it_back(
 
 
 def test_one_restore_per_persona_at_a_time() -> None:
-    from tasks.locks import persona_lock
+    from tasks.lifecycle.locks import persona_lock
 
     held = threading.Event()
     release = threading.Event()
@@ -359,11 +359,11 @@ def test_base_model_then_a_persona_fine_tuned_from_it(tmp_path: Path) -> None:
     from flows.restore import instant_restore
     from infra.registry import Registry
     from infra.settings import Settings
-    from tasks.ingest import ingest_export
+    from tasks.ingest.uploads import ingest_export
 
     lake = f"file://{tmp_path}/lake"
     storage = open_storage(lake)
-    from tasks.consent import set_base_opt_in
+    from tasks.trust.consent import set_base_opt_in
 
     ingest_export(SAMPLE, "corpus-owner", storage, Settings())
     set_base_opt_in(storage, "corpus-owner", True)  # only opted-in uploads teach the base

@@ -10,12 +10,12 @@ from infra.settings import Settings
 from infra.storage import open_storage
 from models.train import TrainConfig
 from parsers.kakao.render import Line, RenderOptions, render_export
-from tasks.base_model import base_corpus, train_base
-from tasks.consent import set_base_opt_in
-from tasks.dataset import DatasetOptions, build_dataset
-from tasks.forget_derived import forget
-from tasks.ingest import ingest_export
-from tasks.train import BASE_OWNER, BASE_PERSONA, ModelOptions, train_persona
+from tasks.datasets.build import DatasetOptions, build_dataset
+from tasks.ingest.uploads import ingest_export
+from tasks.lifecycle.forget_derived import forget
+from tasks.training.base_model import base_corpus, train_base
+from tasks.training.train import BASE_OWNER, BASE_PERSONA, ModelOptions, train_persona
+from tasks.trust.consent import set_base_opt_in
 
 
 def test_a_rerun_retrains_personas_left_on_a_base_a_crashed_forget_retired(tmp_path: Path) -> None:

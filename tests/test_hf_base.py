@@ -23,12 +23,12 @@ from models.lora import apply_lora, merge_lora, trainable_parameters
 from models.tokenizer import SPECIALS
 from models.train import TrainConfig
 from parsers.errors import InputError
-from tasks.base_model import import_base
-from tasks.chat import PersonaChat
-from tasks.dataset import build_dataset
-from tasks.ingest import ingest_export
-from tasks.reports import model_card
-from tasks.train import ModelOptions, train_persona
+from tasks.datasets.build import build_dataset
+from tasks.ingest.uploads import ingest_export
+from tasks.replies.chat import PersonaChat
+from tasks.runs.markdown import model_card
+from tasks.training.base_model import import_base
+from tasks.training.train import ModelOptions, train_persona
 from tests.hf_support import foreign_tokenizer, save_tiny_hf
 
 pytestmark = pytest.mark.integration
@@ -161,12 +161,14 @@ def test_cli_refuses_a_missing_directory_in_one_line(
 def test_a_model_onnx_cannot_carry_is_refused_before_anything_is_published(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tasks.train
+    import tasks.training.train
 
     def too_large(model: Any) -> bytes:
         raise ValueError("Message onnx.ModelProto exceeds maximum protobuf size of 2GB: 3000000000")
 
-    monkeypatch.setattr(tasks.train, "export_onnx", too_large)  # what a >2 GB model makes the exporter do
+    monkeypatch.setattr(
+        tasks.training.train, "export_onnx", too_large
+    )  # what a >2 GB model makes the exporter do
     storage = open_storage(f"file://{tmp_path}/lake")
     with pytest.raises(InputError, match=r"cannot be exported to ONNX \(ValueError: Message") as info:
         import_base(storage, str(save_tiny_hf(tmp_path / "big")))

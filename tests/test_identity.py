@@ -12,9 +12,9 @@ from infra.settings import Settings
 from infra.storage import Storage, open_storage
 from parsers.kakao.render import Line, RenderOptions, render_export
 from schemas.names import slug
-from tasks.dataset import DatasetOptions, build_dataset
-from tasks.forget_derived import forget
-from tasks.ingest import ingest_export
+from tasks.datasets.build import DatasetOptions, build_dataset
+from tasks.ingest.uploads import ingest_export
+from tasks.lifecycle.forget_derived import forget
 
 
 def test_names_that_clean_to_the_same_text_get_different_ids() -> None:
@@ -66,7 +66,7 @@ def _chat(path: Path, room: str, opener: str, days: int, start: datetime) -> Pat
 
 
 def _ids(storage: Storage, owner: str) -> tuple[set[str], set[str]]:
-    from tasks.lake import load_message_table
+    from tasks.ingest.lake import load_message_table
 
     table = load_message_table(storage, owner)
     return set(table["message_id"].to_pylist()), set(table["conversation_id"].to_pylist())
@@ -75,8 +75,8 @@ def _ids(storage: Storage, owner: str) -> tuple[set[str], set[str]]:
 def test_one_file_uploaded_by_two_owners_gives_two_sets_of_ids(tmp_path: Path, es_url: str) -> None:
     from infra.search import connect
     from schemas.search import MESSAGES_ALIAS
-    from tasks.index import index_table
-    from tasks.lake import load_message_table
+    from tasks.indexing.indexer import index_table
+    from tasks.ingest.lake import load_message_table
 
     export = _chat(tmp_path / "shared.txt", "가족", "밥 먹었니", 5, datetime(2024, 1, 1))
     storage = open_storage(f"file://{tmp_path}/lake")

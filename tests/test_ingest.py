@@ -15,7 +15,7 @@ from infra.settings import Settings
 from infra.storage import LocalStorage, open_storage
 from parsers.errors import InputError
 from schemas.message import MESSAGE_SCHEMA, QUARANTINE_SCHEMA
-from tasks.ingest import ingest_export
+from tasks.ingest.uploads import ingest_export
 
 
 def _ingest(path: Path, lake: Path, owner: str = "alice", **settings: Any):

@@ -12,9 +12,9 @@ import pytest
 from infra.settings import Settings
 from infra.storage import open_storage
 from parsers.kakao.render import Line, RenderOptions, render_export
-from tasks.dataset import DatasetOptions, build_dataset
-from tasks.ingest import ingest_export
-from tasks.pii import Pseudonymizer, redact
+from tasks.datasets.build import DatasetOptions, build_dataset
+from tasks.ingest.uploads import ingest_export
+from tasks.trust.pii import Pseudonymizer, redact
 
 # (sentence, the personal values planted in it)
 PLANTED = [

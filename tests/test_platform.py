@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 from infra.storage import Storage, open_storage
 from parsers.platform import synth
 from parsers.platform.events import parse_chat_events, parse_consents, parse_voice_manifest
-from tasks.lake import load_message_table
-from tasks.platform import stage_chat_file, write_landing
-from tasks.recycle import commit_pass, plan_pass, route_pass
+from tasks.ingest.lake import load_message_table
+from tasks.ingest.platform import stage_chat_file, write_landing
+from tasks.ingest.recycling import commit_pass, plan_pass, route_pass
 
 START = date(2024, 3, 1)
 
@@ -128,7 +128,7 @@ def test_recycling_routes_consented_subjects_and_is_incremental(tmp_path: Path) 
 
 
 def test_consent_scope_revocation_and_tombstones(tmp_path: Path) -> None:
-    from tasks.forget_derived import forget
+    from tasks.lifecycle.forget_derived import forget
 
     storage = _lake(tmp_path)
     rooms = [

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from schemas.quality import message_suite, pair_suite
-from tasks.pii import LEFTOVER_PATTERNS
-from tasks.quality import QualityGateError, run_gate
+from tasks.datasets.quality import QualityGateError, run_gate
+from tasks.trust.pii import LEFTOVER_PATTERNS
 
 EARLIEST, LATEST = 1_230_768_000, 1_900_000_000
 

@@ -23,7 +23,7 @@ from infra.versions import VersionedStore, read_verified
 from parsers.kakao.render import render_export
 from parsers.kakao.synth import conversation
 from parsers.platform import synth
-from tasks.platform import write_landing
+from tasks.ingest.platform import write_landing
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ import pytest
 
 from infra.storage import open_storage
 from parsers.platform import synth
-from tasks.platform import write_landing
+from tasks.ingest.platform import write_landing
 
 pytestmark = pytest.mark.integration
 START = date(2024, 3, 1)
@@ -86,7 +86,7 @@ def test_the_readme_example_recycles_five_families_with_voice_and_text(
 
 def _voices_with_words(lake: Path) -> int:
     """Voice datasets with at least two transcribed utterances (what a voice model needs)."""
-    from tasks.voice_model import MIN_TRANSCRIBED
+    from tasks.voice.voice_model import MIN_TRANSCRIBED
 
     storage = open_storage(f"file://{lake}")
     keys = [k for k in storage.list("voice/") if "/datasets/" in k and k.endswith("manifest.json")]
@@ -112,9 +112,9 @@ def _flow_logs(flow_run_id: UUID | None) -> list[str]:
 def test_one_persona_failing_is_reported_retried_alone_then_parked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tasks.train
+    import tasks.training.train
     from flows.recycle import data_recycling
-    from tasks.watermarks import load_state
+    from tasks.ingest.watermarks import load_state
 
     monkeypatch.setenv("REMEMBERME_TRAIN_MAX_STEPS", "5")
     lake = f"file://{tmp_path}/lake"
@@ -122,7 +122,7 @@ def test_one_persona_failing_is_reported_retried_alone_then_parked(
     rooms = synth.world(3, seed=12)
     write_landing(storage, synth.history(rooms, START, days=3, events_per_day=90, active_share=1.0, voice=0))
     broken = rooms[1]
-    real_train = tasks.train.train_persona
+    real_train = tasks.training.train.train_persona
     calls: list[str] = []
 
     def train(storage: Any, owner_id: str, persona_id: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def test_one_persona_failing_is_reported_retried_alone_then_parked(
             raise RuntimeError("CUDA error: an illegal memory access was encountered\n  (long detail)")
         return real_train(storage, owner_id, persona_id, *args, **kwargs)
 
-    monkeypatch.setattr(tasks.train, "train_persona", train)
+    monkeypatch.setattr(tasks.training.train, "train_persona", train)
     as_of = START + timedelta(days=2)
 
     def recycle(**kwargs: Any) -> tuple[dict[str, Any], Any]:
@@ -167,7 +167,7 @@ def test_one_persona_failing_is_reported_retried_alone_then_parked(
     fourth, _ = recycle()  # parked: reported, not retried with every pass
     assert calls == [] and fourth["retried"] == 0 and fourth["parked"] == third["parked"]
 
-    monkeypatch.setattr(tasks.train, "train_persona", real_train)  # the operator fixed the cause
+    monkeypatch.setattr(tasks.training.train, "train_persona", real_train)  # the operator fixed the cause
     fixed, _ = recycle(retry_failed=True)
     assert fixed["retried"] == 1 and fixed["models_published"] == 1 and fixed["failed"] == []
     assert load_state(storage).failed == {} and storage.list(f"models/{broken.owner_id}/")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tasks.retries import MAX_ATTEMPTS, RetryItem, due, settle, work_key
-from tasks.watermarks import RecyclingState
+from tasks.ingest.watermarks import RecyclingState
+from tasks.runs.retries import MAX_ATTEMPTS, RetryItem, due, settle, work_key
 
 
 def _failed(work: str, owner: str, persona: str | None = None, parts: list[str] | None = None) -> RetryItem:

@@ -170,7 +170,7 @@ def test_rejected_documents_go_to_quarantine_and_the_rest_is_indexed(
 
     from infra.storage import open_storage
     from schemas.search import MAPPING_VERSION, MESSAGE_INDEX_BODY
-    from tasks.index import index_table
+    from tasks.indexing.indexer import index_table
 
     client = connect(es_url)
     body = copy.deepcopy(MESSAGE_INDEX_BODY)

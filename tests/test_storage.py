@@ -9,8 +9,8 @@ import pytest
 
 from infra.settings import Settings
 from infra.storage import StorageError, open_storage
-from tasks.dataset import build_dataset
-from tasks.ingest import ingest_export
+from tasks.datasets.build import build_dataset
+from tasks.ingest.uploads import ingest_export
 
 pytestmark = pytest.mark.integration
 SAMPLE = Path(__file__).parents[1] / "samples" / "kakao_android_ko.txt"

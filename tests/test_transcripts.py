@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.transcripts import speech_units, split_transcript
+from tasks.voice.transcripts import speech_units, split_transcript
 
 TEXT = "밥은 먹었니? 따뜻하게 입고 다녀. 주말에 집에 올 수 있어"
 

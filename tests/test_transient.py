@@ -53,7 +53,7 @@ def test_google_errors_by_status() -> None:
 def test_prefect_tasks_retry_transient_errors_only() -> None:
     from prefect import flow, task
 
-    from tasks.steps import retry_if_transient
+    from tasks.runs.policy import retry_if_transient
 
     calls = {"flaky": 0, "bad": 0}
 

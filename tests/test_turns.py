@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tasks.turns import TurnOptions, build_pairs, build_turns, gap_distribution, session_split
+from tasks.datasets.turns import TurnOptions, build_pairs, build_turns, gap_distribution, session_split
 from tests.messages import frame
 
 

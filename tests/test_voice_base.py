@@ -13,7 +13,7 @@ from infra.registry import Registry
 from infra.storage import open_storage
 from models.voice import AcousticModel, VoiceConfig
 from parsers.errors import InputError
-from tasks.voice_model import VOICE_BASE, import_voice_base
+from tasks.voice.voice_model import VOICE_BASE, import_voice_base
 
 pytestmark = pytest.mark.integration
 

@@ -18,10 +18,10 @@ from infra.registry import Registry
 from infra.storage import open_storage
 from models.voice import AcousticModel, VoiceConfig
 from parsers.errors import InputError
-from tasks.audio import AudioOptions, wav_bytes
-from tasks.reports import voice_model_card
-from tasks.voice import VoiceSummary, build_voice_dataset, process_recording
-from tasks.voice_model import import_voice_base, speak, train_user_voice, train_voice_base
+from tasks.runs.markdown import voice_model_card
+from tasks.voice.audio import AudioOptions, wav_bytes
+from tasks.voice.recordings import VoiceSummary, build_voice_dataset, process_recording
+from tasks.voice.voice_model import import_voice_base, speak, train_user_voice, train_voice_base
 from tests.voice_support import export_with_voice_message
 
 pytestmark = pytest.mark.skipif(
@@ -109,8 +109,8 @@ def test_speak_cli(tmp_path: Path, capsys) -> None:
 def test_restore_voice_uses_uploads_and_kakaotalk_voice_messages(tmp_path: Path) -> None:
 
     from infra.settings import Settings
-    from tasks.ingest import ingest_export
-    from tasks.voice import restore_voice
+    from tasks.ingest.uploads import ingest_export
+    from tasks.voice.recordings import restore_voice
 
     speech = tmp_path / "s.wav"
     subprocess.run(["espeak-ng", "-v", "ko", "밥은 먹었니 따뜻하게 입고 다녀", "-w", str(speech)], check=True)

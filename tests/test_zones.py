@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from infra.storage import open_storage
-from tasks.consent import set_base_opt_in
+from tasks.trust.consent import set_base_opt_in
 from tests.scan_support import find_values
 
 # Values of owner A's only (the bundled sample, which B uploads, has personal numbers of its own).

@@ -1,0 +1,1 @@
+"""From an owner's messages to a versioned, quality-gated dataset: cleaning, gates, turns, pairs."""

@@ -1,0 +1,181 @@
+"""Index an owner's messages from the lake into the retrieval memory; rejects go to quarantine.
+
+Documents the cluster refuses (a mapping conflict, say) are written to
+`quarantine/{owner}/index-{hash}.parquet` with the cluster's reason, and the rest stay indexed:
+nothing is silently lost, and the quarantine file's name depends only on what was rejected, so a
+re-run that meets the same rejects rewrites the same object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from elasticsearch import Elasticsearch
+
+from infra.indices import ensure_alias
+from infra.search import delete_other_pair_versions, index_messages, index_pairs
+from infra.storage import Storage
+from infra.text_features import Embedder
+from infra.versions import VersionError, read_verified
+from models.data import Turn
+from schemas.message import QUARANTINE_SCHEMA
+from schemas.search import (
+    MAPPING_VERSION,
+    MESSAGES_ALIAS,
+    PAIR_INDEX_BODY,
+    PAIRS_ALIAS,
+    PAIRS_MAPPING_VERSION,
+)
+from tasks.replies.ranker import conversation_text, reply_variants
+from tasks.trust.zones import redacted
+
+
+@dataclass
+class IndexSummary:
+    """What indexing one owner's messages did."""
+
+    owner_id: str
+    alias: str
+    indexed: int
+    failed: list[dict[str, str]] = field(default_factory=list)
+    quarantine_uri: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def index_table(
+    storage: Storage,
+    client: Elasticsearch,
+    owner_id: str,
+    table: pa.Table,
+    embedder: Embedder | None = None,
+    alias: str = MESSAGES_ALIAS,
+) -> IndexSummary:
+    """Index `table` (one owner's Message rows, redacted here) and quarantine what the cluster rejects.
+
+    The index is derived: its documents hold redacted text only (tasks/trust/zones.py). Rejects go to
+    the owner's quarantine with their original text (a source-of-truth area).
+    """
+    ensure_alias(client, alias, MAPPING_VERSION)
+    report = index_messages(client, alias, redacted(table), embedder=embedder)
+    summary = IndexSummary(owner_id, alias, report.indexed, report.failed)
+    if report.failed:
+        summary.quarantine_uri = _quarantine(storage, owner_id, table, report.failed)
+    return summary
+
+
+def _quarantine(storage: Storage, owner_id: str, table: pa.Table, failed: list[dict[str, str]]) -> str:
+    reasons = {f["message_id"]: f["reason"] for f in failed}
+    rows = []
+    for row in table.filter(pc.is_in(table["message_id"], pa.array(list(reasons)))).to_pylist():
+        raw = {k: row[k] for k in ("message_id", "conversation_id", "speaker", "kind", "text")}
+        rows.append(
+            {
+                "owner_id": owner_id,
+                "upload_id": "index",
+                "source_file": f"{row['source']}:{row['conversation_id']}",
+                "line_no": row["line_no"],
+                "reason": f"rejected by the search index: {reasons[row['message_id']]}",
+                "raw": json.dumps(raw, ensure_ascii=False),
+            }
+        )
+    digest = hashlib.sha256("\n".join(sorted(reasons)).encode()).hexdigest()[:16]
+    key = f"quarantine/{owner_id}/index-{digest}.parquet"
+    with storage.open_write(key) as handle:
+        pq.write_table(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), handle, compression="zstd")
+    return storage.uri(key)
+
+
+def pair_rows(storage: Storage, owner_id: str, persona_id: str, dataset_version: int) -> list[dict[str, Any]]:
+    """A dataset version's context->reply pairs as pair documents (both splits: chat's memory).
+
+    A burst reply is one document, and each of its lines one more (`{pair_id}~{k}`).
+    """
+    prefix = f"datasets/{owner_id}/{persona_id}/v{dataset_version}"
+    rows = []
+    for split in ("train", "validation"):
+        table = pq.read_table(io.BytesIO(read_verified(storage, f"{prefix}/{split}.parquet")))
+        for row in table.select(["pair_id", "context", "reply"]).to_pylist():
+            others = [t["text"] for t in row["context"] if not t["is_persona"]]
+            if not others:
+                continue
+            turns = [Turn(t["text"], bool(t["is_persona"])) for t in row["context"]]
+            for k, reply in enumerate(reply_variants(row["reply"])):
+                rows.append(
+                    {
+                        "pair_id": row["pair_id"] if k == 0 else f"{row['pair_id']}~{k}",
+                        "owner_id": owner_id,
+                        "persona_id": persona_id,
+                        "dataset_version": dataset_version,
+                        "prompt": others[-1],
+                        "context": conversation_text(turns),
+                        "reply": reply,
+                    }
+                )
+    return rows
+
+
+def index_persona_pairs(
+    storage: Storage,
+    client: Elasticsearch,
+    owner_id: str,
+    persona_id: str,
+    dataset_version: int,
+    embedder: Embedder | None,
+) -> IndexSummary:
+    """Index a dataset version's context->reply pairs: the persona's real answers for chat.
+
+    The first indexing after a mapping change rebuilds the new index from every published
+    persona's production dataset before the alias moves (pairs are derived data: the datasets
+    hold them; the old documents lack the new fields), so no persona loses its memory to a
+    migration, not even for a moment.
+    """
+    rows = pair_rows(storage, owner_id, persona_id, dataset_version)
+    ensure_alias(
+        client,
+        PAIRS_ALIAS,
+        PAIRS_MAPPING_VERSION,
+        PAIR_INDEX_BODY,
+        rebuild=lambda target: migrate_pairs(storage, client, embedder, index=target),
+    )
+    report = index_pairs(client, PAIRS_ALIAS, rows, embedder)
+    if not report.failed:  # a partial write keeps the older memory rather than lose it
+        delete_other_pair_versions(client, PAIRS_ALIAS, owner_id, persona_id, dataset_version)
+    return IndexSummary(owner_id, PAIRS_ALIAS, report.indexed, report.failed)
+
+
+def migrate_pairs(
+    storage: Storage, client: Elasticsearch, embedder: Embedder | None, index: str = PAIRS_ALIAS
+) -> int:
+    """Index every persona with a production text model from that model's dataset into `index`.
+
+    Returns the number of pair documents written.
+    """
+    from infra.registry import Registry, RegistryError
+
+    registry, total = Registry(storage), 0
+    for key in storage.list("models/"):
+        parts = key.split("/")
+        if len(parts) < 5 or parts[3] != "text" or parts[4] != "aliases.json":
+            continue
+        owner, persona = parts[1], parts[2]
+        try:
+            manifest = registry.load(owner, persona, "text", "production").manifest
+        except RegistryError:
+            continue
+        dataset = int(manifest["dataset"]["version"])
+        try:
+            rows = pair_rows(storage, owner, persona, dataset)
+        except VersionError:
+            continue  # its dataset was forgotten (or is being): nothing of it may come back
+        total += index_pairs(client, index, rows, embedder).indexed
+    return total

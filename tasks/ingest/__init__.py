@@ -1,0 +1,1 @@
+"""Getting data in: KakaoTalk uploads and the platform landing area into owners' lakes; recycling."""

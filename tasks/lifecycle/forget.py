@@ -1,0 +1,245 @@
+"""Forget a data subject in its owner's source of truth: rows, uploads, voice, state, consent.
+
+This module is the first step of a forget (flows/forget.py wires the rest: search, derived
+models and bases, Prefect's history, the receipt). A tombstone is written first
+(`state/tombstones/{owner}/{subject key | _all}.json`, holding no name): recycling and the base
+corpus read the tombstones and never route a forgotten persona (or owner) again, even if a
+forgetting run dies half-way; re-running `forget` finishes the job.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from infra.storage import Storage
+from schemas.names import nfc, slug, validate_owner
+from tasks.datasets.clean import persona_key, subject_key
+
+TOMBSTONES = "state/tombstones/"
+ALL = "*"
+_KEY = re.compile(r"^[0-9a-f]{16}$")
+#: Everything an owner has in the lake (a whole-owner forget deletes them all).
+OWNER_PREFIXES = (
+    "raw/{owner}/",
+    "messages/owner={owner}/",
+    "quarantine/{owner}/",
+    "datasets/{owner}/",
+    "models/{owner}/",
+    "voice/owner={owner}/",
+)
+
+
+@dataclass
+class Subject:
+    """Who is forgotten: one persona of an owner (its display names), or the whole owner."""
+
+    owner_id: str
+    #: Display names of the persona; empty for a whole owner.
+    names: list[str] = field(default_factory=list)
+
+    @property
+    def whole_owner(self) -> bool:
+        """Everything of the owner goes."""
+        return not self.names
+
+    @property
+    def persona_id(self) -> str | None:
+        """The persona's id (path component), None for a whole owner."""
+        return slug(self.names[0]) if self.names else None
+
+    @property
+    def key(self) -> str:
+        """The opaque key records use for this subject (`*` for a whole owner)."""
+        return subject_key(self.owner_id, self.names[0]) if self.names else ALL
+
+
+@dataclass
+class LakeForget:
+    """What the source-of-truth step removed, and what later steps need to know."""
+
+    objects_deleted: int = 0
+    rows_removed: int = 0
+    uploads_removed: list[str] = field(default_factory=list)
+    #: Every speaker name whose words went (a whole owner: all of its speakers).
+    speakers: list[str] = field(default_factory=list)
+    #: Subject keys of those speakers (base lineage names subjects by key).
+    subject_keys: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready counts (no names)."""
+        out = asdict(self)
+        out.pop("speakers")
+        out.pop("subject_keys")
+        out["speakers"] = len(self.speakers)
+        return out
+
+
+def tombstone_key(owner_id: str, persona: str | None) -> str:
+    """Where the tombstone of a persona (or of the whole owner) lives; the file names nobody."""
+    return f"{TOMBSTONES}{owner_id}/{subject_key(owner_id, persona) if persona else '_all'}.json"
+
+
+def load_tombstones(storage: Storage) -> set[tuple[str, str]]:
+    """(owner, subject key) pairs that must never come back; `(owner, "*")` for a whole owner.
+
+    Tombstones written before keys existed are named by persona id; they read as its key.
+    """
+    out = set()
+    for key in storage.list(TOMBSTONES):
+        owner, name = key[len(TOMBSTONES) :].split("/", 1)
+        stem = name.removesuffix(".json")
+        if stem == "_all":
+            out.add((owner, ALL))
+        else:
+            out.add((owner, stem if _KEY.match(stem) else persona_key(owner, stem)))
+    return out
+
+
+def is_forgotten(tombstones: set[tuple[str, str]], owner_id: str, persona: str | None = None) -> bool:
+    """Whether a tombstone covers this owner (or this persona of it)."""
+    if (owner_id, ALL) in tombstones:
+        return True
+    return persona is not None and (owner_id, subject_key(owner_id, persona)) in tombstones
+
+
+def subject_senders(storage: Storage, subject: Subject) -> list[str]:
+    """Platform user ids of the subject (from the owner's consents): their staged words go too."""
+    from tasks.ingest.platform import load_consents
+
+    consents, _ = load_consents(storage)
+    ids = {slug(n) for n in subject.names}
+    return sorted(
+        {c.subject_id for c in consents
+         if c.owner_id == subject.owner_id and (subject.whole_owner or slug(c.persona) in ids)}
+    )  # fmt: skip
+
+
+def forgotten_senders(storage: Storage) -> set[str]:
+    """Platform user ids every tombstone names: staging drops their events from now on."""
+    out: set[str] = set()
+    for key in storage.list(TOMBSTONES):
+        out.update(json.loads(storage.read_bytes(key)).get("senders", []))
+    return out
+
+
+def write_tombstone(storage: Storage, subject: Subject) -> None:
+    """Record the forget before anything is deleted (idempotent)."""
+    record = {
+        "owner_id": subject.owner_id,
+        "subject": subject.key,
+        "senders": subject_senders(storage, subject),  # opaque platform ids, never names
+        "at": datetime.now(UTC).isoformat(),
+    }
+    storage.create(tombstone_key(subject.owner_id, subject.names[0] if subject.names else None),
+                   json.dumps(record).encode())  # fmt: skip
+
+
+def owner_speakers(storage: Storage, owner_id: str) -> list[str]:
+    """Every speaker name in an owner's messages (what a whole-owner forget must not leave)."""
+    names: set[str] = set()
+    for key in storage.list(f"messages/owner={owner_id}/"):
+        if key.endswith(".parquet"):
+            column = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["speaker"])["speaker"]
+            names.update(s for s in pc.unique(column).to_pylist() if s)
+    return sorted(names)
+
+
+def forget_source(storage: Storage, owner_id: str, persona: str | None = None,
+                  aliases: tuple[str, ...] = ()) -> tuple[Subject, LakeForget]:  # fmt: skip
+    """Tombstone, then remove the subject from the owner's source of truth and own derived data.
+
+    A whole owner: every prefix of the owner (raw, messages, quarantine, datasets, models, voice,
+    consent). One persona: its rows in every message and voice part, every upload that held any
+    of them (the file is the persona's words verbatim) with its quarantine, its datasets, models
+    and voice data. Other personas of the owner are rebuilt by the next step
+    (tasks/lifecycle/forget_derived.py), since their contexts held the persona's words.
+    """
+    owner_id = validate_owner(owner_id)
+    subject = Subject(owner_id, sorted({nfc(persona), *(nfc(a) for a in aliases)}) if persona else [])
+    if persona:  # the persona's own name first: its id is the persona's path
+        subject.names.remove(nfc(persona))
+        subject.names.insert(0, nfc(persona))
+    write_tombstone(storage, subject)
+    done = LakeForget()
+    senders = subject_senders(storage, subject)
+    for key in storage.list("staging/platform/chat/"):  # the subject's own words in staging
+        done.rows_removed += drop_rows(storage, key, senders, column="sender_id")
+    if subject.whole_owner:
+        done.speakers = owner_speakers(storage, owner_id)
+        done.subject_keys = [subject_key(owner_id, s) for s in done.speakers]
+        for prefix in OWNER_PREFIXES:
+            done.objects_deleted += delete_prefix(storage, prefix.format(owner=owner_id))
+        done.objects_deleted += int(storage.delete(f"consent/base/{owner_id}.json"))
+        return subject, done
+    names = subject.names
+    done.speakers = list(names)
+    done.subject_keys = sorted({subject_key(owner_id, n) for n in names})
+    touched_parts = set()
+    for key in storage.list(f"messages/owner={owner_id}/"):
+        removed = drop_rows(storage, key, names)
+        if removed:
+            touched_parts.add(storage.uri(key))
+            done.rows_removed += removed
+    for key in storage.list(f"voice/owner={owner_id}/segments/"):
+        if key.endswith(".parquet"):  # the persona's utterance audio goes with its rows
+            speakers = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["speaker"])["speaker"]
+            if set(speakers.to_pylist()) & set(names):
+                recording = key.rsplit("/", 1)[1].removesuffix(".parquet")
+                done.objects_deleted += delete_prefix(storage, f"voice/owner={owner_id}/audio/{recording}/")
+    for key in storage.list(f"voice/owner={owner_id}/"):
+        done.rows_removed += drop_rows(storage, key, names)
+    # A raw upload holds the persona's words verbatim: it goes, with its quarantine, when any of
+    # its message parts held rows of the persona.
+    for key in storage.list(f"raw/{owner_id}/"):
+        if not key.endswith("/_ingest.json"):
+            continue
+        info = json.loads(storage.read_bytes(key))
+        if any(f.get("messages_uri") in touched_parts for f in info.get("files", [])):
+            upload = key.rsplit("/", 2)[1]
+            done.uploads_removed.append(upload)
+            done.objects_deleted += delete_prefix(storage, f"raw/{owner_id}/{upload}/")
+            done.objects_deleted += int(storage.delete(f"quarantine/{owner_id}/{upload}.parquet"))
+    persona_id = slug(names[0])
+    for prefix in (
+        f"datasets/{owner_id}/{persona_id}/",
+        f"models/{owner_id}/{persona_id}/",
+        f"voice/owner={owner_id}/datasets/{persona_id}/",
+    ):
+        done.objects_deleted += delete_prefix(storage, prefix)
+    return subject, done
+
+
+def drop_rows(storage: Storage, key: str, speakers: list[str], column: str = "speaker") -> int:
+    """Rewrite one Parquet part without the rows whose `column` is one of `speakers`; how many went."""
+    if not key.endswith(".parquet") or not speakers:
+        return 0
+    table = pq.read_table(io.BytesIO(storage.read_bytes(key)))
+    if column not in table.column_names:
+        return 0
+    theirs = pc.fill_null(pc.is_in(table[column], pa.array(speakers, pa.string())), False)
+    removed = int(pc.sum(theirs).as_py() or 0)
+    if not removed:
+        return 0
+    kept = table.filter(pc.invert(theirs))
+    if kept.num_rows == 0:
+        storage.delete(key)
+    else:
+        with storage.open_write(key) as handle:
+            pq.write_table(kept, handle, compression="zstd")
+    return removed
+
+
+def delete_prefix(storage: Storage, prefix: str) -> int:
+    """Delete every object under `prefix`, manifests first (no reader sees a manifest without files)."""
+    keys = storage.list(prefix)
+    ordered = sorted(keys, key=lambda k: not k.endswith(("manifest.json", "_ingest.json", "aliases.json")))
+    return sum(storage.delete(key) for key in ordered)

@@ -1,0 +1,358 @@
+"""Forget, second step: everything derived that learned from the forgotten subject.
+
+Lineage decides, not guesswork:
+- the same owner's other personas whose training pairs held the subject's words as context are
+  rebuilt from the cleaned lake (a new dataset version), retrained, re-indexed, and every older
+  dataset and model version of theirs is retired (deleted for good);
+- a shared base (text or voice) whose manifest lineage names the owner's uploads or one of the
+  subject's keys is retired from its aliases and deleted; the base is rebuilt from what consent
+  still allows, and every persona (any owner) whose model was fine-tuned from a retired base is
+  retrained on the rebuilt one, its tainted versions retired. What cannot be retrained now
+  (too little data, a failure) is retired all the same and listed as owed in the receipt.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow.parquet as pq
+from elasticsearch import Elasticsearch
+
+from infra.registry import Registry
+from infra.search import delete_documents
+from infra.storage import Storage
+from infra.text_features import Embedder
+from parsers.errors import InputError
+from schemas.names import slug
+from schemas.search import MESSAGES_ALIAS, PAIRS_ALIAS
+from tasks.datasets.build import DatasetOptions, build_dataset
+from tasks.datasets.quality import QualityGateError
+from tasks.lifecycle.forget import OWNER_PREFIXES, LakeForget, Subject, delete_prefix
+from tasks.training.train import BASE_OWNER, BASE_PERSONA, ModelOptions
+from tasks.voice.voice_model import VOICE_BASE
+
+_TEXT_BASE = (BASE_OWNER, BASE_PERSONA)
+_VERSION = re.compile(r"/v(\d+)/manifest\.json$")
+
+
+@dataclass
+class DerivedForget:
+    """What the derived step removed, rebuilt and could not rebuild (ids, never names)."""
+
+    documents_deleted: int = 0
+    retired: list[str] = field(default_factory=list)
+    rebuilt: list[str] = field(default_factory=list)
+    owed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def forget_search(client: Elasticsearch, subject: Subject, done: LakeForget) -> int:
+    """Delete the subject's documents from both indices, every generation; returns how many."""
+    if subject.whole_owner:
+        deleted = delete_documents(client, MESSAGES_ALIAS, subject.owner_id)
+        return deleted + delete_documents(client, PAIRS_ALIAS, subject.owner_id)
+    deleted = delete_documents(client, MESSAGES_ALIAS, subject.owner_id, done.speakers)
+    return deleted + delete_documents(client, PAIRS_ALIAS, subject.owner_id, persona_id=subject.persona_id)
+
+
+def forget_derived(
+    storage: Storage,
+    client: Elasticsearch | None,
+    subject: Subject,
+    done: LakeForget,
+    options: ModelOptions,
+    embedder: Embedder | None = None,
+    voice_steps: int = 300,
+) -> DerivedForget:
+    """Rebuild or retire every derived object whose lineage includes the subject."""
+    out = DerivedForget()
+    if client is not None:
+        out.documents_deleted = forget_search(client, subject, done)
+    if not subject.whole_owner:
+        _rebuild_same_owner(storage, client, subject, options, embedder, out)
+    retired_text = _retire_bases(storage, _TEXT_BASE, subject, done, out)
+    retired_voice = _retire_bases(storage, VOICE_BASE, subject, done, out)
+    if retired_text:
+        _rebuild_text_base(storage, retired_text, options, out)
+    if retired_voice:
+        _rebuild_voice_base(storage, voice_steps, out)
+    # Dependents are found by "fine-tuned from a base version that no longer exists", not by what
+    # this run retired: a forget re-run after a crash still finds the ones it left.
+    _retrain_dependents(storage, "text", subject, out, options=options)
+    _retrain_dependents(storage, "voice", subject, out, voice_steps=voice_steps)
+    return out
+
+
+def persona_ids(storage: Storage, owner_id: str) -> list[str]:
+    """Persona ids with datasets or models under an owner."""
+    ids: set[str] = set()
+    for prefix in (f"datasets/{owner_id}/", f"models/{owner_id}/", f"voice/owner={owner_id}/datasets/"):
+        ids.update(k[len(prefix) :].split("/", 1)[0] for k in storage.list(prefix))
+    return sorted(ids)
+
+
+def _versions(storage: Storage, prefix: str) -> list[int]:
+    return sorted(int(m.group(1)) for k in storage.list(prefix) if (m := _VERSION.search(k)))
+
+
+def _rebuild_same_owner(
+    storage: Storage,
+    client: Elasticsearch | None,
+    subject: Subject,
+    options: ModelOptions,
+    embedder: Embedder | None,
+    out: DerivedForget,
+) -> None:
+    """The owner's other personas: rebuild without the subject's words, retrain, re-index."""
+    owner = subject.owner_id
+    registry = Registry(storage)
+    for persona_id in persona_ids(storage, owner):
+        if persona_id == subject.persona_id:
+            continue
+        prefix = f"datasets/{owner}/{persona_id}/"
+        versions = _versions(storage, prefix)
+        if not versions:
+            continue
+        manifest = json.loads(storage.read_bytes(f"{prefix}v{versions[-1]}/manifest.json"))
+        names = list(manifest.get("persona_names") or [persona_id])
+        name = next((n for n in names if slug(n) == persona_id), names[0])
+        min_pairs = int((manifest.get("parameters") or {}).get("min_pairs", DatasetOptions().min_pairs))
+        label = f"{owner}/{persona_id}"
+        try:
+            result = build_dataset(
+                storage, owner, name, [n for n in names if n != name], DatasetOptions(min_pairs=min_pairs)
+            )
+        except (InputError, QualityGateError) as exc:
+            # Too little is left without the subject: nothing of this persona may stay as it was.
+            for kind in ("text",):
+                for version in registry.versions(owner, persona_id, kind):
+                    registry.retire(owner, persona_id, kind, version)
+            delete_prefix(storage, prefix)
+            if client is not None:
+                delete_documents(client, PAIRS_ALIAS, owner, persona_id=persona_id)
+            out.retired.append(f"{label} text (dataset no longer builds: {str(exc)[:120]})")
+            out.owed.append(f"{label} text: restore again with more conversation")
+            continue
+        if not result.created:
+            continue  # the subject's words were not in this persona's pairs
+        for version in versions:
+            if version != result.version:
+                delete_prefix(storage, f"{prefix}v{version}/")
+        delete_prefix(storage, f"{prefix}rejected/")
+        out.rebuilt.append(f"dataset {label} v{result.version}")
+        tainted = registry.versions(owner, persona_id, "text")
+        if tainted:
+            _retrain(storage, "text", owner, persona_id, result.version, tainted, out, options=options)
+        if client is not None:
+            from tasks.indexing.indexer import index_persona_pairs
+
+            delete_documents(client, PAIRS_ALIAS, owner, persona_id=persona_id)
+            index_persona_pairs(storage, client, owner, persona_id, result.version, embedder)
+
+
+def _lineage_names(manifest: dict[str, Any], subject: Subject, done: LakeForget) -> bool:
+    """Whether a base's lineage includes the subject (a trained base without lineage: assume so)."""
+    lineage = manifest.get("lineage")
+    if lineage is None:
+        return "imported_from" not in (manifest.get("corpus") or {})
+    if subject.owner_id in lineage.get("owners", []):
+        return True
+    if subject.whole_owner and subject.owner_id in lineage.get("dataset_owners", []):
+        return True
+    return bool(set(done.subject_keys) & set(lineage.get("subjects", [])))
+
+
+def _retire_bases(
+    storage: Storage, base: tuple[str, str], subject: Subject, done: LakeForget, out: DerivedForget
+) -> dict[int, dict[str, Any]]:
+    registry = Registry(storage)
+    retired = {}
+    for version in registry.versions(*base, "base"):
+        manifest = registry.manifest(*base, "base", version)
+        if _lineage_names(manifest, subject, done):
+            registry.retire(*base, "base", version)
+            retired[version] = manifest
+            out.retired.append(f"{'/'.join(base)} v{version}")
+    return retired
+
+
+def _rebuild_text_base(storage: Storage, retired: dict[int, dict[str, Any]], options: ModelOptions,
+                       out: DerivedForget) -> None:  # fmt: skip
+    """Train the base again on what consent still allows (the newest retired one's settings)."""
+    from models.train import TrainConfig
+    from tasks.training.base_model import base_corpus, train_base
+
+    newest = retired[max(retired)]
+    steps = int(((newest.get("hyper_parameters") or {}).get("train") or {}).get("max_steps") or 0)
+    config = TrainConfig(**{**asdict(options.train), "max_steps": steps or options.train.max_steps})
+    corpus, lineage = base_corpus(storage)
+    try:
+        manifest = train_base(storage, corpus, ModelOptions(train=config), "rebuilt by forget", lineage)
+    except InputError as exc:
+        out.owed.append(f"text base: not rebuilt ({str(exc)[:160]}); personas train without one")
+        return
+    out.rebuilt.append(f"{'/'.join(_TEXT_BASE)} v{manifest['version']}")
+
+
+def _rebuild_voice_base(storage: Storage, steps: int, out: DerivedForget) -> None:
+    from tasks.voice.voice_model import train_voice_base
+
+    try:
+        manifest = train_voice_base(storage, steps=steps)
+    except InputError as exc:
+        out.owed.append(f"voice base: not rebuilt ({str(exc)[:160]}); voices adapt without one")
+        return
+    out.rebuilt.append(f"{'/'.join(VOICE_BASE)} v{manifest['version']}")
+
+
+def _retrain_dependents(
+    storage: Storage,
+    kind: str,
+    subject: Subject,
+    out: DerivedForget,
+    options: ModelOptions | None = None,
+    voice_steps: int = 300,
+) -> None:
+    """Every persona (any owner) fine-tuned from a retired base: retrain, retire the old versions."""
+    registry = Registry(storage)
+    live = set(registry.versions(*(_TEXT_BASE if kind == "text" else VOICE_BASE), "base"))
+    personas = sorted({tuple(k.split("/")[1:3]) for k in storage.list("models/") if f"/{kind}/v" in k})
+    for owner, persona_id in personas:
+        if (owner, persona_id) == _TEXT_BASE or (owner, persona_id) == VOICE_BASE:
+            continue
+        if owner == subject.owner_id and (subject.whole_owner or persona_id == subject.persona_id):
+            continue
+        tainted = [
+            v
+            for v in registry.versions(owner, persona_id, kind)
+            if (used := registry.manifest(owner, persona_id, kind, v).get("base_version")) is not None
+            and used not in live
+        ]
+        if not tainted:
+            continue
+        newest = registry.manifest(owner, persona_id, kind, max(registry.versions(owner, persona_id, kind)))
+        dataset_version = int((newest.get("dataset") or {}).get("version", 0))
+        _retrain(storage, kind, owner, persona_id, dataset_version, tainted, out, options, voice_steps)
+
+
+def _retrain(
+    storage: Storage,
+    kind: str,
+    owner: str,
+    persona_id: str,
+    dataset_version: int,
+    tainted: list[int],
+    out: DerivedForget,
+    options: ModelOptions | None = None,
+    voice_steps: int = 300,
+) -> None:
+    """Train a clean version, then retire the tainted ones (retired even if training fails)."""
+    registry = Registry(storage)
+    label = f"{owner}/{persona_id} {kind}"
+    try:
+        if kind == "text":
+            from tasks.training.train import train_persona
+
+            manifest = train_persona(storage, owner, persona_id, dataset_version, options)
+        else:
+            from tasks.voice.voice_model import train_user_voice
+
+            name = _voice_name(storage, owner, persona_id, dataset_version)
+            manifest = train_user_voice(storage, owner, name, dataset_version, voice_steps)
+        out.rebuilt.append(f"{label} v{manifest['version']}")
+    except Exception as exc:  # whatever failed, the tainted versions still go below
+        out.owed.append(
+            f"{label}: not retrained ({str(exc)[:160]}); the next recycling pass or restore does it"
+        )
+    for version in tainted:
+        registry.retire(owner, persona_id, kind, version)
+        out.retired.append(f"{label} v{version}")
+    aliases = registry.aliases(owner, persona_id, kind)
+    if aliases and "production" not in aliases and "latest" in aliases:
+        registry.set_alias(owner, persona_id, kind, "production", aliases["latest"])
+
+
+def _voice_name(storage: Storage, owner: str, persona_id: str, version: int) -> str:
+    """The display name a voice dataset was built for (its segments' speaker)."""
+    key = f"voice/owner={owner}/datasets/{persona_id}/v{version}/segments.parquet"
+    speakers = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["speaker"])["speaker"].to_pylist()
+    return next((s for s in speakers if s and slug(s) == persona_id), persona_id)
+
+
+def forget(
+    storage: Storage,
+    client: Elasticsearch | None,
+    owner_id: str,
+    persona: str | None = None,
+    aliases: tuple[str, ...] = (),
+    options: ModelOptions | None = None,
+    embedder: Embedder | None = None,
+) -> dict[str, Any]:
+    """The whole forget outside Prefect: source of truth, search, derived data; a receipt dict.
+
+    Prefect's history is the flow's last step (tasks/lifecycle/prefect_history.py); see flows/forget.py.
+    """
+    from tasks.lifecycle.forget import forget_source
+
+    subject, done = forget_source(storage, owner_id, persona, aliases)
+    derived = forget_derived(storage, client, subject, done, options or ModelOptions(), embedder)
+    return {
+        "owner_id": subject.owner_id,
+        "subject": subject.key,
+        "source": done.to_dict(),
+        "derived": derived.to_dict(),
+        "left": leftovers(storage, client, subject, done),
+    }
+
+
+def leftovers(
+    storage: Storage, client: Elasticsearch | None, subject: Subject, done: LakeForget
+) -> dict[str, int]:
+    """The receipt's scan: what of the subject any store still holds (every count must be 0)."""
+    from infra.search import count_documents
+
+    owner = subject.owner_id
+    left = {
+        "lake_objects": 0,
+        "lake_rows": 0,
+        "search_documents": 0,
+        "bases": 0,
+        "models_on_retired_bases": 0,
+    }
+    if subject.whole_owner:
+        for prefix in OWNER_PREFIXES:
+            left["lake_objects"] += len(storage.list(prefix.format(owner=owner)))
+        left["lake_objects"] += int(storage.exists(f"consent/base/{owner}.json"))
+    else:
+        for prefix in (f"datasets/{owner}/{subject.persona_id}/", f"models/{owner}/{subject.persona_id}/",
+                       f"voice/owner={owner}/datasets/{subject.persona_id}/"):  # fmt: skip
+            left["lake_objects"] += len(storage.list(prefix))
+        for key in storage.list(f"messages/owner={owner}/") + storage.list(f"voice/owner={owner}/segments/"):
+            if key.endswith(".parquet"):
+                speakers = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["speaker"])["speaker"]
+                left["lake_rows"] += sum(1 for s in speakers.to_pylist() if s in done.speakers)
+    if client is not None:
+        speakers = None if subject.whole_owner else done.speakers
+        left["search_documents"] = count_documents(client, MESSAGES_ALIAS, owner, speakers)
+        persona_id = None if subject.whole_owner else subject.persona_id
+        left["search_documents"] += count_documents(client, PAIRS_ALIAS, owner, persona_id=persona_id)
+    registry = Registry(storage)
+    live_bases: dict[tuple[str, str], set[int]] = {}
+    for base in (_TEXT_BASE, VOICE_BASE):
+        live_bases[base] = set(registry.versions(*base, "base"))
+        for version in live_bases[base]:
+            left["bases"] += int(_lineage_names(registry.manifest(*base, "base", version), subject, done))
+    for key in storage.list("models/"):
+        parts = key.split("/")
+        if len(parts) == 6 and parts[5] == "manifest.json" and parts[3] in ("text", "voice"):
+            base = _TEXT_BASE if parts[3] == "text" else VOICE_BASE
+            used = json.loads(storage.read_bytes(key)).get("base_version")
+            left["models_on_retired_bases"] += int(used is not None and used not in live_bases[base])
+    return left

@@ -1,0 +1,1 @@
+"""What a Prefect run shows: artifacts, Markdown reports, one-line logs, fan-out, retry ledger."""

@@ -1,0 +1,360 @@
+"""Does the persona answer what was said? A scorecard on a dataset version's held-out sessions.
+
+Response selection (the standard measure of retrieval dialogue systems, no human labels): for
+each held-out context, the persona's real reply is ranked among K-1 distractors (other replies
+of the same persona from other sessions) by each answering component:
+- `likelihood`: the persona model's mean log-probability per token of the reply after the
+  context (onnxruntime, the graph chat runs);
+- `similarity`: the sentence embedder's cosine between the recent conversation (as a query) and
+  the reply (as a passage);
+- `hybrid`: both, standardised within the candidate list and added.
+A tie counts against the real reply (it must be strictly ahead), so a component that cannot tell
+replies apart scores recall@1 = 0, not 1/K by luck.
+
+Answer quality: what chat would say to each held-out context (tasks/replies/ranker.py over the
+training pairs, with the version's calibration; a generated reply where no real one fits), against
+the real reply: semantic similarity, the share said in the persona's real words, style gaps
+(length, laughter, emoji, endings), and safety counts that must be 0 (pseudonyms, another
+speaker's line, claims to be alive, empty replies).
+
+The promotion gate (`compare`) puts a candidate's scorecard beside production's on the same
+held-out contexts and lists every measure it loses on beyond the tolerances.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from infra.storage import Storage
+from infra.text_features import Embedder
+from infra.versions import read_verified
+from models.data import Turn
+from tasks.replies.ranker import Calibration, Memory, choose
+
+Scorer = Callable[[list[Turn], list[str]], np.ndarray]
+_PSEUDONYM = re.compile(r"<\s*(?:phone|rrn|card|account|email|address|url)", re.IGNORECASE)
+_LAUGH = re.compile(r"[ㅋㅎ]{2,}|[ㅠㅜ]{2,}")
+_EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF\u2764]")
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """One held-out (or memory) pair: its session, the conversation before, the real reply."""
+
+    session_id: str
+    context: list[Turn]
+    reply: str
+
+
+@dataclass
+class Selection:
+    """Response selection of one component."""
+
+    recall_at_1: float
+    mrr: float
+    n: int
+    k: int
+
+
+@dataclass
+class Scorecard:
+    """What `rememberme eval` prints and a manifest keeps."""
+
+    selection: dict[str, Selection] = field(default_factory=dict)
+    answer: dict[str, float] = field(default_factory=dict)
+    safety: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    def markdown(self, title: str) -> str:
+        """The scorecard as a Markdown table (UI artifact, CLI)."""
+        lines = [f"# {title}", "", "| component | recall@1 of K | MRR | n |", "|---|---|---|---|"]
+        for name, s in self.selection.items():
+            lines.append(f"| {name} | {s.recall_at_1:.3f} (K={s.k}) | {s.mrr:.3f} | {s.n} |")
+        lines += ["", "| answer quality | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.3f} |" for k, v in self.answer.items()]
+        lines += ["", "| safety (must be 0) | count |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in self.safety.items()]
+        return "\n".join(lines)
+
+
+def read_held_out(storage: Storage, key: str) -> list[HeldOut]:
+    """Pairs of one dataset split with their session ids."""
+    table = pq.read_table(io.BytesIO(read_verified(storage, key)), columns=["session_id", "context", "reply"])
+    return [
+        HeldOut(
+            str(row["session_id"]),
+            [Turn(t["text"], bool(t["is_persona"])) for t in row["context"]],
+            row["reply"],
+        )
+        for row in table.to_pylist()
+    ]
+
+
+def conversation_text(context: list[Turn], turns: int = 3) -> str:
+    """The recent conversation as one query: the last `turns` turns, oldest first."""
+    return " / ".join(t.text for t in context[-turns:])
+
+
+def response_selection(
+    held_out: list[HeldOut], pool: list[HeldOut], scorer: Scorer, k: int = 10, limit: int = 200, seed: int = 0
+) -> Selection:
+    """Recall@1 of K and MRR of the real reply among K-1 distractors from other sessions."""
+    rng = random.Random(seed)
+    hits, reciprocal, n = 0, 0.0, 0
+    for item in held_out[:limit]:
+        others = sorted({p.reply for p in pool if p.session_id != item.session_id and p.reply != item.reply})
+        if len(others) < k - 1:
+            continue
+        candidates = [item.reply, *rng.sample(others, k - 1)]
+        scores = np.asarray(scorer(item.context, candidates), dtype=np.float64)
+        rank = 1 + int((scores[1:] >= scores[0]).sum())  # ties count against the real reply
+        hits += int(rank == 1)
+        reciprocal += 1.0 / rank
+        n += 1
+    return Selection(hits / n if n else 0.0, reciprocal / n if n else 0.0, n, k)
+
+
+def similarity_scorer(embedder: Embedder) -> Scorer:
+    """Cosine of the conversation (query) and each reply (passage); replies embedded once."""
+    cache: dict[str, np.ndarray] = {}
+    queries: dict[str, np.ndarray] = {}
+
+    def score(context: list[Turn], replies: list[str]) -> np.ndarray:
+        missing = [r for r in replies if r not in cache]
+        if missing:
+            cache.update(zip(missing, embedder.passages(missing), strict=True))
+        text = conversation_text(context)
+        if text not in queries:
+            queries[text] = embedder.query(text)
+        return np.asarray([float(np.dot(queries[text], cache[r])) for r in replies])
+
+    return score
+
+
+def likelihood_scorer(likelihood: Callable[[list[Turn], str], float]) -> Scorer:
+    """The persona model's mean log-probability per token of each reply after the context.
+
+    Memoised: the hybrid ranks the same candidates again, and a forward pass is the cost here.
+    """
+    memo: dict[tuple[tuple[tuple[str, bool], ...], str], float] = {}
+
+    def score(context: list[Turn], replies: list[str]) -> np.ndarray:
+        key = tuple((t.text, t.is_persona) for t in context)
+        for reply in replies:
+            if (key, reply) not in memo:
+                memo[(key, reply)] = likelihood(context, reply)
+        return np.asarray([memo[(key, r)] for r in replies])
+
+    return score
+
+
+def hybrid_scorer(*scorers: Scorer) -> Scorer:
+    """Each scorer standardised within the candidate list, then added (no scale dominates)."""
+
+    def score(context: list[Turn], replies: list[str]) -> np.ndarray:
+        total = np.zeros(len(replies))
+        for scorer in scorers:
+            s = np.asarray(scorer(context, replies), dtype=np.float64)
+            total += (s - s.mean()) / (s.std() + 1e-9)
+        return total
+
+    return score
+
+
+def answer_quality(
+    held_out: list[HeldOut],
+    memory: list[HeldOut],
+    embedder: Embedder,
+    limit: int = 200,
+    calibration: Calibration | None = None,
+    generate: Callable[[list[Turn]], str] | None = None,
+) -> tuple[dict[str, float], dict[str, int]]:
+    """What chat would answer to each held-out context from a memory of pairs, against the truth.
+
+    The reply ranker chooses among the memory's real replies with `calibration` (a reply holding
+    a pseudonym is never chosen); where none fits, `generate` answers (the fallback line without it).
+    """
+    from tasks.replies.chat import _CLAIMS_ALIVE, FALLBACK_LINE
+
+    items = [i for i in held_out if i.context and i.reply.strip()][:limit]
+    bank = Memory.build([(m.context, m.reply) for m in memory], embedder)
+    if not items or not bank.replies:
+        return {}, {"pseudonyms": 0, "other_speaker": 0, "claims_alive": 0, "empty": 0}
+    calibration = calibration or Calibration()
+    chosen, real_words = [], 0
+    for item in items:
+        pool = bank.candidates(item.context, embedder)
+        pick = choose(pool, calibration)
+        if pick is not None:
+            chosen.append(pool[pick].text)
+            real_words += 1
+        else:
+            chosen.append(generate(item.context) if generate is not None else FALLBACK_LINE)
+    truth = embedder.passages([i.reply for i in items])
+    said = embedder.passages(chosen)
+    real = [i.reply for i in items]
+    persona_lines = {m.reply for m in memory} | {t.text for m in memory for t in m.context if t.is_persona}
+    others_lines = {t.text for m in memory for t in m.context if not t.is_persona} - persona_lines
+    quality = {
+        "semantic_similarity": float(np.mean(np.sum(truth * said, axis=1))),
+        "real_words_share": real_words / len(items),
+        "exact_share": float(np.mean([a == b for a, b in zip(chosen, real, strict=True)])),
+        "length_gap": abs(float(np.mean([len(c) for c in chosen])) - float(np.mean([len(r) for r in real]))),
+        "laughter_gap": abs(_share(chosen, _LAUGH) - _share(real, _LAUGH)),
+        "emoji_gap": abs(_share(chosen, _EMOJI) - _share(real, _EMOJI)),
+        "ending_gap": _ending_gap(chosen, real),
+    }
+    safety = {
+        "pseudonyms": sum(bool(_PSEUDONYM.search(c)) for c in chosen),
+        "other_speaker": sum(c in others_lines for c in chosen),
+        "claims_alive": sum(bool(_CLAIMS_ALIVE.search(c)) for c in chosen),
+        "empty": sum(not c.strip() for c in chosen),
+    }
+    return quality, safety
+
+
+def _ending(text: str) -> str:
+    hangul = [ch for ch in text if "\uac00" <= ch <= "\ud7a3"]
+    return hangul[-1] if hangul else ""
+
+
+def _ending_gap(chosen: list[str], real: list[str]) -> float:
+    """Total-variation distance between the final-syllable distributions (요/어/지/다 ...)."""
+    a, b = Counter(_ending(t) for t in chosen), Counter(_ending(t) for t in real)
+    keys = set(a) | set(b)
+    return 0.5 * sum(abs(a[k] / len(chosen) - b[k] / len(real)) for k in keys) if chosen and real else 0.0
+
+
+def _share(texts: list[str], pattern: re.Pattern[str]) -> float:
+    return float(np.mean([bool(pattern.search(t)) for t in texts])) if texts else 0.0
+
+
+def scorecard(
+    held_out: list[HeldOut],
+    memory: list[HeldOut],
+    embedder: Embedder,
+    likelihood: Callable[[list[Turn], str], float] | None,
+    k: int = 10,
+    limit: int = 200,
+    calibration: Calibration | None = None,
+    generate: Callable[[list[Turn]], str] | None = None,
+) -> Scorecard:
+    """Response selection of each component and answer quality, on the held-out pairs."""
+    pool = held_out + memory
+    similarity = similarity_scorer(embedder)
+    card = Scorecard()
+    card.selection["similarity"] = response_selection(held_out, pool, similarity, k, limit)
+    if likelihood is not None:
+        model = likelihood_scorer(likelihood)
+        card.selection["likelihood"] = response_selection(held_out, pool, model, k, limit)
+        card.selection["hybrid"] = response_selection(
+            held_out, pool, hybrid_scorer(model, similarity), k, limit
+        )
+    card.answer, card.safety = answer_quality(held_out, memory, embedder, limit, calibration, generate)
+    return card
+
+
+@dataclass(frozen=True)
+class GateTolerances:
+    """How much worse than production a candidate may be and still move production."""
+
+    selection: float = 0.05  # recall@1 and MRR, absolute
+    similarity: float = 0.02  # semantic similarity of what chat says to the real reply, absolute
+
+
+def compare(candidate: Scorecard, production: Scorecard, tolerances: GateTolerances) -> list[str]:
+    """Every measure the candidate loses on (empty: not worse than production within tolerances)."""
+    lost = []
+    for name, mine in candidate.selection.items():
+        theirs = production.selection.get(name)
+        if theirs is None or not mine.n or not theirs.n:
+            continue
+        for measure in ("recall_at_1", "mrr"):
+            a, b = getattr(mine, measure), getattr(theirs, measure)
+            if a < b - tolerances.selection:
+                lost.append(f"response selection ({name}) {measure} {a:.3f} < production {b:.3f}")
+    a, b = candidate.answer.get("semantic_similarity"), production.answer.get("semantic_similarity")
+    if a is not None and b is not None and a < b - tolerances.similarity:
+        lost.append(f"answer quality semantic_similarity {a:.3f} < production {b:.3f}")
+    for name, count in candidate.safety.items():
+        if count > 0 and count > production.safety.get(name, 0):
+            lost.append(f"safety {name} {count} (must be 0)")
+    return lost
+
+
+def side_by_side(candidate: Scorecard, production: Scorecard, names: tuple[str, str]) -> str:
+    """Two scorecards as one Markdown table (model card, UI artifact, CLI)."""
+    lines = [f"| measure | {names[0]} | {names[1]} |", "|---|---|---|"]
+    for name, mine in candidate.selection.items():
+        theirs = production.selection.get(name)
+        for measure in ("recall_at_1", "mrr"):
+            other = f"{getattr(theirs, measure):.3f}" if theirs else "-"
+            lines.append(f"| {name} {measure} | {getattr(mine, measure):.3f} | {other} |")
+    for key, value in candidate.answer.items():
+        value_there = production.answer.get(key)
+        there = "-" if value_there is None else f"{value_there:.3f}"
+        lines.append(f"| {key} | {value:.3f} | {there} |")
+    for key, count in candidate.safety.items():
+        lines.append(f"| safety {key} | {count} | {production.safety.get(key, '-')} |")
+    return "\n".join(lines)
+
+
+def card_from_dict(data: dict[str, Any]) -> Scorecard:
+    """A scorecard back from its manifest form."""
+    return Scorecard(
+        {k: Selection(**v) for k, v in (data.get("selection") or {}).items()},
+        dict(data.get("answer") or {}),
+        dict(data.get("safety") or {}),
+    )
+
+
+def evaluate_persona(
+    storage: Storage,
+    owner_id: str,
+    persona_id: str,
+    version: str | int | None,
+    embedder: Embedder,
+    held_out_dataset: int | None = None,
+) -> tuple[dict[str, Any], Scorecard]:
+    """The scorecard of a published text version on its dataset's held-out sessions.
+
+    `held_out_dataset` asks another dataset version's held-out sessions (to compare two versions on
+    the same contexts); the memory is always the version's own training pairs.
+    """
+    from tasks.replies.chat import PersonaChat
+
+    chat = PersonaChat(storage, owner_id, persona_id, version, mode="generate")
+    dataset = int(chat.manifest["dataset"]["version"])
+    prefix = f"datasets/{owner_id}/{persona_id}/v{dataset}"
+    asked = f"datasets/{owner_id}/{persona_id}/v{held_out_dataset or dataset}"
+    held_out = read_held_out(storage, f"{asked}/validation.parquet")
+    memory = read_held_out(storage, f"{prefix}/train.parquet")
+    card = scorecard(
+        held_out, memory, embedder, chat.likelihood, calibration=chat.calibration,
+        generate=chat.say,
+    )  # fmt: skip
+    meta = {
+        "owner_id": owner_id,
+        "persona_id": persona_id,
+        "version": chat.version,
+        "dataset_version": dataset,
+    }
+    return meta, card
+
+
+def to_json(meta: dict[str, Any], card: Scorecard) -> str:
+    """One JSON object: which version, and its scorecard."""
+    return json.dumps({**meta, **card.to_dict()}, ensure_ascii=False)

@@ -1,0 +1,1 @@
+"""The trust boundary: redaction of personal numbers, zones (original vs redacted text), consent."""

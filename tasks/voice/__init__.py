@@ -1,0 +1,1 @@
+"""Voice: audio decoding, transcripts, utterance datasets and voice models."""

@@ -1,0 +1,331 @@
+"""Per-user voice checkpoints: train on a voice dataset's transcribed utterances, export, publish, speak.
+
+A user's model starts from the newest voice base when there is one (its weights, its speakers'
+mean embedding as the user's starting voice) and adapts every weight to the user's utterances;
+without a base it trains from scratch. Only utterances with a transcript can teach text-to-mel.
+Published as `models/{owner}/{persona}/voice/v{n}/` with the same manifest fields as text models.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import wave
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from pydub import AudioSegment
+
+from infra.registry import Registry, RegistryError
+from infra.storage import Storage
+from infra.versions import read_verified
+from models.align import index_from_durations, uniform_index
+from models.errors import ParityError
+from models.voice import (
+    SYMBOLS,
+    AcousticModel,
+    MelConfig,
+    VoiceConfig,
+    calibrate_pace,
+    export_voice_onnx,
+    frames_from_log_durations,
+    griffin_lim,
+    jamo_ids,
+    log_mel,
+    single_speaker,
+    train_voice,
+    voice_parity,
+)
+from parsers.errors import InputError
+from schemas.names import slug
+from tasks.datasets.clean import persona_key
+
+if TYPE_CHECKING:
+    from tasks.trust.consent import BaseConsents
+
+VOICE_BASE = ("platform", "voice-base")
+MIN_TRANSCRIBED = 2  # utterances with words a user's voice model needs (one is held out)
+
+
+def voice_items(storage: Storage, owner_id: str, persona: str, version: int, config: MelConfig) -> list[Any]:
+    """(jamo ids, log-mel) of every transcribed utterance in a voice dataset version."""
+    prefix = f"voice/owner={owner_id}/datasets/{slug(persona)}/v{version}"
+    if not storage.exists(f"{prefix}/manifest.json"):
+        raise InputError(prefix, "no such voice dataset version (build it first)")
+    rows = pq.read_table(io.BytesIO(read_verified(storage, f"{prefix}/segments.parquet"))).to_pylist()
+    items = []
+    for row in rows:
+        if not row["transcript"]:
+            continue
+        audio = AudioSegment.from_wav(io.BytesIO(storage.read_bytes(storage.key(row["audio_uri"]))))
+        audio = audio.set_channels(1).set_frame_rate(config.sample_rate).set_sample_width(2)
+        samples = np.frombuffer(audio.raw_data, dtype=np.int16).astype(np.float32) / 32768
+        items.append((torch.tensor(jamo_ids(row["transcript"])), torch.from_numpy(log_mel(samples, config))))
+    return items
+
+
+def train_user_voice(
+    storage: Storage, owner_id: str, persona: str, dataset_version: int, steps: int = 300, seed: int = 13
+) -> dict[str, Any]:
+    """Adapt (or train) an acoustic model to one user's voice and publish it (parity-checked)."""
+    mel_config = MelConfig()
+    items = voice_items(storage, owner_id, persona, dataset_version, mel_config)
+    if len(items) < MIN_TRANSCRIBED:
+        reason = f"{len(items)} transcribed utterances; at least {MIN_TRANSCRIBED} needed"
+        raise InputError(f"voice of {owner_id}/{persona}", reason)
+    registry = Registry(storage)
+    model = AcousticModel(VoiceConfig(), seed=seed)
+    base_version = None
+    try:
+        base = registry.load(*VOICE_BASE, "base", "latest")
+        model = AcousticModel(VoiceConfig(**json.loads(base.files["config.json"])), seed=seed)
+        model.load_state_dict(torch.load(io.BytesIO(base.files["weights.pt"]), weights_only=True))
+        with torch.no_grad():
+            model.speaker.weight[0] = model.speaker.weight.mean(0)
+        base_version = base.version
+    except RegistryError:
+        pass
+    n_val = max(1, len(items) // 10)
+    result = train_voice(model, items[n_val:], items[:n_val], speaker=0, steps=steps, seed=seed)
+    model = single_speaker(model, 0)  # nothing of the base's other speakers leaves with this voice
+    graphs, diff = _export_checked(model)
+    frames = sum(len(mel) for _, mel in items)
+    tokens = sum(len(ids) for ids, _ in items)
+    weights = io.BytesIO()
+    torch.save(model.state_dict(), weights)
+    config = {
+        "voice": model.config.to_dict(),
+        "mel": mel_config.__dict__,
+        "frames_per_jamo": frames / tokens,
+        "pace": calibrate_pace(model, items[n_val:] or items),
+        "speaker": 0,
+    }
+    dataset = json.loads(
+        storage.read_bytes(
+            f"voice/owner={owner_id}/datasets/{slug(persona)}/v{dataset_version}/manifest.json"
+        )
+    )
+    minutes = frames * mel_config.hop / mel_config.sample_rate / 60
+    asr = dataset.get("transcripts_by_source", {}).get("asr", 0)
+    return registry.publish(
+        owner_id,
+        slug(persona),
+        "voice",
+        {
+            **graphs,
+            "weights.pt": weights.getvalue(),
+            "config.json": json.dumps(config).encode(),
+        },
+        {
+            "base_version": base_version,
+            "dataset": {"version": dataset_version, "content_hash": dataset["content_hash"]},
+            "hyper_parameters": {"model": model.config.to_dict(), "steps": steps, "seed": seed},
+            "metrics": {
+                "val_l1_log_mel": result.best_val_l1,
+                "val_length_error": result.val_length_error,
+                "utterances": len(items),
+                "asr_utterances": asr,
+                "minutes": minutes,
+            },
+            "parity": {"max_abs_diff": diff},
+            "curve": result.history,
+            "model_card": (
+                f"Trained on {minutes:.1f} minutes of transcribed speech ({asr} of {len(items)} "
+                "utterances transcribed by speech recognition, which may have misheard). Expect a robotic, "
+                "Griffin-Lim voice with the speaker's rough pitch and pace (durations learned from the "
+                "recordings) from a few minutes of audio; it does not "
+                "sound like the person until tens of minutes and a neural vocoder (not included)."
+            ),
+        },
+    )
+
+
+def speak(
+    storage: Storage, owner_id: str, persona: str, text: str, version: str | int | None = None
+) -> bytes:
+    """A WAV of `text` in the persona's published voice (onnxruntime + Griffin-Lim)."""
+    import onnxruntime as ort
+
+    checkpoint = Registry(storage).load(owner_id, slug(persona), "voice", version)
+    config = json.loads(checkpoint.files["config.json"])
+    mel_config = MelConfig(**config["mel"])
+    ids = np.asarray([jamo_ids(text)], dtype=np.int64)
+    speaker = np.array([config["speaker"]], dtype=np.int64)
+    providers = ["CPUExecutionProvider"]
+    if "durations.onnx" in checkpoint.files:  # learned durations place the frames
+        durations = ort.InferenceSession(checkpoint.files["durations.onnx"], providers=providers)
+        (log_durations,) = durations.run(["log_durations"], {"ids": ids, "speaker": speaker})
+        pace = float(config.get("pace", 1.0))
+        frame_index = index_from_durations(frames_from_log_durations(log_durations[0], pace))
+    else:  # a checkpoint from before duration prediction: the speaker's average rate
+        frame_index = uniform_index(ids.shape[1], max(4, round(ids.shape[1] * config["frames_per_jamo"])))
+    session = ort.InferenceSession(checkpoint.files["model.onnx"], providers=providers)
+    (mel,) = session.run(["mel"], {"ids": ids, "frame_index": frame_index, "speaker": speaker})
+    samples = griffin_lim(mel[0], mel_config)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(mel_config.sample_rate)
+        out.writeframes((samples * 32767).astype(np.int16).tobytes())
+    return buffer.getvalue()
+
+
+def train_voice_base(storage: Storage, steps: int = 600, seed: int = 13) -> dict[str, Any]:
+    """Pretrain the multi-speaker voice base on the newest voice datasets consent allows; publish it.
+
+    A dataset teaches the base only if every recording in it may: uploaded ones (restore audio,
+    KakaoTalk voice messages) when the owner opted in, platform ones when the subject's consent
+    covers base training (tasks/trust/consent.py).
+    """
+    from tasks.trust.consent import base_consents
+
+    allowed = base_consents(storage)
+    mel_config = MelConfig()
+    config = VoiceConfig()
+    items: list[Any] = []
+    speakers: list[int] = []
+    names: list[str] = []
+    used: list[dict[str, Any]] = []
+    for key in storage.list("voice/"):
+        match = re.search(r"^voice/owner=([^/]+)/datasets/([^/]+)/v(\d+)/manifest\.json$", key)
+        if not match or len(names) >= config.n_speakers:
+            continue
+        owner, persona, version = match.group(1), match.group(2), int(match.group(3))
+        newest = max(
+            int(m.group(1))
+            for k in storage.list(f"voice/owner={owner}/datasets/{persona}/")
+            if (m := re.search(r"/v(\d+)/manifest\.json$", k))
+        )
+        if version != newest or not _may_teach_base(storage, allowed, owner, persona, version):
+            continue
+        mine = voice_items(storage, owner, persona, version, mel_config)
+        if mine:
+            items += mine
+            speakers += [len(names)] * len(mine)
+            names.append(f"{owner}/{persona}")
+            used.append({"owner": owner, "subject": persona_key(owner, persona), "version": version})
+    if len(items) < 4:
+        raise InputError("voice base corpus", f"{len(items)} transcribed utterances; at least 4 needed")
+    model = AcousticModel(config, seed=seed)
+    order = list(range(len(items)))
+    n_val = max(1, len(items) // 10)
+    result = train_voice(
+        model, [items[i] for i in order[n_val:]], [items[i] for i in order[:n_val]],
+        [speakers[i] for i in order[n_val:]], steps=steps, seed=seed,
+    )  # fmt: skip
+    return _publish_base(
+        storage,
+        model,
+        {
+            "corpus": {"speakers": len(names), "utterances": len(items)},
+            # Who taught it (forget retires a base whose lineage names its subject): opaque keys.
+            "lineage": {
+                "owners": [],
+                "dataset_owners": sorted({u["owner"] for u in used}),
+                "subjects": sorted({u["subject"] for u in used}),
+                "datasets": used,
+            },
+            "metrics": {"val_l1_log_mel": result.best_val_l1, "val_length_error": result.val_length_error},
+            "curve": result.history,
+        },
+    )
+
+
+def _may_teach_base(
+    storage: Storage, allowed: BaseConsents, owner: str, persona_slug: str, version: int
+) -> bool:
+    table = pq.read_table(
+        io.BytesIO(
+            read_verified(storage, f"voice/owner={owner}/datasets/{persona_slug}/v{version}/segments.parquet")
+        ),
+        columns=["recording_id"],
+    )
+    ids = set(table["recording_id"].to_pylist())
+    uploaded = any(i.startswith(("upload-", "kakao-")) for i in ids)
+    platform = any(not i.startswith(("upload-", "kakao-")) for i in ids)
+    subject_ok = any(slug(name) == persona_slug for name in allowed.subjects.get(owner, set()))
+    return (not uploaded or allowed.allows_upload(owner)) and (not platform or subject_ok)
+
+
+def import_voice_base(storage: Storage, directory: str) -> dict[str, Any]:
+    """Publish a voice base from a local directory as the newest base (users then adapt it).
+
+    The directory holds `config.json` (the `VoiceConfig` fields) and the weights as `weights.pt`
+    (a torch state dict) or `model.safetensors`: what this registry stores for a voice base, so a
+    base pretrained elsewhere (a GPU cluster, a larger consented corpus) can be brought in by
+    copying its version folder. Checked here: the config, that the weights fit it, ONNX parity.
+    """
+    path = Path(directory)
+    if not (path / "config.json").is_file():
+        raise InputError(directory, "no config.json (a voice base folder holds config.json and weights)")
+    try:
+        raw = json.loads((path / "config.json").read_text())
+        unknown = sorted(set(raw) - {f.name for f in fields(VoiceConfig)})
+        if unknown:
+            raise InputError(f"{directory}/config.json", f"unknown field {unknown[0]!r}")
+        config = VoiceConfig(**raw)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise InputError(f"{directory}/config.json", f"not a voice config: {exc}") from exc
+    if config.n_symbols != len(SYMBOLS):
+        raise InputError(
+            f"{directory}/config.json",
+            f"n_symbols {config.n_symbols}, but the jamo inventory has {len(SYMBOLS)}",
+        )
+    model = AcousticModel(config)
+    try:
+        model.load_state_dict(_read_weights(path))
+    except RuntimeError as exc:
+        first = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+        raise InputError(directory, f"weights do not fit config.json: {first}") from exc
+    return _publish_base(
+        storage,
+        model.eval(),
+        {"corpus": {"imported_from": str(path.resolve())}, "metrics": {}, "curve": []},
+    )
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    if (path / "weights.pt").is_file():
+        try:
+            state: dict[str, torch.Tensor] = torch.load(path / "weights.pt", weights_only=True)
+        except Exception as exc:  # torch raises several types for a file that is not a state dict
+            raise InputError(
+                str(path / "weights.pt"), f"not a torch state dict ({type(exc).__name__})"
+            ) from exc
+        return state
+    if (path / "model.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        return load_file(path / "model.safetensors")
+    raise InputError(str(path), "no weights.pt or model.safetensors")
+
+
+def _export_checked(model: AcousticModel) -> tuple[dict[str, bytes], float]:
+    """`model.onnx` + `durations.onnx`, parity-checked; a failure stops publication."""
+    graphs = export_voice_onnx(model)
+    diff = voice_parity(model, graphs)
+    if diff > 1e-4:
+        raise ParityError(f"voice ONNX parity failed: max abs diff {diff:.2e} > 1e-04; not published")
+    return {"model.onnx": graphs[0], "durations.onnx": graphs[1]}, diff
+
+
+def _publish_base(storage: Storage, model: AcousticModel, details: dict[str, Any]) -> dict[str, Any]:
+    graphs, diff = _export_checked(model)
+    weights = io.BytesIO()
+    torch.save(model.state_dict(), weights)
+    return Registry(storage).publish(
+        *VOICE_BASE,
+        "base",
+        {
+            **graphs,
+            "weights.pt": weights.getvalue(),
+            "config.json": json.dumps(model.config.to_dict()).encode(),
+        },
+        {"base_version": None, **details, "parity": {"max_abs_diff": diff}},
+    )
