@@ -71,7 +71,11 @@ def data_recycling(
     pieces = work.text_pieces()
     refreshed, text_failed = gather(
         refresh_persona.map(
-            unmapped(lake), [o for o, _ in work.personas], [p for _, p in work.personas], unmapped(train)
+            unmapped(lake),
+            [o for o, _ in work.personas],
+            [p for _, p in work.personas],
+            unmapped(train),
+            unmapped(index),
         ),
         pieces,
     )

@@ -26,17 +26,20 @@ from tasks.training.options import persona_model_options
 
 
 @task(name="refresh-persona", persist_result=True)
-def refresh_persona(lake_url: str, owner_id: str, persona: str, train: bool = True) -> dict[str, Any]:
+def refresh_persona(
+    lake_url: str, owner_id: str, persona: str, train: bool = True, index: bool = True
+) -> dict[str, Any]:
     """Rebuild a persona whose data changed and, on a new dataset version, retrain and publish it.
 
-    Too little data is a skip with its reason, not a failure: the other personas go on.
+    Too little data is a skip with its reason, not a failure: the other personas go on. With
+    `index` off (a pass run without search) its pairs are not re-indexed either.
     """
     readable_failure_logs()  # also in a Dask worker, another process
     with persona_lock(owner_id, persona, open_storage(lake_url)):  # not during its restore or forget
-        return _refresh_persona(lake_url, owner_id, persona, train)
+        return _refresh_persona(lake_url, owner_id, persona, train, index)
 
 
-def _refresh_persona(lake_url: str, owner_id: str, persona: str, train: bool) -> dict[str, Any]:
+def _refresh_persona(lake_url: str, owner_id: str, persona: str, train: bool, index: bool) -> dict[str, Any]:
     storage = open_storage(lake_url)
     try:
         result = build_dataset(storage, owner_id, persona)
@@ -52,7 +55,7 @@ def _refresh_persona(lake_url: str, owner_id: str, persona: str, train: bool) ->
         summary["model_version"] = manifest["version"]
         summary["production"] = bool(manifest["promotion"]["promote"])
         summary["manifest"] = manifest  # the flow reports its curve and card, then drops it
-    if train:  # chat's memory follows the data: the new pairs, re-indexed idempotently (_id = pair_id)
+    if train and index:  # chat's memory follows the data: its new pairs, re-indexed (_id = pair_id)
         from tasks.indexing.indexer import index_persona_pairs
 
         client = connect(services.elasticsearch_url(Settings()))
