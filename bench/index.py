@@ -13,10 +13,12 @@ speed is the model's, not the indexer's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -80,20 +82,32 @@ def raw_bulk(client: Elasticsearch, index: str, table: pa.Table, morphs: list[st
     return done
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str) -> argparse.Namespace:
+    """`--messages N --es-url URL`, shared by the search benchmarks."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--es-url", default=os.environ.get("REMEMBERME_ES_URL"))
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+@contextlib.contextmanager
+def search_server(url: str | None) -> Iterator[str]:
+    """`url`, or the local stand-in started in a temp folder for the block."""
+    if url:
+        yield url
+        return
+    server = LocalElasticsearch(Path(tempfile.mkdtemp(prefix="rm-bench-es-")), free_port())
+    try:
+        yield server.up()
+    finally:
+        server.down()
+
+
+def main() -> None:
+    args = arguments(__doc__ or "")
     table = messages(args.messages)
     morphs = morphemes(table.column("text").to_pylist())
-    server = None
-    url = args.es_url
-    if not url:
-        port = free_port()
-        server = LocalElasticsearch(Path(tempfile.mkdtemp(prefix="rm-bench-es-")), port)
-        url = server.up()
-    try:
+    with search_server(args.es_url) as url:
         client = connect(url, timeout_s=120)
         results: dict[str, list[float]] = {}
         for round_ in range(2):  # alternate so neither side always runs on a warmer server
@@ -110,9 +124,6 @@ def main() -> None:
         raw, ours = max(results["raw"]), max(results["ours"])
         print(f"{args.messages:,} messages: raw _bulk {raw:,.0f} docs/s, project indexer {ours:,.0f} docs/s")
         print(f"ratio {ours / raw:.0%} (target >= 80 %)")
-    finally:
-        if server is not None:
-            server.down()
 
 
 if __name__ == "__main__":

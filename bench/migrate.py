@@ -10,35 +10,23 @@ Elasticsearch-API stand-in in a temp folder: read the ratio, not the absolute nu
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.index import messages, raw_bulk
+from bench.index import arguments, messages, raw_bulk, search_server
 from infra.indices import ensure_alias, migrate
 from infra.search import connect
-from infra.services import LocalElasticsearch, free_port
 from infra.text_features import morphemes
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=50_000)
-    parser.add_argument("--es-url", default=os.environ.get("REMEMBERME_ES_URL"))
-    args = parser.parse_args()
+    args = arguments(__doc__ or "")
     table = messages(args.messages)
     morphs = morphemes(table.column("text").to_pylist())
-    server = None
-    url = args.es_url
-    if not url:
-        server = LocalElasticsearch(Path(tempfile.mkdtemp(prefix="rm-bench-es-")), free_port())
-        url = server.up()
-    try:
+    with search_server(args.es_url) as url:
         client = connect(url, timeout_s=600)
         alias = f"bench-migrate-{int(time.time())}"
         ensure_alias(client, alias, 1)
@@ -54,9 +42,6 @@ def main() -> None:
         )
         print(f"ratio {moved_rate / bulk_rate:.0%} of a fresh load; old indices left: {len(left)}")
         client.indices.delete(index=report.target)
-    finally:
-        if server is not None:
-            server.down()
 
 
 if __name__ == "__main__":
