@@ -170,6 +170,8 @@ class LocalStorage:
             path.unlink()
         except FileNotFoundError:
             return False
+        # Its compare-and-swap lock file would keep the folder (named after a persona) alive.
+        path.with_name(f".lock-{path.name}").unlink(missing_ok=True)
         parent = path.parent
         while parent != self.root:
             try:

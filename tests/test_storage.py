@@ -95,3 +95,13 @@ def test_ingest_and_dataset_build_end_to_end(lake_url: str) -> None:
     assert first.created and not again.created and again.version == 1
     manifest = json.loads(storage.read_bytes(f"{first.prefix}/manifest.json"))
     assert manifest["counts"]["pairs_train"] > 100
+
+
+def test_deleting_a_swapped_object_leaves_no_folder_behind(tmp_path: Path) -> None:
+    """A forgotten persona's folder (its name) must go with its last object, lock files included."""
+    storage = open_storage(f"file://{tmp_path}/lake")
+    key = "models/o1/아빠/text/aliases.json"
+    _, token = storage.read_versioned(key)
+    assert storage.replace_if(key, b"{}", token)
+    assert storage.delete(key)
+    assert not (tmp_path / "lake" / "models" / "o1").exists()
