@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.errors import TerminalError
+from infra.errors import TerminalError, TransientError
 from infra.storage import Storage
 from infra.version import CODE_VERSION
 from infra.versions import MANIFEST, RESERVED, VersionedStore, VersionError
@@ -28,6 +28,10 @@ _STACK = 100  # versions each alias remembers for rollback
 
 class RegistryError(TerminalError):
     """A registry request that cannot be served (unknown persona/version, tampered file, ...)."""
+
+
+class RegistryBusyError(RegistryError, TransientError):
+    """Alias moves kept colliding with concurrent ones: worth a later try (retries ask first)."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,7 @@ class Registry:
                 return unchanged
             if self.storage.replace_if(key, pointers.dump(), token):
                 return dict(pointers.current)
-        raise RegistryError(f"{key}: too many concurrent alias moves, try again")
+        raise RegistryBusyError(f"{key}: too many concurrent alias moves, try again")
 
     def set_alias(self, owner_id: str, persona: str, kind: str, alias: str, version: int) -> dict[str, int]:
         """Point `alias` at `version`; the version it leaves goes on that alias's own rollback stack."""

@@ -9,6 +9,7 @@ from elasticsearch import ConnectionError as EsConnectionError
 
 from infra.errors import SearchError, SearchUnavailableError
 from infra.leases import LeaseTimeoutError
+from infra.registry import RegistryBusyError, RegistryError
 from infra.transient import is_transient
 from parsers.errors import InputError
 
@@ -27,6 +28,8 @@ def _api_error(status: int) -> ApiError:
         (SearchUnavailableError("Elasticsearch at http://x is unreachable"), True),
         (SearchError("invalid owner id 'a b'"), False),  # a wrong setting: same answer every try
         (LeaseTimeoutError("persona-x is held by another run"), True),
+        (RegistryBusyError("aliases.json: too many concurrent alias moves, try again"), True),
+        (RegistryError("o1/엄마/text has no version 9"), False),
         (_api_error(429), True),
         (_api_error(503), True),
         (_api_error(400), False),
