@@ -93,28 +93,36 @@ class LocalElasticsearch:
     def up(self, timeout_s: float = 30.0) -> str:
         """Start (or find running) and wait until it answers; returns its URL."""
         if _answers(self.url):
-            if not self.data_dir.exists() or "isn't running" in self._run("status").stdout:
-                # Something else answers on our port: never write our data into another server.
-                if self.port_file is not None:
-                    self.port = _remember_port(self.port_file, free_port())
-                    self.url = f"http://127.0.0.1:{self.port}"
-                    return self.up(timeout_s)
-                raise ServiceError(
-                    f"{self.url} is served by another Elasticsearch API (not the one with data in "
-                    f"{self.data_dir}); stop it or set REMEMBERME_LOCAL_ES_PORT"
-                )
+            if not self._ours():
+                return self._elsewhere(timeout_s)
             return self.url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         result = self._run("up", "--only", "elasticsearch", "--elasticsearch-port", str(self.port))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if _answers(self.url):
-                return self.url
+                # Two state folders can pick a free 9200 at the same moment; the one that lost the
+                # bind must not take the winner's answers for its own server.
+                return self.url if self._ours() else self._elsewhere(timeout_s)
             time.sleep(0.2)
         detail = (result.stderr or result.stdout).strip().splitlines()
         cause = next((line for line in reversed(detail) if "GLIBC" not in line), "no answer")
         raise ServiceError(
             f"local Elasticsearch API did not answer on {self.url} within {timeout_s:.0f}s ({cause})"
+        )
+
+    def _ours(self) -> bool:
+        return self.data_dir.exists() and "isn't running" not in self._run("status").stdout
+
+    def _elsewhere(self, timeout_s: float) -> str:
+        """Something else answers on our port: never write our data into another server."""
+        if self.port_file is not None:
+            self.port = _remember_port(self.port_file, free_port())
+            self.url = f"http://127.0.0.1:{self.port}"
+            return self.up(timeout_s)
+        raise ServiceError(
+            f"{self.url} is served by another Elasticsearch API (not the one with data in "
+            f"{self.data_dir}); stop it or set REMEMBERME_LOCAL_ES_PORT"
         )
 
     def down(self) -> None:

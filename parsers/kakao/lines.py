@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parsers.arrays import bools, ints, valid
+from parsers.arrays import bools, valid
 from parsers.base import (
     ParseBatch,
     ParseContext,
@@ -28,18 +28,17 @@ from parsers.base import (
 )
 from parsers.dates import days_from_civil, days_in_month, ffill
 from parsers.errors import InputError
-from parsers.kakao.formats import MONTHS_EN, LineFormat
+from parsers.kakao.formats import LineFormat
 from parsers.kakao.kinds import KIND_CODE, classify_kinds, kinds_to_arrow
 from parsers.kakao.reader import Chunk
+from parsers.kakao.records import Records, digits, line_records, months
 from parsers.kakao.scan import (
     Lines,
-    first_at_or_after,
     first_codepoints,
-    occurrences,
-    scan,
     slice_strings,
     split_lines,
 )
+from parsers.kakao.texts import join_continuations, message_texts, not_trailing_blank
 
 # Line categories.
 _REC: Final = 0  # message or stamped event
@@ -53,23 +52,9 @@ _TRUNC: Final = 5  # last line cut off mid-stamp
 MAX_PENDING_BYTES: Final = 64 * 1024 * 1024
 #: Plausible years of a KakaoTalk message (the app launched in 2010).
 _YEAR_RANGE: Final = (2000, 2100)
-#: A Windows name may contain "] [": how many candidate splits to try before giving up.
-_PC_SPLIT_TRIES: Final = 4
 _NO_TIME: Final = np.iinfo(np.int64).min
 # Rejection reasons of a message, as codes (texts in LineExportParser._reason_texts).
 _OK, _NO_DATE_LINE, _INVALID_STAMP, _EVENT_NO_TIME, _UNDECODABLE = range(5)
-
-
-@dataclass
-class _Records:
-    """Per line: whether it is a record, and its byte ranges and timestamp fields."""
-
-    valid: np.ndarray
-    speaker_a: np.ndarray
-    speaker_b: np.ndarray  # speaker_a == speaker_b: no speaker (a stamped event)
-    text_a: np.ndarray
-    text_b: np.ndarray
-    fields: dict[str, np.ndarray]
 
 
 @dataclass
@@ -125,7 +110,7 @@ class LineExportParser:
         prev_cr[1:] = lines.cr[:-1]
         forced_cont = ~prev_cr if self.crlf_records else np.zeros(n, dtype=bool)
 
-        rec = self._records(lines)
+        rec = line_records(lines, self.fmt)
         is_rec = rec.valid & ~forced_cont
         cat = np.where(is_rec, _REC, _CONT).astype(np.int8)
         others = np.flatnonzero(cat == _CONT)
@@ -170,28 +155,6 @@ class LineExportParser:
 
     # -- steps ---------------------------------------------------------------------------------
 
-    def _records(self, lines: Lines) -> _Records:
-        """Scan every line for the variant's record layout."""
-        buf, start, end = lines.buf, lines.start, lines.end
-        fmt = self.fmt
-        if fmt.tail == "pc":
-            return _pc_records(lines, fmt)
-        valid, cursor, fields = scan(buf, start, end, fmt.stamp)
-        speaker_a = cursor
-        speaker_b = cursor.copy()
-        text_a = cursor.copy()
-        text_b = end.copy()
-        may_speak = valid & (fields["sep"] == 1) if fmt.tail == "ios" else valid
-        # "name : text": the speaker ends at the first " :" followed by a space or the line end.
-        colons = occurrences(lines, b" :")
-        after = buf[colons + 2]
-        colons = colons[(after == 32) | (after == 10) | (after == 13) | (colons + 2 >= lines.size)]
-        p = first_at_or_after(colons, cursor + 1, end - 1)
-        speaks = may_speak & (p >= 0) & ((p + 2 == end) | (buf[np.maximum(p, 0) + 2] == 32))
-        speaker_b = np.where(speaks, p, speaker_b)
-        text_a = np.where(speaks, np.minimum(p + 3, end), text_a)
-        return _Records(valid, speaker_a, speaker_b, text_a, text_b, fields)
-
     def _day_markers(
         self, other_text: pa.Array, others: np.ndarray, cat: np.ndarray, forced_cont: np.ndarray, n: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -207,9 +170,9 @@ class LineExportParser:
         at = others[hit]
         marks = found.filter(pa.array(hit))
         cat[at] = _SKIP
-        day_y[at] = _ints(marks.field("y"))
-        day_m[at] = _months(marks.field("mon"))
-        day_d[at] = _ints(marks.field("d"))
+        day_y[at] = digits(marks.field("y"))
+        day_m[at] = months(marks.field("mon"))
+        day_d[at] = digits(marks.field("d"))
         return day_y, day_m, day_d
 
     def _mark_header(self, lines: Lines, cat: np.ndarray, is_start: np.ndarray) -> None:
@@ -232,7 +195,7 @@ class LineExportParser:
     def _emit(
         self,
         lines: Lines,
-        rec: _Records,
+        rec: Records,
         cat: np.ndarray,
         days: tuple[np.ndarray, np.ndarray, np.ndarray],
         cut: int,
@@ -267,9 +230,9 @@ class LineExportParser:
             np.maximum.accumulate(np.where(is_start, np.arange(cut), -1)) if cut else np.zeros(0, np.int64)
         )
         cont_idx = np.flatnonzero((cat == _CONT) & (owner >= 0))
-        cont_idx = cont_idx[_not_trailing_blank(lines, cont_idx, owner[cont_idx])]
+        cont_idx = cont_idx[not_trailing_blank(lines, cont_idx, owner[cont_idx])]
         cont_owner = owner[cont_idx]
-        text = self._texts(lines, starts, text_a, text_b, cont_idx, cont_owner)
+        text = message_texts(lines, starts, text_a, text_b, cont_idx, cont_owner)
 
         fields = {name: values[starts] for name, values in rec.fields.items()}
         local, reasons = self._timestamps(fields, unit_is_rec, starts, days, cut)
@@ -289,7 +252,7 @@ class LineExportParser:
         if bad.any():
             bad_idx = np.flatnonzero(bad)
             cont_text = lines.strings(cont_idx).to_pylist()
-            raw = _join_continuations(lines.strings(starts), starts, cont_owner, cont_text)
+            raw = join_continuations(lines.strings(starts), starts, cont_owner, cont_text)
             q_lines.extend((starts[bad_idx] + base_line_no).tolist())
             q_reasons.extend(self._reason_texts[code] for code in reasons[bad_idx].tolist())
             q_raw.extend(raw.take(pa.array(bad_idx)).to_pylist())
@@ -305,48 +268,6 @@ class LineExportParser:
             starts[good] + base_line_no,
         )
         return ParseBatch(messages, build_quarantine(self.ctx, q_lines, q_reasons, q_raw))
-
-    def _texts(
-        self,
-        lines: Lines,
-        starts: np.ndarray,
-        text_a: np.ndarray,
-        text_b: np.ndarray,
-        cont_idx: np.ndarray,
-        cont_owner: np.ndarray,
-    ) -> pa.Array:
-        """Message texts; a multi-line message is one byte range when its lines are contiguous."""
-        if not len(cont_idx):
-            return slice_strings(lines, text_a, text_b)
-        unit_of_cont = np.searchsorted(starts, cont_owner)
-        group_end = np.flatnonzero(np.diff(np.append(unit_of_cont, -1)) != 0)
-        group_units = unit_of_cont[group_end]
-        counts = np.diff(np.concatenate([[-1], group_end]))
-        last_line = cont_idx[group_end]
-        contiguous = last_line - starts[group_units] == counts
-        extended = group_units[contiguous]
-        text_b = text_b.copy()
-        text_b[extended] = lines.end[last_line[contiguous]]
-        text = slice_strings(lines, text_a, text_b)
-        if lines.cr.any() and len(extended):
-            # Only a message whose inner lines end in CRLF needs folding (raw mobile exports end
-            # inner lines in a bare LF); count CRLF-terminated lines before each range's last.
-            crs = np.concatenate([[0], np.cumsum(lines.cr)])
-            first_line = starts[extended]
-            inner_cr = crs[last_line[contiguous]] - crs[first_line]
-            with_cr = extended[inner_cr > 0]
-            if len(with_cr):
-                fixed = pc.replace_substring(text.take(pa.array(with_cr)), "\r\n", "\n")
-                mask = np.zeros(len(text), dtype=bool)
-                mask[with_cr] = True
-                text = pc.replace_with_mask(text, pa.array(mask), fixed)
-        # Rare: something (a day marker) sits between a message and its continuation lines.
-        scattered = np.isin(unit_of_cont, group_units[~contiguous])
-        if scattered.any():
-            picked = cont_idx[scattered]
-            conts = lines.strings(picked).to_pylist()
-            text = _join_continuations(text, starts, cont_owner[scattered], conts)
-        return text
 
     def _timestamps(
         self,
@@ -401,50 +322,6 @@ class LineExportParser:
         return empty_batch(self.ctx)
 
 
-def _pc_records(lines: Lines, fmt: LineFormat) -> _Records:
-    """`[name] [time] text`: the name ends at the first "] [" that a valid time follows."""
-    buf, start, end = lines.buf, lines.start, lines.end
-    n = len(start)
-    valid = np.zeros(n, dtype=bool)
-    speaker_b = start.copy()
-    text_a = end.copy()
-    fields = {name: np.zeros(n, dtype=np.int64) for name in ("H", "M", "ampm")}
-    brackets = occurrences(lines, b"] [")
-    rows = np.flatnonzero((end > start) & (buf[start] == 91))  # lines starting with "["
-    lo = start[rows] + 2
-    for _ in range(_PC_SPLIT_TRIES):
-        if not len(rows):
-            break
-        p = first_at_or_after(brackets, lo, end[rows])
-        found = p >= 0
-        rows, p, lo = rows[found], p[found], lo[found]
-        ok, cursor, got = scan(buf, p + 3, end[rows], fmt.stamp)
-        ok &= (cursor < end[rows]) & (buf[cursor] == 93)  # "]"
-        after = cursor + 1
-        ok &= (after == end[rows]) | (buf[after] == 32)
-        done = rows[ok]
-        valid[done] = True
-        speaker_b[done] = p[ok]
-        text_a[done] = np.minimum(after[ok] + 1, end[done])
-        for name in fields:
-            fields[name][done] = got[name][ok] if name in got else 0
-        rows, lo = rows[~ok], p[~ok] + 1
-    return _Records(valid, start + 1, np.where(valid, speaker_b, start + 1), text_a, end.copy(), fields)
-
-
-def _not_trailing_blank(lines: Lines, cont_idx: np.ndarray, owners: np.ndarray) -> np.ndarray:
-    """Mask of continuation lines to keep: blank lines at the end of a message are dropped."""
-    if not len(cont_idx):
-        return np.zeros(0, dtype=bool)
-    nonblank = lines.end[cont_idx] > lines.start[cont_idx]
-    r_nonblank = nonblank[::-1]
-    r_owner = owners[::-1]
-    positions = np.arange(len(r_owner))
-    group_first = np.maximum.accumulate(np.where(np.diff(np.concatenate([[-1], r_owner])) != 0, positions, 0))
-    last_nonblank = np.maximum.accumulate(np.where(r_nonblank, positions, -1))
-    return np.asarray((last_nonblank >= group_first)[::-1])
-
-
 def _valid_utf8(chunk: Chunk) -> tuple[bytes, bool]:
     data = chunk.data
     if not data:
@@ -457,39 +334,3 @@ def _valid_utf8(chunk: Chunk) -> tuple[bytes, bool]:
     except pa.ArrowInvalid:
         return data.decode("utf-8", errors="replace").encode("utf-8"), True
     return data, chunk.had_decode_errors
-
-
-def _join_continuations(
-    first: pa.Array, starts: np.ndarray, owners: np.ndarray, conts: list[str]
-) -> pa.Array:
-    """Append continuation lines to their unit's first text; trailing blank lines are dropped."""
-    if not conts:
-        return first
-    unit_pos = np.searchsorted(starts, owners)
-    groups: dict[int, list[str]] = {}
-    for pos, line in zip(unit_pos.tolist(), conts, strict=True):
-        groups.setdefault(pos, []).append(line)
-    positions = np.fromiter(groups, dtype=np.int64, count=len(groups))
-    heads = first.take(pa.array(positions)).to_pylist()
-    joined = []
-    for head, tail in zip(heads, groups.values(), strict=True):
-        while tail and not tail[-1]:
-            tail.pop()
-        joined.append("\n".join([head, *tail]) if tail else head)
-    mask = np.zeros(len(first), dtype=bool)
-    mask[positions] = True
-    return pc.replace_with_mask(first, pa.array(mask), pa.array(joined, first.type))
-
-
-def _ints(arr: pa.Array) -> np.ndarray:
-    """Digits to int64; -1 where absent."""
-    cleaned = pc.if_else(pc.match_substring_regex(arr, "^[0-9]{1,9}$"), arr, pa.scalar(None, arr.type))
-    return ints(cleaned, -1)
-
-
-def _months(arr: pa.Array) -> np.ndarray:
-    """Month numbers from digits or English names (full or abbreviated)."""
-    numeric = _ints(arr)
-    abbr = pc.utf8_lower(pc.utf8_slice_codeunits(arr, 0, 3))
-    named = ints(pc.index_in(abbr, value_set=pa.array(MONTHS_EN, abbr.type)), -2) + 1
-    return np.asarray(np.where(numeric >= 0, numeric, named), dtype=np.int64)
