@@ -1,5 +1,5 @@
 # Entry points named in the README. Every target sets itself up first (idempotent, fast when done).
-.PHONY: setup setup-test demo test lint bench
+.PHONY: setup setup-test demo test check lint bench
 
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -20,8 +20,17 @@ lint: setup-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
+# Everything (what CI runs): lint, types, then the whole suite on every core, each pytest worker
+# with its own local servers (search, GCS emulator, Prefect API) on free ports.
 test: lint
-	$(BIN)/pytest -q --durations=25
+	$(BIN)/pytest -q -n $(WORKERS) --dist worksteal --durations=25
+
+# Between small steps: lint and the unit tests (no servers, no end-to-end flows), in under 2 minutes.
+check: setup-test
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -n $(WORKERS) -m "not integration and not slow"
+
+WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
 bench: setup-test  # audio and voice benches speak with espeak-ng
 	$(BIN)/python bench/parse.py

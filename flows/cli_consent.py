@@ -1,48 +1,53 @@
-"""`rememberme consent base --owner O --grant|--revoke|--show`: may the owner's uploads teach the bases."""
+"""`rememberme consent base --owner O [--grant|--revoke]`: may the owner's uploads teach the bases."""
 
-from __future__ import annotations
+from typing import Annotated
 
-import argparse
-import json
-from typing import Any
+import typer
 
-from infra.settings import Settings
-from infra.storage import open_storage
-from schemas.names import validate_owner
+from flows.cli_options import Json, Lake, Owner, settings
+from flows.cli_output import emit_json
 
-
-def add_commands(sub: Any) -> None:
-    """Register the consent command on the CLI's subparsers."""
-    consent = sub.add_parser("consent", help="what an owner's data may train beyond their own personas")
-    kinds = consent.add_subparsers(dest="consent_command", required=True, metavar="WHAT")
-    base = kinds.add_parser(
-        "base",
-        help="may the owner's uploads (KakaoTalk exports, recordings) teach the shared text and voice "
-        "bases, redacted (off unless granted)",
-    )
-    base.add_argument("--owner", required=True, help="the platform user who owns the data")
-    choice = base.add_mutually_exclusive_group()
-    choice.add_argument("--grant", action="store_true", help="allow it from the next base on")
-    choice.add_argument("--revoke", action="store_true", help="withdraw it: the next base leaves it out")
-    base.add_argument("--lake", default=None, help="lake URL (default: REMEMBERME_LAKE_URL or file://./data)")
-    base.add_argument("--json", action="store_true", help="print one JSON object")
+consent_app = typer.Typer(
+    help="what an owner's data may train beyond their own personas", no_args_is_help=True
+)
 
 
-def cmd_consent(args: argparse.Namespace, settings: Settings) -> int:
+def register(app: typer.Typer) -> None:
+    """Add these commands to the CLI."""
+    app.add_typer(consent_app, name="consent")
+
+
+@consent_app.command(
+    "base",
+    help="may the owner's uploads (KakaoTalk exports, recordings) teach the shared text and voice bases, "
+    "redacted (off unless granted); without --grant or --revoke: show",
+)
+def cmd_consent_base(
+    ctx: typer.Context,
+    owner: Owner,
+    grant: Annotated[bool, typer.Option("--grant", help="allow it from the next base on")] = False,
+    revoke: Annotated[
+        bool, typer.Option("--revoke", help="withdraw it: the next base leaves it out")
+    ] = False,
+    lake: Lake = None,
+    as_json: Json = False,
+) -> None:
     """Show, grant or revoke an owner's base-training opt-in."""
+    from infra.storage import open_storage
+    from schemas.names import validate_owner
     from tasks.trust.consent import base_opt_in, set_base_opt_in
 
-    storage = open_storage(settings.lake_url)
-    owner = validate_owner(args.owner)
-    if args.grant or args.revoke:
-        set_base_opt_in(storage, owner, bool(args.grant))
+    if grant and revoke:
+        raise typer.BadParameter(
+            "they exclude each other (give one)", ctx, param_hint=["--grant", "--revoke"]
+        )
+    storage = open_storage(settings(lake=lake).lake_url)
+    owner = validate_owner(owner)
+    if grant or revoke:
+        set_base_opt_in(storage, owner, grant)
     allowed = base_opt_in(storage, owner)
-    if args.json:
-        print(json.dumps({"owner_id": owner, "base_training": allowed}))
+    if as_json:
+        emit_json({"owner_id": owner, "base_training": allowed})
     else:
         state = "may" if allowed else "may not"
         print(f"{owner}: uploads {state} teach the shared bases (redacted)")
-    return 0
-
-
-COMMANDS = {"consent": cmd_consent}

@@ -95,10 +95,9 @@ class LocalStorage:
     def open_write(self, key: str) -> Iterator[BinaryIO]:
         """Write to a hidden temp file beside the target, then rename it into place."""
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
         try:
-            with temp.open("wb") as handle:
+            with _open_new(temp) as handle:
                 yield handle
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -114,10 +113,10 @@ class LocalStorage:
     def create(self, key: str, data: bytes) -> bool:
         """Write to a temp file, then hard-link it into place: link() fails if the key exists."""
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
         try:
-            temp.write_bytes(data)
+            with _open_new(temp) as handle:
+                handle.write(data)
             os.link(temp, target)
         except FileExistsError:
             return False
@@ -191,6 +190,21 @@ class LocalStorage:
         if not uri.startswith(base):
             raise StorageError(f"{uri} is not in the lake {self.url}")
         return uri[len(base) :]
+
+
+def _open_new(path: Path) -> BinaryIO:
+    """Open a new file for writing, making its folder; again if a `delete` removed the folder.
+
+    `delete` removes folders it leaves empty; another process can do that between our `mkdir`
+    and our `open` (two leases of one folder, one released as the other is taken).
+    """
+    for _ in range(20):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return path.open("wb")
+        except FileNotFoundError:
+            continue
+    return path.open("wb")
 
 
 def open_storage(url: str) -> Storage:

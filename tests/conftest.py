@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One compute thread per worker (and per process it starts): `make test` runs a worker per
+    # core, and two workers each spinning a thread per core run slower than one worker alone.
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -10,7 +17,7 @@ GOLDEN = Path(__file__).parent / "golden"
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's .env or REMEMBERME_* variables, or writes to ./data."""
-    for key in list(__import__("os").environ):
+    for key in list(os.environ):
         if key.startswith("REMEMBERME_"):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)

@@ -95,3 +95,38 @@ def find_values(
                 if any(value in t for t in texts) or any(squash in s for s in squashed):
                     found.append((str(path), value))
     return scanned, found
+
+
+# Values of owner A's only (the bundled sample, which B uploads, has personal numbers of its own).
+PLANTED = [
+    ("새 번호 010-4821-3377 저장해", "010-4821-3377"),
+    ("급하면 01048213377로 전화해", "01048213377"),
+    ("해외에선 +82 10-4821-3377 로 걸어", "+82 10-4821-3377"),
+    ("집 전화는 02-987-6543 이야", "02-987-6543"),
+    ("이모 번호 031 654 9870", "031 654 9870"),
+    ("주민번호 850315-2345678 맞지?", "850315-2345678"),
+    ("카드번호 4539 1488 0343 6467 불러줄게", "4539 1488 0343 6467"),
+    ("이 카드 5105-1051-0510-5100 써", "5105-1051-0510-5100"),
+    ("국민은행 654321-09-876543 로 보내", "654321-09-876543"),
+    ("신한 110-987-654321 이야", "110-987-654321"),
+    ("카카오뱅크 3333098765432 으로 입금해줘", "3333098765432"),
+    ("메일은 grandma.lee+home@example.org 로 보내", "grandma.lee+home@example.org"),
+    ("주소는 서울특별시 마포구 월드컵북로 396, 3동 201호 야", "월드컵북로 396"),
+    ("옛날 집 연남동 239-12번지 기억나?", "239-12번지"),
+]
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kakao_android_ko.txt"
+
+
+def export_with_planted_values(path: Path) -> list[str]:
+    """The sample export plus a day on which mom and her son say every planted sentence."""
+    lines = ["", "2024년 6월 8일 오전 9:00"]
+    minute = 0
+    for round_ in range(3):
+        for sentence, _ in PLANTED:
+            for speaker in ("엄마", "나"):
+                minute += 1
+                hour, mins = divmod(minute, 60)
+                lines.append(f"2024년 6월 8일 오후 {1 + hour}:{mins:02d}, {speaker} : {sentence} ({round_})")
+    path.write_text(SAMPLE.read_text(encoding="utf-8-sig") + "\n".join(lines) + "\n", encoding="utf-8")
+    return [value for _, value in PLANTED]

@@ -54,6 +54,7 @@ def test_durations_round_trip_and_prediction_rounds_to_whole_frames() -> None:
     assert list(frames_from_log_durations(np.log1p([2.0, 4.0]), pace=1.5)) == [3, 6]
 
 
+@pytest.mark.slow
 def test_both_voice_graphs_match_torch_on_uneven_spans() -> None:
     model = AcousticModel(VoiceConfig(channels=32), seed=1).eval()
     assert voice_parity(model, export_voice_onnx(model)) <= 1e-4

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 
-from flows.cli import build_parser, main
+from flows.cli import app, main
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -124,20 +127,53 @@ def test_unsupported_lake_scheme_is_one_line(capsys, golden: Path) -> None:
     assert err == ("rememberme: error: unsupported lake URL 's3://bucket/x': use file:// or gs://\n")
 
 
+def command_tree(
+    command: Any | None = None, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every command of the Typer app as (path, click command), the root first."""
+    command = command if command is not None else typer.main.get_command(app)
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from command_tree(sub, (*path, name))
+
+
 def test_every_command_has_help_and_is_documented() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    parser = build_parser()
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    commands: dict[str, argparse.ArgumentParser] = dict(action.choices)
-    assert set(commands) == {
+    tree = dict(command_tree())
+    top = {path[0] for path in tree if len(path) == 1}
+    assert top == {
         "parse", "ingest", "formats", "dataset", "services", "index", "search",
         "restore", "recycle", "forget", "landing", "serve", "server", "models", "chat", "train-base",
         "train-voice-base", "speak", "consent", "eval",
     }  # fmt: skip
-    helps = {choice.dest: choice.help for choice in action._choices_actions}
-    for name in commands:
-        assert helps.get(name), f"{name} has no one-line help in `rememberme --help`"
+    assert {path for path in tree if len(path) == 2} == {
+        ("dataset", "build"), ("services", "up"), ("services", "down"), ("services", "status"),
+        ("models", "list"), ("models", "show"), ("models", "promote"), ("models", "rollback"), ("consent", "base"),
+    }  # fmt: skip
+    for path, command in tree.items():
+        if path:
+            assert command.get_short_help_str(), (
+                f"{' '.join(path)} has no one-line help in `rememberme --help`"
+            )
+    for name in top:
         assert f"rememberme {name}" in readme
+    # A group's actions are documented as `rememberme group a|b|c` (or one line each).
+    for group, action in (path for path in tree if len(path) == 2):
+        documented = {
+            a for listed in re.findall(rf"rememberme {group} ([a-z|-]+)", readme) for a in listed.split("|")
+        }
+        assert action in documented, f"`rememberme {group} {action}` is not in the README's command list"
+
+
+@pytest.mark.parametrize(
+    "path", [path for path, _ in command_tree()], ids=lambda p: " ".join(p) or "rememberme"
+)
+def test_every_command_renders_its_help(capsys, path: tuple[str, ...]) -> None:
+    code, out, err = run(capsys, *path, "--help")
+    assert (code, err) == (0, "")
+    assert re.search(rf"Usage: rememberme {' '.join(path)}\s*\[OPTIONS\]", out), out
+    if "--lake" in out:  # an environment-dependent default says where it comes from
+        assert "$REMEMBERME_LAKE_URL" in out
 
 
 def test_console_script_runs_in_a_fresh_process(tmp_path: Path) -> None:

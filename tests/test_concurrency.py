@@ -42,6 +42,9 @@ def _at_once(commands: list[list[str]], env: dict[str, str]) -> list[subprocess.
     return out
 
 
+pytestmark = pytest.mark.integration  # real processes racing over one lake
+
+
 @pytest.fixture
 def lake(tmp_path: Path) -> str:
     url = f"file://{tmp_path}/lake"

@@ -21,7 +21,7 @@ from tasks.ingest.platform import stage_chat_file, write_landing
 from tasks.ingest.uploads import ingest_export
 from tasks.training.base_model import base_corpus
 from tasks.trust.consent import base_consents, base_opt_in, set_base_opt_in
-from tests.test_zones import _export_with_planted_values
+from tests.scan_support import export_with_planted_values
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kakao_android_ko.txt"
 
@@ -32,7 +32,7 @@ def _texts(corpus: list[list[Turn]]) -> str:
 
 def test_uploads_teach_the_base_only_after_their_owner_opts_in_and_only_redacted(tmp_path: Path) -> None:
     storage = open_storage(f"file://{tmp_path}/lake")
-    planted = _export_with_planted_values(tmp_path / "x.txt")
+    planted = export_with_planted_values(tmp_path / "x.txt")
     ingest_export(tmp_path / "x.txt", "owner-x", storage, Settings())
     ingest_export(SAMPLE, "owner-y", storage, Settings())
     assert base_corpus(storage)[0] == []  # nobody opted in: nothing

@@ -21,6 +21,7 @@ def _gpt(seed: int) -> GPT:
     return GPT(GPTConfig(vocab_size=300, block_size=32, n_layer=1, n_head=2, d_model=32)).eval()
 
 
+@pytest.mark.slow
 def test_text_and_voice_exports_on_many_threads_at_once_all_succeed() -> None:
     """What recycling does with several personas: the in-process exporter raced and failed here."""
     gpts = [_gpt(seed) for seed in range(4)]
@@ -37,6 +38,7 @@ def test_text_and_voice_exports_on_many_threads_at_once_all_succeed() -> None:
     assert exporter().pid is not None and exporter().pid != os.getpid()
 
 
+@pytest.mark.slow
 def test_the_exporter_process_is_reused_and_restarted_after_it_dies() -> None:
     export_onnx(_gpt(1))
     first = exporter().pid

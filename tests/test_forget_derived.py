@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from infra.registry import Registry
 from infra.settings import Settings
 from infra.storage import open_storage
@@ -18,6 +20,7 @@ from tasks.training.train import BASE_OWNER, BASE_PERSONA, ModelOptions, train_p
 from tasks.trust.consent import set_base_opt_in
 
 
+@pytest.mark.slow
 def test_a_rerun_retrains_personas_left_on_a_base_a_crashed_forget_retired(tmp_path: Path) -> None:
     lines, ts = [], datetime(2024, 3, 1, 9, 0)
     for i in range(60):

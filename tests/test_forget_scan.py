@@ -1,8 +1,10 @@
-"""Forget leaves nothing: restore two families, pretrain the base, forget one, scan every file.
+"""Zones, then forget: restore two families, pretrain the base, scan; forget one, scan again.
 
 Owner A (a grandmother and her grandchild, personal numbers planted) and owner B (the bundled
 sample) are restored, both opted in to base training, the base is pretrained on both (so it
-learned A's redacted words), B is restored again on that base. Then `forget --owner A` runs as
+learned A's redacted words), B is restored again on that base. A first scan of every file under
+the working folder finds A's personal values only in A's source of truth (raw, canonical
+messages, quarantine): the zones principle. Then `forget --owner A` runs as
 the flow does, the local services (search server, Prefect API) stop, and every file under the
 working folder (lake, search data, Prefect's database and result store, logs) is scanned,
 decoded: none of A's sentences, names or personal values may remain. B still chats, and a
@@ -25,8 +27,7 @@ from parsers.kakao.render import Line, RenderOptions, render_export
 from parsers.platform import synth
 from tasks.ingest.platform import write_landing
 from tasks.trust.consent import set_base_opt_in
-from tests.scan_support import find_values
-from tests.test_zones import PLANTED
+from tests.scan_support import PLANTED, find_values
 
 pytestmark = pytest.mark.integration
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kakao_android_ko.txt"
@@ -86,7 +87,7 @@ def _services(state: Path) -> Iterator[tuple[str, str]]:
         search.down()
 
 
-def test_forgetting_an_owner_leaves_nothing_of_it_anywhere(
+def test_personal_values_stay_in_the_source_of_truth_and_forgetting_an_owner_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flows.base import train_base
@@ -122,6 +123,18 @@ def test_forgetting_an_owner_leaves_nothing_of_it_anywhere(
         before = data_recycling(as_of=START + timedelta(days=1), lake_url=lake, vectors=False, train=False)
         assert before["rows_routed"] > 0
         (tmp_path / "upload" / "a.txt").unlink()  # the user's own copy is theirs, not ours
+
+        # Zones: until forget, A's personal values sit only in A's source of truth (raw, canonical
+        # messages, quarantine); indices, datasets, tokenizers, models, the base, Prefect's results
+        # and logs hold them redacted.
+        planted = [value for _, value in PLANTED]
+        source_of_truth = [lake_dir / "raw" / "owner-a", lake_dir / "messages" / "owner=owner-a",
+                           lake_dir / "quarantine" / "owner-a"]  # fmt: skip
+        assert any(find_values(source_of_truth, planted)[1])  # the scan finds them where they belong
+        scanned, found = find_values([tmp_path], planted, allowed=source_of_truth)
+        print(f"zones: scanned {scanned} files, {len(found)} planted values outside A's source of truth")
+        assert scanned > 50
+        assert found == [], found
 
         receipt = forget("owner-a", lake_url=lake)
     print("forget receipt:", receipt)

@@ -153,9 +153,9 @@ def test_cli_refuses_a_missing_directory_in_one_line(
 ) -> None:
     from flows.cli import main
 
-    assert main(["train-base", "--from-hf", str(tmp_path / "nope")]) == 2
+    assert main(["train-base", "--from-hf", str(tmp_path / "nope")]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "no config.json" in err and "\n" not in err
+    assert err.startswith("rememberme: error:") and "no config.json" in err and "\n" not in err
 
 
 def test_a_model_onnx_cannot_carry_is_refused_before_anything_is_published(

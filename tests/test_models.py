@@ -185,6 +185,7 @@ def sequence_loss(model: GPT, encoder: Encoder, lines: list[str]) -> float:
     return evaluate_loss(model, data, torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_morpheme_tokenizer_never_merges_across_morphemes_and_round_trips() -> None:
     from models.morpheme import MorphemeTokenizer, train_morpheme_tokenizer
 

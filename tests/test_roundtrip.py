@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -130,6 +131,7 @@ def _lf_only_conflicts(fmt: str, lines: list[Line]) -> bool:
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=conversation_strategy(), chunk_bytes=st.sampled_from((37, 256, 8 * 1024 * 1024)))
 def test_render_then_parse_is_identity(

@@ -88,6 +88,6 @@ def test_cli_refuses_a_folder_without_config_in_one_line(
 ) -> None:
     from flows.cli import main
 
-    assert main(["train-voice-base", "--from", str(tmp_path)]) == 2
+    assert main(["train-voice-base", "--from", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "no config.json" in err and "\n" not in err
+    assert err.startswith("rememberme: error:") and "no config.json" in err and "\n" not in err

@@ -32,6 +32,7 @@ LINES = ["밥은 먹었니", "따뜻하게 입고 다녀", "주말에 집에 올
          "감기 조심하고 일찍 자라", "김치 보내줄게", "잘 도착했니"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_voice_checkpoint_trains_exports_and_speaks(tmp_path: Path) -> None:
     storage = open_storage(f"file://{tmp_path}/lake")
     noise = WhiteNoise().to_audio_segment(duration=600, volume=-65).set_frame_rate(22050).set_channels(1)

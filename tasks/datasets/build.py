@@ -30,8 +30,9 @@ from schemas.pairs import AUDIT_SCHEMA, PAIR_SCHEMA
 from schemas.quality import message_suite, pair_suite
 from tasks.datasets import clean
 from tasks.datasets.clean import CleanOptions
+from tasks.datasets.options import MIN_PAIRS, TurnOptions
 from tasks.datasets.quality import GateReport, QualityGateError, run_gate
-from tasks.datasets.turns import TurnOptions, build_pairs, build_turns, gap_distribution
+from tasks.datasets.turns import build_pairs, build_turns, gap_distribution
 from tasks.ingest.lake import load_message_table
 from tasks.trust.pii import LEFTOVER_PATTERNS, Pseudonymizer, redact_messages
 
@@ -42,7 +43,7 @@ class DatasetOptions:
 
     clean: CleanOptions = field(default_factory=CleanOptions)
     turns: TurnOptions = field(default_factory=TurnOptions)
-    min_pairs: int = 20
+    min_pairs: int = MIN_PAIRS
 
 
 @dataclass

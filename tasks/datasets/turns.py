@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,18 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.pairs import PAIR_SCHEMA
-
-
-@dataclass(frozen=True)
-class TurnOptions:
-    """Parameters of turn building (recorded in the dataset manifest)."""
-
-    burst_gap_s: int = 120
-    session_gap_s: int = 3600
-    context_turns: int = 6
-    validation_fraction: float = 0.1
-    seed: int = 13
-
+from tasks.datasets.options import TurnOptions as TurnOptions  # its home is the light options module
 
 GAP_BUCKETS: tuple[tuple[str, float], ...] = (
     ("<=1m", 60),
