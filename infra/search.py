@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
@@ -117,10 +116,12 @@ def index_messages(
     Memory stays bounded (streamed in chunks); transient failures are retried with back-off;
     documents the cluster rejects are reported one by one, never silently lost.
     """
-    return _bulk(client, alias, _prefetched(_batches(alias, table, chunk, embedder)), chunk)
+    return bulk_index(client, alias, _prefetched(_batches(alias, table, chunk, embedder)), chunk)
 
 
-def _bulk(client: Elasticsearch, alias: str, actions: Iterable[dict[str, Any]], chunk: int) -> IndexReport:
+def bulk_index(
+    client: Elasticsearch, alias: str, actions: Iterable[dict[str, Any]], chunk: int
+) -> IndexReport:
     """Streaming bulk with retries and back-off; every rejected document reported with its reason."""
     report = IndexReport()
     results = helpers.streaming_bulk(
@@ -158,23 +159,25 @@ def search_messages(
     The owner filter and routing are added here, outside the user's text: the query string goes
     into a `multi_match` as plain text (never query_string syntax), so it cannot widen the filter.
     """
-    filters = _owner_filters(owner_id, speakers)
+    filters = owner_filters(owner_id, speakers)
     fields = ["text", "text.bigram", "text.nori"]  # text.nori exists only on clusters with nori
     should: list[dict[str, Any]] = [{"multi_match": {"query": query, "fields": fields}}]
     morphs = morphemes([query])[0]
     if morphs:
         should.append({"match": {"text_morph": morphs}})
     body = {"bool": {"filter": filters, "should": should, "minimum_should_match": 1}}
-    return _hits(
+    return hits_of(
         client.search(index=alias, routing=owner_id, query=body, size=size, source_excludes=["vector"])
     )
 
 
-def _hits(response: Any) -> list[dict[str, Any]]:
+def hits_of(response: Any) -> list[dict[str, Any]]:
+    """The documents of a search response, each with its score."""
     return [{"score": hit["_score"], **hit["_source"]} for hit in response["hits"]["hits"]]
 
 
-def _owner_filters(owner_id: str, speakers: Iterable[str] | None) -> list[dict[str, Any]]:
+def owner_filters(owner_id: str, speakers: Iterable[str] | None) -> list[dict[str, Any]]:
+    """The filters every query carries: this owner only (a valid id), these speakers if given."""
     if not is_owner_id(owner_id):
         raise SearchError(f"invalid owner id {owner_id!r}")
     filters: list[dict[str, Any]] = [{"term": {"owner_id": owner_id}}]
@@ -198,9 +201,11 @@ def semantic_search(
         "query_vector": embedder.query(query).tolist(),
         "k": size,
         "num_candidates": max(50, size * 5),
-        "filter": {"bool": {"filter": _owner_filters(owner_id, speakers)}},
+        "filter": {"bool": {"filter": owner_filters(owner_id, speakers)}},
     }
-    return _hits(client.search(index=alias, routing=owner_id, knn=knn, size=size, source_excludes=["vector"]))
+    return hits_of(
+        client.search(index=alias, routing=owner_id, knn=knn, size=size, source_excludes=["vector"])
+    )
 
 
 def hybrid_search(
@@ -218,10 +223,10 @@ def hybrid_search(
         search_messages(client, alias, owner_id, query, speakers, size * 3),
         semantic_search(client, alias, owner_id, query, embedder, speakers, size * 3),
     ]
-    return _fuse(lists, "message_id", rrf_k)[:size]
+    return fuse_rankings(lists, "message_id", rrf_k)[:size]
 
 
-def _fuse(lists: list[list[dict[str, Any]]], id_field: str, rrf_k: int) -> list[dict[str, Any]]:
+def fuse_rankings(lists: list[list[dict[str, Any]]], id_field: str, rrf_k: int) -> list[dict[str, Any]]:
     """Reciprocal-rank fusion: score = sum of 1 / (k + rank); a hit keeps its first list's fields."""
     fused: dict[str, dict[str, Any]] = {}
     for hits in lists:
@@ -231,10 +236,11 @@ def _fuse(lists: list[list[dict[str, Any]]], id_field: str, rrf_k: int) -> list[
     return sorted(fused.values(), key=lambda h: (-h["score"], h[id_field]))
 
 
-def _subject_filters(
+def subject_filters(
     owner_id: str, speakers: Iterable[str] | None, persona_id: str | None
 ) -> list[dict[str, Any]]:
-    filters = _owner_filters(owner_id, speakers)
+    """The owner filters, narrowed to one persona when `persona_id` is given."""
+    filters = owner_filters(owner_id, speakers)
     if persona_id is not None:
         filters.append({"term": {"persona_id": persona_id}})
     return filters
@@ -253,7 +259,7 @@ def delete_documents(
     before a migration); deleted documents are then expunged from the segments where the
     cluster supports it, so they do not linger on disk until a merge. Returns how many went.
     """
-    filters = _subject_filters(owner_id, speakers, persona_id)
+    filters = subject_filters(owner_id, speakers, persona_id)
     deleted = 0
     for index in generations(client, alias):
         response = client.delete_by_query(
@@ -277,130 +283,9 @@ def count_documents(
     persona_id: str | None = None,
 ) -> int:
     """How many documents of an owner (some speakers', one persona's) any generation of `alias` holds."""
-    filters = _subject_filters(owner_id, speakers, persona_id)
+    filters = subject_filters(owner_id, speakers, persona_id)
     query = {"bool": {"filter": filters}}
     return sum(
         int(client.count(index=index, routing=owner_id, query=query)["count"])
         for index in generations(client, alias)
     )
-
-
-def delete_other_pair_versions(
-    client: Elasticsearch, alias: str, owner_id: str, persona_id: str, dataset_version: int
-) -> int:
-    """Delete a persona's pair documents of any dataset version but `dataset_version`; returns how many.
-
-    Re-indexing overwrites pairs that are still there (same id); this removes the ones a newer
-    dataset no longer holds (a burst that shrank, a conversation a forget took out), so chat's
-    memory is exactly the indexed version.
-    """
-    response = client.delete_by_query(
-        index=alias,
-        routing=owner_id,
-        query={
-            "bool": {
-                "filter": _subject_filters(owner_id, None, persona_id),
-                "must_not": [{"term": {"dataset_version": dataset_version}}],
-            }
-        },
-        refresh=True,
-        conflicts="proceed",
-    )
-    return int(response.get("deleted", 0))
-
-
-def index_pairs(
-    client: Elasticsearch, alias: str, rows: list[dict[str, Any]], embedder: Embedder | None
-) -> IndexReport:
-    """Index context->reply pairs (`pair_id`, `owner_id`, `persona_id`, `prompt`, `context`, `reply`).
-
-    Vectors (tasks/replies/ranker.py compares like with like): the answered message and the
-    conversation before it are embedded as queries, the way a user's message will be; the
-    reply as a passage, for how well it answers what a user says.
-    """
-    report = IndexReport()
-    if not rows:
-        return report
-    # Chats repeat themselves ("응", "뭐해?"): analyse and embed each distinct text once.
-    unique = sorted({r["prompt"] for r in rows})
-    morphs = dict(zip(unique, morphemes(unique), strict=True))
-    vectors: dict[str, dict[str, list[float]]] = {}
-    if embedder is not None:
-        contexts = sorted({r.get("context") or r["prompt"] for r in rows})
-        replies = sorted({r["reply"] for r in rows})
-        vectors = {
-            "vector": dict(zip(unique, embedder.queries(unique).tolist(), strict=True)),
-            "context_vector": dict(zip(contexts, embedder.queries(contexts).tolist(), strict=True)),
-            "reply_vector": dict(zip(replies, embedder.passages(replies).tolist(), strict=True)),
-        }
-    actions = []
-    for row in rows:
-        source = {**row, "prompt_morph": morphs[row["prompt"]]}
-        if vectors:
-            source["vector"] = vectors["vector"][row["prompt"]]
-            source["context_vector"] = vectors["context_vector"][row.get("context") or row["prompt"]]
-            source["reply_vector"] = vectors["reply_vector"][row["reply"]]
-        actions.append(
-            {"_index": alias, "_id": row["pair_id"], "_routing": row["owner_id"], "_source": source}
-        )
-    return _bulk(client, alias, actions, 1000)
-
-
-def search_pairs(
-    client: Elasticsearch,
-    alias: str,
-    owner_id: str,
-    persona_id: str,
-    query: str,
-    message_vector: np.ndarray | None,
-    conversation_vector: np.ndarray | None = None,
-    size: int = 20,
-    morphemes_too: bool = False,
-) -> list[dict[str, Any]]:
-    """A persona's pairs whose answered message is like `query`, with their relevance signals.
-
-    Candidates: kNN on the answered message (and on the conversation before it, when one is
-    given) plus words (character bigrams; kiwi morphemes with `morphemes_too`, which costs a
-    model load in a one-shot process). Each hit carries the cosines the ranker needs, computed
-    here from the stored vectors so that every candidate has them (None for a pair indexed
-    without vectors).
-    """
-    filters = [*_owner_filters(owner_id, None), {"term": {"persona_id": persona_id}}]
-    should: list[dict[str, Any]] = [{"multi_match": {"query": query, "fields": ["prompt", "prompt.bigram"]}}]
-    if morphemes_too:
-        should.append({"match": {"prompt_morph": morphemes([query])[0] or query}})
-    text_query = {"bool": {"filter": filters, "should": should, "minimum_should_match": 1}}
-    exclude = ["prompt_morph"]
-    found = [
-        _hits(
-            client.search(
-                index=alias, routing=owner_id, query=text_query, size=size // 2, source_excludes=exclude
-            )
-        )
-    ]
-    for field_name, vector in (("vector", message_vector), ("context_vector", conversation_vector)):
-        if vector is None:
-            continue
-        knn = {
-            "field": field_name,
-            "query_vector": np.asarray(vector, dtype=np.float32).tolist(),
-            "k": size,
-            "num_candidates": max(50, size * 5),
-            "filter": {"bool": {"filter": filters}},
-        }
-        found.append(
-            _hits(client.search(index=alias, routing=owner_id, knn=knn, size=size, source_excludes=exclude))
-        )
-    hits = _fuse(found, "pair_id", 60)
-    for hit in hits:
-        hit["similarity"] = _cosine(hit.pop("vector", None), message_vector)
-        hit["conversation_similarity"] = _cosine(hit.pop("context_vector", None), conversation_vector)
-        hit["reply_relevance"] = _cosine(hit.pop("reply_vector", None), message_vector)
-    return hits
-
-
-def _cosine(stored: list[float] | None, vector: np.ndarray | None) -> float | None:
-    if stored is None or vector is None:
-        return None
-    a, b = np.asarray(stored, dtype=np.float64), np.asarray(vector, dtype=np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))

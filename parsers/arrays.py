@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
-def bools(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def bool_mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A boolean column as numpy bool; nulls count as False."""
     as_int = pc.cast(pc.fill_null(arr, False), pa.int8())
     if isinstance(as_int, pa.ChunkedArray):
@@ -19,12 +19,12 @@ def bools(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(as_int.to_numpy(zero_copy_only=True), dtype=bool) if len(as_int) else np.zeros(0, bool)
 
 
-def valid(arr: pa.Array) -> np.ndarray:
+def not_null_mask(arr: pa.Array) -> np.ndarray:
     """Which entries are not null."""
-    return bools(arr.is_valid())
+    return bool_mask(arr.is_valid())
 
 
-def ints(arr: pa.Array, fill: int) -> np.ndarray:
+def int64_values(arr: pa.Array, fill: int) -> np.ndarray:
     """An integer column as numpy int64; nulls become `fill`."""
     filled = pc.fill_null(pc.cast(arr, pa.int64()), fill)
     return (

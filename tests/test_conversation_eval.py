@@ -94,7 +94,7 @@ def test_answer_quality_of_a_memory_that_holds_the_answers() -> None:
 
 def test_the_scorecard_renders_every_component() -> None:
     held_out, memory = _pairs("v", TOPICS[:6]), _pairs("t", TOPICS[6:])  # distractors off topic
-    card = scorecard(held_out, memory, WordEmbedder(), lambda context, reply: -len(reply))
+    card = scorecard(held_out, memory, WordEmbedder(), lambda context, replies: [-len(r) for r in replies])
     assert set(card.selection) == {"similarity", "likelihood", "hybrid"}
     assert card.selection["similarity"].recall_at_1 == 1.0
     text = card.markdown("엄마 v1")

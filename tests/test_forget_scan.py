@@ -90,7 +90,7 @@ def _services(state: Path) -> Iterator[tuple[str, str]]:
 def test_personal_values_stay_in_the_source_of_truth_and_forgetting_an_owner_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.base import train_base
+    from flows.base_models import train_base
     from flows.forget import forget
     from flows.recycle import data_recycling
     from flows.restore import instant_restore

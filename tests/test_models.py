@@ -214,3 +214,30 @@ def test_mixed_precision_path_trains_with_float32_master_weights(tokenizer) -> N
     assert all(p.dtype == torch.float32 for p in model.parameters())
     with pytest.raises(ValueError, match="precision"):
         train(model, data, val, TrainConfig(max_steps=1, precision="fp8"))
+
+
+def test_reply_logprobs_in_padded_batches_score_each_reply_as_alone(tokenizer) -> None:
+    from models.sampling import reply_logprob, reply_logprobs
+
+    model, _ = _fit(tokenizer, MOM, steps=60)
+    encoder, logits_fn = Encoder(tokenizer, 48), torch_logits_fn(model)
+    # A context longer than the block: every row is cut from the left, to different lengths.
+    context = [Turn(text, i % 2 == 1) for i, text in enumerate(USER * 3)]
+    replies = [*MOM, *UNCLE, "", "ㅎ"]
+
+    def alone(reply: str) -> float:  # the whole-sequence formula, one pair per forward pass
+        ids, mask = encoder.pair(context, reply)
+        ids, mask = ids[-48:], mask[-48:]
+        logits = logits_fn(np.asarray([ids], dtype=np.int64))[0, :-1].astype(np.float64)
+        logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True))
+        logp -= logits.max(-1, keepdims=True)
+        weights = np.asarray(mask[1:], dtype=np.float64)
+        return float((logp[np.arange(len(ids) - 1), ids[1:]] * weights).sum() / max(weights.sum(), 1.0))
+
+    expected = [alone(r) for r in replies]
+    for batch in (1, 3, 64):
+        got = reply_logprobs(logits_fn, encoder, context, replies, batch=batch)
+        assert np.allclose(got, expected, atol=1e-4), batch
+    assert reply_logprob(logits_fn, encoder, context, MOM[0]) == pytest.approx(expected[0], abs=1e-4)
+    # And it is the persona's model: her own lines are likelier than the uncle's.
+    assert np.mean(expected[: len(MOM)]) > np.mean(expected[len(MOM) : len(MOM) + len(UNCLE)])

@@ -22,10 +22,11 @@ from typing import Any
 import pytest
 
 from infra.services import LocalPrefectServer, free_port
+from parsers.kakao.render import render_export
+from parsers.kakao.synth import conversation
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "samples" / "kakao_android_ko.txt"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
@@ -101,8 +102,12 @@ def _page_text(driver: Any, url: str, expected: list[str], shot: Path) -> str:
     not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
     reason="Debian chromium and chromium-driver are not installed (make test installs them)",
 )
-def test_ui_shows_deployments_a_rest_triggered_run_and_its_artifacts(served) -> None:
+def test_ui_shows_deployments_a_rest_triggered_run_and_its_artifacts(served, tmp_path: Path) -> None:
     server, _ = served
+    # What the UI shows does not depend on the upload's size: a few hundred lines, not the sample's 3,000.
+    upload = tmp_path / "upload.txt"
+    lines = conversation(400, seed=3, persona="엄마", user="민수")
+    upload.write_text(render_export("android_ko", lines), encoding="utf-8")
     deadline = time.monotonic() + 90
     deployment = None
     while deployment is None and time.monotonic() < deadline:
@@ -121,7 +126,7 @@ def test_ui_shows_deployments_a_rest_triggered_run_and_its_artifacts(served) -> 
             "parameters": {
                 "owner_id": "ui-owner",
                 "persona": "엄마",
-                "sources": [str(SAMPLE)],
+                "sources": [str(upload)],
                 "index": False,
                 "train_steps": 20,
             }

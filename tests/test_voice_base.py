@@ -76,7 +76,7 @@ def test_bad_voice_base_folders_are_refused_in_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_train_voice_base_flow_imports_a_folder(tmp_path: Path) -> None:
-    from flows.base import train_voice_base
+    from flows.base_models import train_voice_base
 
     folder = _folder(tmp_path / "base", VoiceConfig(channels=32))
     state = train_voice_base(f"file://{tmp_path}/lake", from_dir=str(folder), return_state=True)

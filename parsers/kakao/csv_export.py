@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from parsers.arrays import bools, ints, valid
+from parsers.arrays import bool_mask, int64_values, not_null_mask
 from parsers.base import ParseBatch, ParseContext, build_messages, build_quarantine, local_to_utc
 from parsers.errors import InputError
 from parsers.kakao.detect import Encoding
@@ -96,7 +96,7 @@ class CsvExportParser:
         for fmt in _DATE_FORMATS:
             parsed = pc.strptime(date, format=fmt, unit="s", error_is_null=True)
             local = pc.coalesce(local, parsed)
-        ok = valid(local)
+        ok = not_null_mask(local)
         if not ok.all():
             bad = np.flatnonzero(~ok)
             raw = pc.binary_join_element_wise(date, user, message, ",").take(pa.array(bad)).to_pylist()
@@ -110,8 +110,8 @@ class CsvExportParser:
             )
         keep = pa.array(ok)
         user, message = user.filter(keep), message.filter(keep)
-        seconds = ints(local.filter(keep).cast(pa.int64()), 0)
-        is_event = bools(pc.match_substring_regex(message, _EVENTS))
+        seconds = int64_values(local.filter(keep).cast(pa.int64()), 0)
+        is_event = bool_mask(pc.match_substring_regex(message, _EVENTS))
         kinds = classify_kinds(message)
         kinds[is_event] = KIND_CODE["system"]
         no_speaker = pc.or_(pc.equal(user, ""), pa.array(kinds == KIND_CODE["system"]))

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parsers.arrays import bools, ints
+from parsers.arrays import bool_mask, int64_values
 from parsers.firstchars import first_chars
 from schemas.message import MESSAGE_KINDS
 
@@ -104,21 +104,21 @@ def classify_kinds(
         maybe = np.flatnonzero(_FIRST[np.where(in_plane, first_codepoints, 0)] & in_plane)
         candidates = maybe
         if len(maybe):
-            candidates = maybe[bools(pc.match_substring_regex(texts.take(pa.array(maybe)), _ANY_KIND))]
+            candidates = maybe[bool_mask(pc.match_substring_regex(texts.take(pa.array(maybe)), _ANY_KIND))]
     else:
-        candidates = np.flatnonzero(bools(pc.match_substring_regex(texts, _ANY_KIND)))
+        candidates = np.flatnonzero(bool_mask(pc.match_substring_regex(texts, _ANY_KIND)))
     if len(candidates):
         found = pc.extract_regex(texts.take(pa.array(candidates)), _WHICH_KIND)
         undecided = np.ones(len(candidates), dtype=bool)
         for kind, _ in KIND_PATTERNS:
-            matched = bools(pc.not_equal(found.field(kind), ""))
+            matched = bool_mask(pc.not_equal(found.field(kind), ""))
             hit = matched & undecided
             kinds[candidates[hit]] = KIND_CODE[kind]
             undecided &= ~hit
     for kind, needle in KIND_SUBSTRINGS:
-        hit = bools(pc.match_substring(texts, needle)) & (kinds == KIND_CODE["text"])
+        hit = bool_mask(pc.match_substring(texts, needle)) & (kinds == KIND_CODE["text"])
         kinds[hit] = KIND_CODE[kind]
     if empty_text_kind != "text":
-        empty = ints(pc.binary_length(texts), 0) == 0
+        empty = int64_values(pc.binary_length(texts), 0) == 0
         kinds[empty] = KIND_CODE[empty_text_kind]
     return kinds

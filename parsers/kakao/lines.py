@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parsers.arrays import bools, valid
+from parsers.arrays import bool_mask, not_null_mask
 from parsers.base import (
     ParseBatch,
     ParseContext,
@@ -117,7 +117,7 @@ class LineExportParser:
         other_text = lines.strings(others)
         days = self._day_markers(other_text, others, cat, forced_cont, n)
         if self._events and len(others):
-            hit = bools(pc.match_substring_regex(other_text, self._events))
+            hit = bool_mask(pc.match_substring_regex(other_text, self._events))
             events = others[hit & ~forced_cont[others] & (cat[others] == _CONT)]
             cat[events] = _EVT
 
@@ -164,7 +164,7 @@ class LineExportParser:
         if not self.fmt.day_marker or not len(others):
             return day_y, day_m, day_d
         found = pc.extract_regex(other_text, self.fmt.day_marker)
-        hit = valid(found) & ~forced_cont[others]
+        hit = not_null_mask(found) & ~forced_cont[others]
         if not hit.any():
             return day_y, day_m, day_d
         at = others[hit]
@@ -183,10 +183,10 @@ class LineExportParser:
         if head_end == 0:
             return
         head = lines.strings(np.arange(head_end))
-        known = bools(
+        known = bool_mask(
             pc.match_substring_regex(pc.utf8_ltrim(head, characters="\ufeff"), self._header_patterns)
         )
-        blank = bools(pc.equal(pc.utf8_trim_whitespace(head), ""))
+        blank = bool_mask(pc.equal(pc.utf8_trim_whitespace(head), ""))
         region = cat[:head_end]
         conts = region == _CONT
         region[conts & (known | blank)] = _SKIP
@@ -246,7 +246,7 @@ class LineExportParser:
         speaker = pc.if_else(pa.array(has_speaker), speaker, pa.scalar(None, pa.string()))
 
         if bad_bytes:
-            undecodable = bools(pc.match_substring(text, "\ufffd"))
+            undecodable = bool_mask(pc.match_substring(text, "\ufffd"))
             reasons = np.where(undecodable & (reasons == _OK), _UNDECODABLE, reasons)
         bad = reasons != _OK
         if bad.any():

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parsers.arrays import ints
+from parsers.arrays import int64_values
 from parsers.kakao.formats import MONTHS_EN, LineFormat
 from parsers.kakao.scan import Lines, first_at_or_after, occurrences, scan
 
@@ -89,12 +89,12 @@ def _pc_records(lines: Lines, fmt: LineFormat) -> Records:
 def digits(arr: pa.Array) -> np.ndarray:
     """Digits to int64; -1 where absent."""
     cleaned = pc.if_else(pc.match_substring_regex(arr, "^[0-9]{1,9}$"), arr, pa.scalar(None, arr.type))
-    return ints(cleaned, -1)
+    return int64_values(cleaned, -1)
 
 
 def months(arr: pa.Array) -> np.ndarray:
     """Month numbers from digits or English names (full or abbreviated)."""
     numeric = digits(arr)
     abbr = pc.utf8_lower(pc.utf8_slice_codeunits(arr, 0, 3))
-    named = ints(pc.index_in(abbr, value_set=pa.array(MONTHS_EN, abbr.type)), -2) + 1
+    named = int64_values(pc.index_in(abbr, value_set=pa.array(MONTHS_EN, abbr.type)), -2) + 1
     return np.asarray(np.where(numeric >= 0, numeric, named), dtype=np.int64)

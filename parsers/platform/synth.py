@@ -40,8 +40,8 @@ class Room:
     friends: tuple[tuple[str, str], ...]
 
 
-def world(rooms: int = 10, seed: int = 1, public_share: float = 0.2) -> list[Room]:
-    """`rooms` rooms, each with a subject, its owner and 0-2 friends."""
+def world(rooms: int = 10, seed: int = 1, public_share: float = 0.2, owners: str = "owner") -> list[Room]:
+    """`rooms` rooms, each with a subject, its owner (`{owners}-00000`, ...) and 0-2 friends."""
     rng = random.Random(seed)
     out = []
     for i in range(rooms):
@@ -55,7 +55,7 @@ def world(rooms: int = 10, seed: int = 1, public_share: float = 0.2) -> list[Roo
                 subject_id=f"u-subject-{i:05d}",
                 subject_name=rng.choice(_SUBJECT_NAMES),
                 persona=_PERSONAS[i % len(_PERSONAS)],
-                owner_id=f"owner-{i:05d}",
+                owner_id=f"{owners}-{i:05d}",
                 owner_name=f"{rng.choice(_FRIEND_NAMES)}네",
                 friends=friends,
             )

@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 from elasticsearch import Elasticsearch
 
 from infra.indices import ensure_alias
-from infra.search import delete_other_pair_versions, index_messages, index_pairs
+from infra.search import index_messages
+from infra.search_pairs import delete_other_pair_versions, index_pairs
 from infra.storage import Storage
 from infra.text_features import Embedder
 from infra.versions import VersionError, read_verified

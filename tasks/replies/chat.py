@@ -28,11 +28,11 @@ from tokenizers import Tokenizer
 
 from infra.errors import SearchError
 from infra.registry import Registry
-from infra.search import search_pairs
+from infra.search_pairs import search_pairs
 from infra.storage import Storage
 from infra.text_features import Embedder
 from models.data import Encoder, Turn
-from models.sampling import generate, reply_logprob
+from models.sampling import generate, reply_logprobs
 from models.tokenizer import PAD, special_id
 from schemas.search import PAIRS_ALIAS
 from tasks.replies.ranker import Calibration, Candidate, choose, conversation_text, last_message
@@ -168,9 +168,9 @@ class PersonaChat:
         """What the model alone generates after a context (no memories): the evaluation's fallback."""
         return self._generate(context, [], self.seed)
 
-    def likelihood(self, context: list[Turn], reply: str) -> float:
-        """Mean log-probability per token of `reply` after `context` under the persona model."""
-        return reply_logprob(self._logits, self.encoder, context, reply)
+    def likelihood(self, context: list[Turn], replies: list[str]) -> list[float]:
+        """Mean log-probability per token of each reply after `context` under the persona model."""
+        return reply_logprobs(self._logits, self.encoder, context, replies)
 
     def reply(self, message: str) -> Reply:
         """Answer one user message (the conversation so far is remembered)."""
@@ -201,8 +201,8 @@ class PersonaChat:
             for h in hits
         ]
         if self.mode != "generate" and self.calibration.likelihood_weight:
-            for candidate in real:
-                candidate.likelihood = self.likelihood(context, candidate.text)
+            for candidate, value in zip(real, self.likelihood(context, [c.text for c in real]), strict=True):
+                candidate.likelihood = value
         pick = choose(real, self.calibration) if self.mode != "generate" else None
         shown = [
             {"text": c.text, "source": c.source, "similarity": c.context_similarity,
@@ -218,13 +218,11 @@ class PersonaChat:
         memories = [c.text for c in real[:2] if not _PLACEHOLDER_TRACE.search(c.text)]
         if self.mode == "generate":
             return Reply(self._generate(context, memories, seed), "generated")
-        generated: list[dict[str, Any]] = []
-        for k in range(3):
-            text = self._generate(context, memories, seed * 7 + k)
-            if text:
-                generated.append(
-                    {"text": text, "source": "generated", "likelihood": self.likelihood(context, text)}
-                )
+        texts = [t for t in (self._generate(context, memories, seed * 7 + k) for k in range(3)) if t]
+        generated: list[dict[str, Any]] = [
+            {"text": text, "source": "generated", "likelihood": value}
+            for text, value in zip(texts, self.likelihood(context, texts), strict=True)
+        ]
         if not generated:
             return Reply(FALLBACK_LINE, "fallback", candidates=shown)
         top = max(generated, key=lambda c: float(c["likelihood"]))

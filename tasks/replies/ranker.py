@@ -189,7 +189,8 @@ class Memory:
         return out
 
 
-Likelihood = Callable[[list[Turn], str], float]
+#: (context, replies) -> each reply's mean log-probability per token, scored in batches.
+Likelihood = Callable[[list[Turn], list[str]], list[float]]
 
 
 def calibrate(
@@ -216,8 +217,9 @@ def calibrate(
     pools = [memory.candidates(c, embedder) for c, _ in items]
     if likelihood is not None:
         for (context, _), pool in zip(items, pools, strict=True):
-            for candidate in pool[:8]:  # the forward passes are the cost: the nearest few suffice
-                candidate.likelihood = likelihood(context, candidate.text)
+            nearest = pool[:8]  # the forward passes are the cost: the nearest few suffice
+            for candidate, value in zip(nearest, likelihood(context, [c.text for c in nearest]), strict=True):
+                candidate.likelihood = value
 
     def quality(i: int, pool: list[Candidate], pick: int) -> float:
         vector = memory.reply_vectors[pool[pick].extra["index"]]

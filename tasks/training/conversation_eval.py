@@ -39,7 +39,7 @@ from infra.storage import Storage
 from infra.text_features import Embedder
 from infra.versions import read_verified
 from models.data import Turn
-from tasks.replies.ranker import Calibration, Memory, choose
+from tasks.replies.ranker import Calibration, Likelihood, Memory, choose
 
 Scorer = Callable[[list[Turn], list[str]], np.ndarray]
 _PSEUDONYM = re.compile(r"<\s*(?:phone|rrn|card|account|email|address|url)", re.IGNORECASE)
@@ -144,7 +144,7 @@ def similarity_scorer(embedder: Embedder) -> Scorer:
     return score
 
 
-def likelihood_scorer(likelihood: Callable[[list[Turn], str], float]) -> Scorer:
+def likelihood_scorer(likelihood: Likelihood) -> Scorer:
     """The persona model's mean log-probability per token of each reply after the context.
 
     Memoised: the hybrid ranks the same candidates again, and a forward pass is the cost here.
@@ -153,9 +153,9 @@ def likelihood_scorer(likelihood: Callable[[list[Turn], str], float]) -> Scorer:
 
     def score(context: list[Turn], replies: list[str]) -> np.ndarray:
         key = tuple((t.text, t.is_persona) for t in context)
-        for reply in replies:
-            if (key, reply) not in memo:
-                memo[(key, reply)] = likelihood(context, reply)
+        missing = list(dict.fromkeys(r for r in replies if (key, r) not in memo))
+        if missing:
+            memo.update(((key, r), v) for r, v in zip(missing, likelihood(context, missing), strict=True))
         return np.asarray([memo[(key, r)] for r in replies])
 
     return score
@@ -246,7 +246,7 @@ def scorecard(
     held_out: list[HeldOut],
     memory: list[HeldOut],
     embedder: Embedder,
-    likelihood: Callable[[list[Turn], str], float] | None,
+    likelihood: Likelihood | None,
     k: int = 10,
     limit: int = 200,
     calibration: Calibration | None = None,

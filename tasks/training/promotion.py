@@ -21,9 +21,9 @@ from infra.versions import VersionError
 from models.data import Encoder, Turn
 from models.evaluate import torch_logits_fn
 from models.lm import LanguageModel
-from models.sampling import generate, reply_logprob
+from models.sampling import generate, reply_logprobs
 from models.tokenizer import PAD, special_id
-from tasks.replies.ranker import Calibration, Memory, calibrate
+from tasks.replies.ranker import Calibration, Likelihood, Memory, calibrate
 from tasks.training.conversation_eval import (
     GateTolerances,
     HeldOut,
@@ -43,10 +43,10 @@ class EvalOptions:
     seed: int = 0
 
 
-def model_likelihood(model: LanguageModel, encoder: Encoder) -> Callable[[list[Turn], str], float]:
-    """Mean log-probability per token of a reply after a context (as chat computes it with ORT)."""
+def model_likelihood(model: LanguageModel, encoder: Encoder) -> Likelihood:
+    """Mean log-probability per token of each reply after a context (as chat computes it with ORT)."""
     logits_fn = torch_logits_fn(model)
-    return lambda context, reply: reply_logprob(logits_fn, encoder, context, reply)
+    return lambda context, replies: reply_logprobs(logits_fn, encoder, context, replies)
 
 
 def model_generator(model: LanguageModel, encoder: Encoder, seed: int = 0) -> Callable[[list[Turn]], str]:

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parsers.arrays import bools
+from parsers.arrays import bool_mask
 from tasks.datasets.clean import StepResult, empty_audit
 
 _BANKS = (
@@ -166,7 +166,7 @@ def redact_messages(df: pd.DataFrame, pseudonyms: Pseudonymizer | None = None) -
     if df.empty:
         return StepResult(df, empty_audit())
     texts = pa.array(df["text"].astype("str").to_numpy(), pa.string())
-    maybe = np.flatnonzero(bools(pc.match_substring_regex(texts, PREFILTER)))
+    maybe = np.flatnonzero(bool_mask(pc.match_substring_regex(texts, PREFILTER)))
     out = df["text"].astype("str").to_numpy(copy=True)
     changed_ids: list[str] = []
     reasons: list[str] = []
