@@ -1,5 +1,5 @@
 # Entry points named in the README. Every target sets itself up first (idempotent, fast when done).
-.PHONY: setup setup-test demo test check lint bench
+.PHONY: setup setup-test demo test check lint static suite bench
 
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,13 +16,21 @@ demo: setup
 	$(BIN)/rememberme restore samples/kakao_android_ko.txt --owner demo --persona 엄마
 
 lint: setup-test
+	@$(MAKE) --no-print-directory static
+
+# Everything (what CI runs): lint and types beside the whole suite (mypy uses one core, and the
+# suite leaves a core idle while its tests wait on servers), both must pass. Each pytest worker
+# has its own local servers (search, GCS emulator, Prefect API) on free ports.
+test: setup-test
+	@$(MAKE) --no-print-directory -j2 static suite
+
+# The parts of `test`, for targets that have already set up.
+static:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-# Everything (what CI runs): lint, types, then the whole suite on every core, each pytest worker
-# with its own local servers (search, GCS emulator, Prefect API) on free ports.
-test: lint
+suite:
 	$(BIN)/pytest -q -n $(WORKERS) --dist worksteal --durations=25
 
 # Between small steps: lint and the unit tests (no servers, no end-to-end flows), in under 2 minutes.

@@ -78,22 +78,40 @@ def find_values(
     wanted = [(v, _squash(v)) for v in values]
     wanted += [(e, _squash(e)) for v in values if (e := json.dumps(v)[1:-1]) != v]
     allowed_dirs = [a.resolve() for a in allowed]
-    scanned = 0
+    seen: dict[Path, int] = {}
     found: list[tuple[str, str]] = []
-    for root in roots:
-        if not root.exists():
-            continue
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    # A live server (the zones scan runs with search up) writes a temp file and renames it into
+    # place: a file may vanish between listing and reading. Passes repeat until every file was
+    # read at its current version, so content that moved into a renamed file is never missed.
+    for _ in range(10):
+        pending = []
+        for root in roots:
+            if root.exists():
+                pending += [p for p in root.rglob("*") if p.is_file()]
+        changed = False
+        for path in sorted(pending):
             resolved = path.resolve()
             if any(resolved.is_relative_to(a) for a in allowed_dirs):
                 continue
-            scanned += 1
-            rendered = list(views(path))
+            try:
+                stamp = path.stat().st_mtime_ns
+                if seen.get(path) == stamp:
+                    continue
+                rendered = list(views(path))
+            except FileNotFoundError:
+                changed = True
+                continue
+            changed |= path in seen
+            seen[path] = stamp
             texts = [t for t, _ in rendered]
             squashed = [_squash(t) for t, strings_only in rendered if strings_only]
             for value, squash in wanted:
-                if any(value in t for t in texts) or any(squash in s for s in squashed):
+                hit = any(value in t for t in texts) or any(squash in s for s in squashed)
+                if hit and (str(path), value) not in found:
                     found.append((str(path), value))
+        if not changed:
+            break
+    scanned = len(seen)
     return scanned, found
 
 
