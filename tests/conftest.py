@@ -29,6 +29,22 @@ def golden() -> Path:
 
 
 @pytest.fixture(scope="session")
+def family_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An Android export of 엄마 and 나, 800 messages: the bundled sample's talk at a quarter of its size.
+
+    Tests that train and evaluate a persona embed every pair; the bundled 3,000 messages cost a
+    minute of CPU each time and test nothing more (`make demo` and the restore flow test use them).
+    """
+    from parsers.kakao.render import RenderOptions, render_export
+    from parsers.kakao.synth import conversation
+
+    path = tmp_path_factory.mktemp("family") / "kakao_android_ko.txt"
+    text = render_export("android_ko", conversation(800, seed=11), RenderOptions(room="엄마"))
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
 def gcs_emulator(tmp_path_factory: pytest.TempPathFactory):
     """A real fake-gcs-server process on 127.0.0.1 for the whole session (the `services` class)."""
     import os

@@ -23,15 +23,14 @@ from tasks.runs.markdown import model_card
 from tasks.training.train import ModelOptions, train_persona
 
 pytestmark = pytest.mark.integration
-SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kakao_android_ko.txt"
 QUICK = ModelOptions(train=TrainConfig(max_steps=60, eval_every=20), style_samples=4)
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+def published(tmp_path_factory: pytest.TempPathFactory, family_export: Path) -> tuple[str, dict[str, Any]]:
     lake = f"file://{tmp_path_factory.mktemp('chat')}/lake"
     storage = open_storage(lake)
-    ingest_export(SAMPLE, "chat-owner", storage, Settings())
+    ingest_export(family_export, "chat-owner", storage, Settings())
     dataset = build_dataset(storage, "chat-owner", "엄마")
     manifest = train_persona(storage, "chat-owner", dataset.persona_id, dataset.version, QUICK)
     return lake, manifest

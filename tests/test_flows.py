@@ -26,21 +26,27 @@ START = date(2024, 3, 1)
 
 
 def test_instant_restore_end_to_end_and_rerun(
-    es_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    es_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, family_export: Path
 ) -> None:
     from flows.restore import instant_restore
 
     monkeypatch.setenv("REMEMBERME_ES_URL", es_url)
     lake = f"file://{tmp_path}/lake"
     state = instant_restore(
-        "flow-owner", "엄마", [str(SAMPLE)], lake_url=lake, vectors=False, train_steps=40, return_state=True
+        "flow-owner",
+        "엄마",
+        [str(family_export)],
+        lake_url=lake,
+        vectors=False,
+        train_steps=40,
+        return_state=True,
     )
     assert state.is_completed()
     result = state.result()
-    assert result["messages"] == 3000
+    assert result["messages"] == 800
     assert result["dataset"]["version"] == 1 and result["dataset"]["created"] is True
     assert result["dataset"]["counts"]["pairs_train"] > 100
-    assert result["indexed"] == 3000 and indexed_count(es_url, "flow-owner") == 3000
+    assert result["indexed"] == 800 and indexed_count(es_url, "flow-owner") == 800
     assert result["model"]["version"] == 1 and result["model"]["production"] is True
     assert result["reply"]["reply"] and result["reply"]["notice"]  # the new checkpoint answers
     assert result["voice"]["dataset"] is None  # the sample has no voice messages and no audio was given
@@ -66,9 +72,11 @@ def test_instant_restore_end_to_end_and_rerun(
     assert states["ingest-upload"] == "Completed" and states["index-messages"] == "Completed"
     assert states["train-persona"] == "Completed" and states["first-reply"] == "Completed"
 
-    again = instant_restore("flow-owner", "엄마", [str(SAMPLE)], lake_url=lake, vectors=False, train=False)
+    again = instant_restore(
+        "flow-owner", "엄마", [str(family_export)], lake_url=lake, vectors=False, train=False
+    )
     assert again["dataset"]["created"] is False and again["dataset"]["version"] == 1
-    assert indexed_count(es_url, "flow-owner") == 3000  # re-run: no duplicates
+    assert indexed_count(es_url, "flow-owner") == 800  # re-run: no duplicates
 
 
 def test_a_bad_export_fails_the_run_with_its_one_line_cause(tmp_path: Path) -> None:
@@ -180,7 +188,7 @@ def test_cli_restore_fails_in_one_line_without_traceback(tmp_path: Path) -> None
     )
 
 
-def test_base_model_then_a_persona_fine_tuned_from_it(tmp_path: Path) -> None:
+def test_base_model_then_a_persona_fine_tuned_from_it(tmp_path: Path, family_export: Path) -> None:
     from flows.base_models import train_base
     from flows.restore import instant_restore
     from infra.registry import Registry
@@ -191,11 +199,13 @@ def test_base_model_then_a_persona_fine_tuned_from_it(tmp_path: Path) -> None:
     storage = open_storage(lake)
     from tasks.trust.consent import set_base_opt_in
 
-    ingest_export(SAMPLE, "corpus-owner", storage, Settings())
+    ingest_export(family_export, "corpus-owner", storage, Settings())
     set_base_opt_in(storage, "corpus-owner", True)  # only opted-in uploads teach the base
     base = train_base(lake, steps=30)
-    assert base["version"] == 1 and base["corpus"]["messages"] > 2000
-    result = instant_restore("base-owner", "엄마", [str(SAMPLE)], lake_url=lake, index=False, train_steps=20)
+    assert base["version"] == 1 and base["corpus"]["messages"] > 700
+    result = instant_restore(
+        "base-owner", "엄마", [str(family_export)], lake_url=lake, index=False, train_steps=20
+    )
     manifest = Registry(storage).manifest("base-owner", "엄마", "text", result["model"]["version"])
     assert manifest["base_version"] == 1
     base_files = Registry(storage).load("platform", "base", "base").files
@@ -222,7 +232,7 @@ def test_train_base_imports_a_local_pretrained_model(tmp_path: Path) -> None:
 @pytest.mark.skipif(
     not shutil.which("espeak-ng"), reason="espeak-ng comes from Debian (make test installs it)"
 )
-def test_restore_with_audio_trains_a_voice_in_its_subflow(tmp_path: Path) -> None:
+def test_restore_with_audio_trains_a_voice_in_its_subflow(tmp_path: Path, family_export: Path) -> None:
     from flows.restore import instant_restore
 
     audio = []
@@ -232,7 +242,7 @@ def test_restore_with_audio_trains_a_voice_in_its_subflow(tmp_path: Path) -> Non
         wav.with_suffix(".txt").write_text(text, encoding="utf-8")  # its transcript
         audio.append(str(wav))
     state = instant_restore(
-        "voice-owner", "엄마", [str(SAMPLE)], lake_url=f"file://{tmp_path}/lake", index=False,
+        "voice-owner", "엄마", [str(family_export)], lake_url=f"file://{tmp_path}/lake", index=False,
         train_steps=20, audio=audio, return_state=True,
     )  # fmt: skip
     voice = state.result()["voice"]

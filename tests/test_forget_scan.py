@@ -1,7 +1,7 @@
 """Zones, then forget: restore two families, pretrain the base, scan; forget one, scan again.
 
-Owner A (a grandmother and her grandchild, personal numbers planted) and owner B (the bundled
-sample) are restored, both opted in to base training, the base is pretrained on both (so it
+Owner A (a grandmother and her grandchild, personal numbers planted) and owner B (a family like
+the bundled sample's) are restored, both opted in to base training, the base is pretrained on both (so it
 learned A's redacted words), B is restored again on that base. A first scan of every file under
 the working folder finds A's personal values only in A's source of truth (raw, canonical
 messages, quarantine): the zones principle. Then `forget --owner A` runs as
@@ -30,7 +30,6 @@ from tasks.trust.consent import set_base_opt_in
 from tests.scan_support import PLANTED, find_values
 
 pytestmark = pytest.mark.integration
-SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kakao_android_ko.txt"
 GRANDMA, GRANDCHILD, ROOM = "옥순할매", "막내손주딸", "할매랑손주방"
 ROOM_A = synth.Room("room-a", "private", "u-a1", GRANDMA, GRANDMA, "owner-a", "손주네", ())
 START = date(2024, 3, 1)
@@ -88,7 +87,7 @@ def _services(state: Path) -> Iterator[tuple[str, str]]:
 
 
 def test_personal_values_stay_in_the_source_of_truth_and_forgetting_an_owner_leaves_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, family_export: Path
 ) -> None:
     from flows.base_models import train_base
     from flows.forget import forget
@@ -112,11 +111,11 @@ def test_personal_values_stay_in_the_source_of_truth_and_forgetting_an_owner_lea
             "owner-a", GRANDMA, [str(tmp_path / "upload" / "a.txt")], lake_url=lake, vectors=False
         )
         assert a["model"]
-        instant_restore("owner-b", "엄마", [str(SAMPLE)], lake_url=lake, vectors=False)
+        instant_restore("owner-b", "엄마", [str(family_export)], lake_url=lake, vectors=False)
         train_base(lake, steps=20)
         base = Registry(storage).manifest("platform", "base", "base", 1)
         assert "owner-a" in base["lineage"]["owners"]
-        again = instant_restore("owner-b", "엄마", [str(SAMPLE)], lake_url=lake, vectors=False)
+        again = instant_restore("owner-b", "엄마", [str(family_export)], lake_url=lake, vectors=False)
         assert again["model"]["version"] == 2  # fine-tuned from the base that learned A's words
         # A's grandmother also talks on the platform: her room reaches staging and A's lake.
         write_landing(storage, synth.history([ROOM_A], START, days=2, events_per_day=60, voice=0))

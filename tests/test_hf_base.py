@@ -32,7 +32,6 @@ from tasks.training.train import ModelOptions, train_persona
 from tests.hf_support import foreign_tokenizer, save_tiny_hf
 
 pytestmark = pytest.mark.integration
-SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kakao_android_ko.txt"
 
 
 @pytest.fixture(scope="module", params=["llama", "gpt2"])
@@ -96,12 +95,14 @@ def test_onnx_export_of_a_wrapped_model_passes_parity(hf_dir: Path) -> None:
     assert report.passed, report
 
 
-def test_imported_base_is_fine_tuned_published_and_chats(hf_dir: Path, tmp_path: Path) -> None:
+def test_imported_base_is_fine_tuned_published_and_chats(
+    hf_dir: Path, tmp_path: Path, family_export: Path
+) -> None:
     storage = open_storage(f"file://{tmp_path}/lake")
     base = import_base(storage, str(hf_dir), note="test")
     assert base["kind"] == "base" and base["corpus"]["imported_from"] == str(hf_dir.resolve())
     assert base["parity"]["max_abs_diff"] <= 1e-4
-    ingest_export(SAMPLE, "hf-owner", storage, Settings())
+    ingest_export(family_export, "hf-owner", storage, Settings())
     dataset = build_dataset(storage, "hf-owner", "엄마")
     quick = TrainConfig(max_steps=30, eval_every=10, patience=99)
     lora = train_persona(
