@@ -33,7 +33,9 @@ def family_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An Android export of 엄마 and 나, 800 messages: the bundled sample's talk at a quarter of its size.
 
     Tests that train and evaluate a persona embed every pair; the bundled 3,000 messages cost a
-    minute of CPU each time and test nothing more (`make demo` and the restore flow test use them).
+    minute of CPU in each process and test nothing more. The sample itself still goes through
+    ingest, datasets and the restore flow untrained (test_dataset, test_races), and `make demo`
+    restores it whole.
     """
     from parsers.kakao.render import RenderOptions, render_export
     from parsers.kakao.synth import conversation
