@@ -39,7 +39,7 @@ from infra.storage import Storage
 from infra.text_features import Embedder
 from infra.versions import read_verified
 from models.data import Turn
-from tasks.replies.ranker import Calibration, Likelihood, Memory, choose
+from tasks.replies.ranker import Calibration, Likelihood, Memory, choose, conversation_text
 
 Scorer = Callable[[list[Turn], list[str]], np.ndarray]
 _PSEUDONYM = re.compile(r"<\s*(?:phone|rrn|card|account|email|address|url)", re.IGNORECASE)
@@ -101,11 +101,6 @@ def read_held_out(storage: Storage, key: str) -> list[HeldOut]:
         )
         for row in table.to_pylist()
     ]
-
-
-def conversation_text(context: list[Turn], turns: int = 3) -> str:
-    """The recent conversation as one query: the last `turns` turns, oldest first."""
-    return " / ".join(t.text for t in context[-turns:])
 
 
 def response_selection(
