@@ -95,5 +95,5 @@ def reply_logprobs(
             chosen -= chosen.max(axis=-1, keepdims=True)
             logp = chosen - np.log(np.exp(chosen).sum(axis=-1, keepdims=True))
             picked = logp[np.arange(len(where)), np.asarray(ids[1:], dtype=np.int64)[where]]
-            out.append(float(picked.sum() / max(len(where), 1)))
+            out.append(float(picked.sum() / len(where)))
     return out
