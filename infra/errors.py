@@ -25,5 +25,9 @@ class SearchError(TerminalError):
     """A search request that cannot succeed as asked (bad owner id, a failed copy, ...)."""
 
 
+class EmbedderError(TerminalError):
+    """A sentence encoder that cannot be used, or vectors and thresholds made by another encoder."""
+
+
 class SearchUnavailableError(SearchError, TransientError):
     """The search cluster could not be reached or kept moving under us: worth a later try."""

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         "CPU cores). The persona's context->reply pairs, which chat retrieves from, are always embedded.",
     )
 
+    embedder_model: str | None = Field(
+        default=None,
+        description="Local Hugging Face sentence-embedding directory (multilingual-e5-base/large, bge-m3, "
+        "...) used for every vector instead of the bundled multilingual-e5-small. Changing it re-embeds the "
+        "search indices on their next write; personas are recalibrated when they are next trained.",
+    )
+
     train_max_steps: int = Field(default=300, ge=1, description="Optimiser steps of a persona fine-tune.")
     train_device: str = Field(default="auto", description="auto (cuda when present), cpu or cuda.")
     train_lora_rank: int | None = Field(

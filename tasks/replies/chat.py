@@ -26,7 +26,8 @@ import numpy as np
 from elasticsearch import Elasticsearch
 from tokenizers import Tokenizer
 
-from infra.errors import SearchError
+from infra.errors import EmbedderError, SearchError
+from infra.indices import check_embedder
 from infra.registry import Registry
 from infra.search_pairs import search_pairs
 from infra.storage import Storage
@@ -34,7 +35,7 @@ from infra.text_features import Embedder
 from models.data import Encoder, Turn
 from models.sampling import generate, reply_logprobs
 from models.tokenizer import PAD, special_id
-from schemas.search import PAIRS_ALIAS
+from schemas.search import BUNDLED_EMBEDDER, PAIRS_ALIAS
 from tasks.replies.ranker import Calibration, Candidate, choose, conversation_text, last_message
 
 MODES = ("retrieve", "generate", "hybrid")
@@ -123,6 +124,8 @@ class PersonaChat:
         )
         self.client, self.embedder = client, embedder
         self.calibration = Calibration.from_manifest(self.manifest)
+        if embedder is not None and mode != "generate":
+            self.require_embedder(embedder)
         if threshold is not None:
             self.calibration = Calibration(**{**self.calibration.to_dict(), "threshold": threshold})
         self.mode, self.threshold = mode, self.calibration.threshold
@@ -135,6 +138,18 @@ class PersonaChat:
             self.encoder.other,
             self.encoder.memory,
         ]
+
+    def require_embedder(self, embedder: Embedder) -> None:
+        """Refuse to rank with vectors or a threshold another embedder made (they would not compare)."""
+        if not self.calibration.made_with(embedder):
+            made = self.calibration.embedder or BUNDLED_EMBEDDER
+            raise EmbedderError(
+                f"persona {self.persona_id} v{self.version}: its replies were calibrated with embedder "
+                f"{made}, this process embeds with {embedder.name}; retrain the persona (rememberme train) "
+                "or set REMEMBERME_EMBEDDER_MODEL to the embedder it was trained with"
+            )
+        if self.client is not None:
+            check_embedder(self.client, PAIRS_ALIAS, embedder)
 
     def _logits(self, ids: np.ndarray) -> np.ndarray:
         (out,) = self.session.run(["logits"], {"input_ids": ids})

@@ -26,6 +26,7 @@ import numpy as np
 
 from infra.text_features import Embedder
 from models.data import Turn
+from schemas.search import BUNDLED_EMBEDDER
 
 CONTEXT_TURNS = 3
 DEFAULT_THRESHOLD = 0.86
@@ -48,6 +49,9 @@ class Calibration:
     answered_share: float | None = None
     held_out: int = 0
     source: str = "default"
+    #: The embedder whose cosines the threshold is in (None: calibrated before it was recorded,
+    #: i.e. with the bundled one).
+    embedder: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -58,6 +62,10 @@ class Calibration:
         """The calibration a model was published with (the defaults for older models)."""
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in (manifest.get("chat") or {}).items() if k in known})
+
+    def made_with(self, embedder: Embedder) -> bool:
+        """Whether the threshold and weights were calibrated on `embedder`'s vectors."""
+        return (self.embedder or BUNDLED_EMBEDDER) == embedder.name
 
 
 @dataclass
@@ -212,7 +220,7 @@ def calibrate(
     """
     items = [(c, r) for c, r in held_out if c and r.strip()][:limit]
     if not items or not memory.replies:
-        return Calibration()
+        return Calibration(embedder=embedder.name)
     truth = embedder.passages([r for _, r in items])
     pools = [memory.candidates(c, embedder) for c, _ in items]
     if likelihood is not None:
@@ -275,4 +283,5 @@ def calibrate(
         answered_share=best_answered,
         held_out=len(items),
         source="calibrated on held-out sessions",
+        embedder=embedder.name,
     )

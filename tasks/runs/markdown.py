@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.search import BUNDLED_EMBEDDER
 from tasks.datasets.build import DatasetResult
 from tasks.indexing.indexer import IndexSummary
 from tasks.ingest.uploads import IngestSummary
@@ -258,7 +259,8 @@ def conversation_markdown(manifest: dict[str, Any], heading: str = "#") -> str:
             f"a stored reply is said when its context fits at cosine >= {chat.get('threshold', 0):.3f}"
             + (f" ({share:.0%} of held-out contexts)" if share is not None else "")
             + f"; weights: reply {chat.get('reply_weight')}, conversation {chat.get('conversation_weight')}, "
-            f"model likelihood {chat.get('likelihood_weight')}.",
+            f"model likelihood {chat.get('likelihood_weight')}; sentence embedder "
+            f"`{chat.get('embedder') or BUNDLED_EMBEDDER}`.",
         ]
     lines += [
         "",

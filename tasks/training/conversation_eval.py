@@ -332,6 +332,7 @@ def evaluate_persona(
     from tasks.replies.chat import PersonaChat
 
     chat = PersonaChat(storage, owner_id, persona_id, version, mode="generate")
+    chat.require_embedder(embedder)  # its threshold is in its own embedder's cosines
     dataset = int(chat.manifest["dataset"]["version"])
     prefix = f"datasets/{owner_id}/{persona_id}/v{dataset}"
     asked = f"datasets/{owner_id}/{persona_id}/v{held_out_dataset or dataset}"

