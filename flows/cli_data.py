@@ -230,24 +230,40 @@ def cmd_dataset_build(
     )
 
 
-def cmd_index(owner: Owner, lake: Lake = None, no_vectors: NoVectors = False, as_json: Json = False) -> None:
+def cmd_index(
+    owner: Owner,
+    lake: Lake = None,
+    no_vectors: NoVectors = False,
+    switch_embedder: Annotated[
+        bool,
+        typer.Option(
+            "--switch-embedder",
+            help="first move every index to REMEMBERME_EMBEDDER_MODEL's vectors (chat memory rebuilt "
+            "from the lake; other owners' messages keep their text, vectors come back when re-indexed)",
+        ),
+    ] = False,
+    as_json: Json = False,
+) -> None:
     """Index every message of an owner (re-running never duplicates: _id = message_id)."""
     from infra import services
     from infra.search import connect
     from infra.storage import open_storage
     from infra.text_features import default_embedder
     from schemas.names import validate_owner
-    from tasks.indexing.indexer import index_table
+    from tasks.indexing import indexer
     from tasks.ingest.lake import load_message_table
 
     s = settings(lake=lake)
     client = connect(services.elasticsearch_url(s))
     storage = open_storage(s.lake_url)
     table_ = load_message_table(storage, validate_owner(owner))
-    summary = index_table(storage, client, owner, table_, None if no_vectors else default_embedder())
+    moved = indexer.switch_embedder(storage, client, default_embedder()) if switch_embedder else {}
+    summary = indexer.index_table(storage, client, owner, table_, None if no_vectors else default_embedder())
     if as_json:
-        emit_json(summary.to_dict())
+        emit_json({**summary.to_dict(), **({"switched": moved} if moved else {})})
         return
+    for alias_, index in moved.items():
+        print(f"{alias_} serves {index} ({default_embedder().name})")
     failed = len(summary.failed)
     print(f"indexed {summary.indexed} messages of {owner} into {summary.alias} ({failed} failed)")
     for failure in summary.failed[:20]:

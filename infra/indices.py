@@ -15,7 +15,7 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch
 
 from infra.errors import EmbedderError, SearchError, SearchUnavailableError
-from schemas.search import BUNDLED_EMBEDDER, VectorSpace, message_index_body, vector_tag
+from schemas.search import BUNDLED_EMBEDDER, VECTOR_DIMS, VectorSpace, message_index_body, vector_tag
 
 
 def index_name(alias: str, version: int, space: VectorSpace | None = None) -> str:
@@ -55,18 +55,24 @@ def ensure_alias(
     body: dict[str, Any] | None = None,
     rebuild: Callable[[str], int] | None = None,
     space: VectorSpace | None = None,
+    switch: bool = False,
 ) -> str:
     """Make `alias` serve mapping `version` with vectors of `space`; returns the index.
 
-    First use creates the index. When the alias serves an older mapping version or another
-    embedder's vectors, the new index is filled before the alias moves (`migrate`), so search
-    never sees an empty index. `body` defaults to the message mapping (with nori where the
-    cluster has it) sized for `space`.
+    First use creates the index. When the alias serves an older mapping version, the new one is
+    filled before the alias moves (`migrate`), so search never sees an empty index. `body`
+    defaults to the message mapping (with nori where the cluster has it) sized for `space`.
+    An index holding another embedder's vectors moves only when `switch` asks for it (an
+    operator's `rememberme index --switch-embedder`): two processes configured differently would
+    otherwise rebuild it back and forth, each dropping the other's vectors.
     """
     name = index_name(alias, version, space)
     current = aliased(client, alias)
     if current == [name]:
         return name
+    tag = vector_tag(space)
+    if not switch and any(_vector_tag(alias, c) != tag for c in current):
+        check_embedder(client, alias, space or _Bundled())
     newer = [c for c in current if _mapping_version(alias, c) > version]
     if newer:  # a newer deployment already migrated (rolling upgrade): never move search back
         return newer[0]
@@ -98,13 +104,20 @@ def embedder_of(client: Elasticsearch, alias: str) -> str | None:
     return str(meta.get("embedder") or BUNDLED_EMBEDDER)
 
 
+class _Bundled:
+    """The bundled embedder's vector space (what an index created without one holds)."""
+
+    name, dim = BUNDLED_EMBEDDER, VECTOR_DIMS
+
+
 def check_embedder(client: Elasticsearch, alias: str, space: VectorSpace) -> None:
     """Raise when the index behind `alias` holds another embedder's vectors than `space`'s."""
     held = embedder_of(client, alias)
     if held is not None and held != space.name:
         raise EmbedderError(
             f"{alias}: the search index holds vectors of embedder {held}, this process embeds with "
-            f"{space.name}; set REMEMBERME_EMBEDDER_MODEL as the indexing deployment does (or re-index)"
+            f"{space.name}; every process must share REMEMBERME_EMBEDDER_MODEL (to move the indices to "
+            "this one: rememberme index --owner OWNER --switch-embedder)"
         )
 
 
@@ -153,7 +166,7 @@ def migrate(
     the old documents lack, `rebuild(target)` from the lake; 3. swap the alias atomically; 4. copy
     what writers added to the old index meanwhile (create-only: nothing newer is overwritten);
     5. delete the old indices, so nothing forget cannot reach stays behind. Safe to run twice or
-    concurrently (every step is idempotent).
+    concurrently (every step is idempotent; copies never overwrite what is already there).
     """
     started = time.perf_counter()
     target = index_name(alias, version, space)
@@ -169,7 +182,9 @@ def migrate(
     if rebuild is not None:
         documents = rebuild(target)
     else:
-        documents = sum(copy(source, create_only=False) for source in old)
+        # Create-only here too: a concurrent migration may have swapped already and writers put
+        # newer documents (with vectors) into the target; an old copy never overwrites them.
+        documents = sum(copy(source, create_only=True) for source in old)
     client.indices.refresh(index=target)
     _swap(client, alias, target)
     for source in old:

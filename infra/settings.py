@@ -54,7 +54,21 @@ class Settings(BaseSettings):
         default=None,
         description="Local Hugging Face sentence-embedding directory (multilingual-e5-base/large, bge-m3, "
         "...) used for every vector instead of the bundled multilingual-e5-small. Changing it re-embeds the "
-        "search indices on their next write; personas are recalibrated when they are next trained.",
+        "search indices after `rememberme index --switch-embedder`; personas answer from memory again once "
+        "retrained (their thresholds are in the old embedder's cosines).",
+    )
+    embedder_pooling: str | None = Field(
+        default=None,
+        description="cls, mean or lasttoken for REMEMBERME_EMBEDDER_MODEL; unset: its sentence-transformers "
+        "1_Pooling/config.json, else mean.",
+    )
+    embedder_query_prompt: str | None = Field(
+        default=None,
+        description="Text put before every query for REMEMBERME_EMBEDDER_MODEL (e5: 'query: '); unset: "
+        "its config_sentence_transformers.json prompts, else none.",
+    )
+    embedder_passage_prompt: str | None = Field(
+        default=None, description="Text put before every document (e5: 'passage: '); unset as above."
     )
 
     train_max_steps: int = Field(default=300, ge=1, description="Optimiser steps of a persona fine-tune.")

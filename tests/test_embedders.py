@@ -6,6 +6,7 @@ sentence-transformers saves a model, so nothing downloads.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import uuid
@@ -59,16 +60,39 @@ def test_prompts_and_pooling_follow_the_sentence_transformers_files(
     plain = LocalEncoder(save_tiny_encoder(tmp_path / "plain"))
     assert plain.prompts == {"query": "", "passage": ""}
     assert np.allclose(plain.query("사랑해 우리 딸"), plain.passages(["사랑해 우리 딸"])[0])
-    cls = LocalEncoder(save_tiny_encoder(tmp_path / "cls", pooling="cls"))  # the same seeded weights
-    assert cls.pooling == "cls" and not np.allclose(
-        cls.query("사랑해 우리 딸"), plain.query("사랑해 우리 딸")
-    )
+    assert LocalEncoder(save_tiny_encoder(tmp_path / "cls", pooling="cls")).pooling == "cls"
+    # Settings override what the directory says (e5 repositories often ship no prompts file).
+    told = LocalEncoder(tmp_path / "plain", pooling="cls", prompts={"query": "query: "})
+    assert told.pooling == "cls" and told.prompts == {"query": "query: ", "passage": ""}
+    assert told.name != plain.name  # other pooling and prompts make other vectors
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean", "lasttoken"])
+def test_pooling_is_what_the_model_computes(encoder_dir: Path, pooling: str) -> None:
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    texts = ["사랑해 우리 딸", "응"]
+    tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+    model = AutoModel.from_pretrained(encoder_dir).eval()
+    expected = []
+    for text in texts:  # one at a time: no padding to get wrong
+        ids = tokenizer("passage: " + text, return_tensors="pt")
+        with torch.inference_mode():
+            hidden = model(**ids).last_hidden_state[0]
+        row = {"cls": hidden[0], "mean": hidden.mean(0), "lasttoken": hidden[-1]}[pooling]
+        expected.append(torch.nn.functional.normalize(row, dim=-1).numpy())
+    got = LocalEncoder(encoder_dir, pooling=pooling).passages(texts)  # batched: the short one padded
+    assert np.allclose(got, np.stack(expected), atol=1e-5)
 
 
 def test_the_embedder_s_name_identifies_the_model(encoder_dir: Path, tmp_path: Path) -> None:
     name = LocalEncoder(encoder_dir).name
-    assert name.startswith("hf:tiny-e5:") and LocalEncoder(encoder_dir).name == name
-    twin = shutil.copytree(encoder_dir, tmp_path / "tiny-e5")
+    assert name.startswith("hf:bert:") and LocalEncoder(encoder_dir).name == name
+    twin = shutil.copytree(encoder_dir, tmp_path / "copied-elsewhere")
+    (twin / ".git").mkdir()
+    (twin / ".git" / "HEAD").write_text("ref: refs/heads/main")
+    (twin / "README.md").write_text("# a model")
     assert LocalEncoder(twin).name == name  # the same model in another place
     (twin / "config_sentence_transformers.json").write_text('{"prompts": {"query": "q: "}}')
     assert LocalEncoder(twin).name != name  # other prompts make other vectors
@@ -76,8 +100,29 @@ def test_the_embedder_s_name_identifies_the_model(encoder_dir: Path, tmp_path: P
     assert load_embedder(str(encoder_dir)).name == name
 
 
+def test_the_process_embedder_comes_from_the_settings(
+    encoder_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra.text_features import default_embedder
+
+    monkeypatch.setenv("REMEMBERME_EMBEDDER_MODEL", str(encoder_dir))
+    monkeypatch.setenv("REMEMBERME_EMBEDDER_QUERY_PROMPT", "질문: ")
+    default_embedder.cache_clear()
+    try:
+        chosen = default_embedder()
+        assert isinstance(chosen, LocalEncoder) and chosen.path == encoder_dir
+        assert chosen.prompts == {"query": "질문: ", "passage": "passage: "} and default_embedder() is chosen
+    finally:
+        default_embedder.cache_clear()
+    monkeypatch.delenv("REMEMBERME_EMBEDDER_MODEL")
+    try:
+        assert default_embedder().name == BUNDLED_EMBEDDER
+    finally:
+        default_embedder.cache_clear()
+
+
 def test_a_directory_that_is_not_an_encoder_is_a_one_line_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    encoder_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from flows.cli_errors import handle
 
@@ -87,6 +132,16 @@ def test_a_directory_that_is_not_an_encoder_is_a_one_line_error(
     (tmp_path / "broken" / "config.json").write_text('{"hidden_size": 8}')
     with pytest.raises(EmbedderError, match="cannot load a sentence encoder"):
         LocalEncoder(tmp_path / "broken").query("응")  # the weights load on first use
+    dense = shutil.copytree(encoder_dir, tmp_path / "with-dense")
+    modules = [
+        {"type": "sentence_transformers.models.Transformer"},
+        {"type": "sentence_transformers.models.Dense"},
+    ]
+    (dense / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(EmbedderError, match="has a Dense module"):
+        LocalEncoder(dense)  # refused, not silently embedded without its projection
+    with pytest.raises(EmbedderError, match="pooling max is not supported"):
+        LocalEncoder(encoder_dir, pooling="max")
     assert handle(raised.value) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("rememberme: error:") and "nope: not a sentence-embedding model" in err
@@ -148,8 +203,12 @@ def test_switching_embedders_moves_the_index_and_keeps_every_message(
     with pytest.raises(EmbedderError, match=re.escape(f"holds vectors of embedder {encoder.name}")):
         check_embedder(client, alias, bundled)
 
-    # The deployment goes back to the bundled embedder: a new generation without the other vectors.
-    index_table(storage, client, "alice", _table("alice", texts[:1]), bundled, alias=alias)
+    # A process configured with the bundled embedder refuses to touch it (no rebuilding back and forth).
+    with pytest.raises(EmbedderError, match="every process must share REMEMBERME_EMBEDDER_MODEL"):
+        index_table(storage, client, "alice", _table("alice", texts[:1]), bundled, alias=alias)
+    assert aliased(client, alias) == [tagged] and client.count(index=alias)["count"] == 3
+    # The operator switches back: a new generation without the other embedder's vectors.
+    index_table(storage, client, "alice", _table("alice", texts[:1]), bundled, alias=alias, switch=True)
     client.indices.refresh(index=alias)
     assert generations(client, alias) == [f"{alias}-v2"] and embedder_of(client, alias) == BUNDLED_EMBEDDER
     assert client.count(index=alias)["count"] == 3  # the text of every message came along
@@ -174,7 +233,7 @@ def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
     from parsers.kakao.synth import conversation
     from schemas.search import PAIRS_ALIAS
     from tasks.datasets.build import build_dataset
-    from tasks.indexing.indexer import index_persona_pairs
+    from tasks.indexing.indexer import index_persona_pairs, switch_embedder
     from tasks.ingest.uploads import ingest_export
     from tasks.replies.chat import PersonaChat
     from tasks.runs.markdown import model_card
@@ -215,9 +274,13 @@ def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
         # Generation alone compares no vectors: it works under any embedder.
         assert PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=bundled, mode="generate")
 
-        # Indexing under the bundled embedder rebuilds every production persona's memory from the lake.
+        # A process with the bundled embedder may not index into it; the operator's switch rebuilds
+        # every production persona's memory from the lake, embedded anew, before the alias moves.
+        with pytest.raises(EmbedderError, match="--switch-embedder"):
+            index_persona_pairs(storage, client, "enc-owner", "엄마", dataset.version, bundled)
         assert Registry(storage).aliases("enc-owner", "엄마", "text")["production"] == 1
-        index_persona_pairs(storage, client, "enc-owner", "엄마", dataset.version, bundled)
+        moved = switch_embedder(storage, client, bundled)
+        assert moved[PAIRS_ALIAS] == f"{PAIRS_ALIAS}-v2"
         client.indices.refresh(index=PAIRS_ALIAS)
         assert embedder_of(client, PAIRS_ALIAS) == BUNDLED_EMBEDDER
         assert client.count(index=PAIRS_ALIAS)["count"] == indexed

@@ -60,6 +60,7 @@ def index_table(
     table: pa.Table,
     embedder: Embedder | None = None,
     alias: str = MESSAGES_ALIAS,
+    switch: bool = False,
 ) -> IndexSummary:
     """Index `table` (one owner's Message rows, redacted here) and quarantine what the cluster rejects.
 
@@ -67,7 +68,7 @@ def index_table(
     the owner's quarantine with their original text (a source-of-truth area).
     """
     # The index's vectors are the process's embedder's even when this call adds none.
-    ensure_alias(client, alias, MAPPING_VERSION, space=embedder or default_embedder())
+    ensure_alias(client, alias, MAPPING_VERSION, space=embedder or default_embedder(), switch=switch)
     report = index_messages(client, alias, redacted(table), embedder=embedder)
     summary = IndexSummary(owner_id, alias, report.indexed, report.failed)
     if report.failed:
@@ -142,19 +143,41 @@ def index_persona_pairs(
     migration, not even for a moment.
     """
     rows = pair_rows(storage, owner_id, persona_id, dataset_version)
-    space = embedder or default_embedder()
-    ensure_alias(
-        client,
-        PAIRS_ALIAS,
-        PAIRS_MAPPING_VERSION,
-        pair_index_body(space),
-        rebuild=lambda target: migrate_pairs(storage, client, embedder, index=target),
-        space=space,
-    )
+    ensure_pairs_alias(storage, client, embedder or default_embedder())
     report = index_pairs(client, PAIRS_ALIAS, rows, embedder)
     if not report.failed:  # a partial write keeps the older memory rather than lose it
         delete_other_pair_versions(client, PAIRS_ALIAS, owner_id, persona_id, dataset_version)
     return IndexSummary(owner_id, PAIRS_ALIAS, report.indexed, report.failed)
+
+
+def ensure_pairs_alias(storage: Storage, client: Elasticsearch, space: Embedder, switch: bool = False) -> str:
+    """Make the pairs alias serve the current mapping with `space`'s vectors (see `ensure_alias`).
+
+    A migration rebuilds every production persona's memory from the lake, embedded by `space`
+    (whatever the caller indexes with: a memory without vectors would answer nothing).
+    """
+    return ensure_alias(
+        client,
+        PAIRS_ALIAS,
+        PAIRS_MAPPING_VERSION,
+        pair_index_body(space),
+        rebuild=lambda target: migrate_pairs(storage, client, space, index=target),
+        space=space,
+        switch=switch,
+    )
+
+
+def switch_embedder(storage: Storage, client: Elasticsearch, embedder: Embedder) -> dict[str, str]:
+    """Move both indices to `embedder`'s vectors (an operator's step after changing the setting).
+
+    The chat memory is rebuilt from the lake (every production persona, embedded anew) before its
+    alias moves; message documents keep their text and get vectors again when their owner's
+    messages are indexed next. Returns alias -> the index it serves now.
+    """
+    return {
+        MESSAGES_ALIAS: ensure_alias(client, MESSAGES_ALIAS, MAPPING_VERSION, space=embedder, switch=True),
+        PAIRS_ALIAS: ensure_pairs_alias(storage, client, embedder, switch=True),
+    }
 
 
 def migrate_pairs(
