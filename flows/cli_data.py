@@ -239,7 +239,8 @@ def cmd_index(
         typer.Option(
             "--switch-embedder",
             help="first move every index to REMEMBERME_EMBEDDER_MODEL's vectors (chat memory rebuilt "
-            "from the lake; other owners' messages keep their text, vectors come back when re-indexed)",
+            "from the lake, every production persona recalibrated for it; other owners' messages keep "
+            "their text, their vectors come back when re-indexed)",
         ),
     ] = False,
     as_json: Json = False,
@@ -257,13 +258,21 @@ def cmd_index(
     client = connect(services.elasticsearch_url(s))
     storage = open_storage(s.lake_url)
     table_ = load_message_table(storage, validate_owner(owner))
-    moved = indexer.switch_embedder(storage, client, default_embedder()) if switch_embedder else {}
+    moved: dict[str, Any] = {}
+    if switch_embedder:
+        from tasks.training.recalibration import recalibrate_production
+
+        moved = {**indexer.switch_embedder(storage, client, default_embedder())}
+        moved["recalibrated"] = recalibrate_production(storage, default_embedder())
     summary = indexer.index_table(storage, client, owner, table_, None if no_vectors else default_embedder())
     if as_json:
         emit_json({**summary.to_dict(), **({"switched": moved} if moved else {})})
         return
-    for alias_, index in moved.items():
-        print(f"{alias_} serves {index} ({default_embedder().name})")
+    if moved:
+        recalibrated = moved.pop("recalibrated")
+        for alias_, index in moved.items():
+            print(f"{alias_} serves {index} ({default_embedder().name})")
+        print(f"recalibrated {len(recalibrated)} production personas for it (no retraining)")
     failed = len(summary.failed)
     print(f"indexed {summary.indexed} messages of {owner} into {summary.alias} ({failed} failed)")
     for failure in summary.failed[:20]:

@@ -102,6 +102,20 @@ class Registry:
         self.set_alias(owner_id, persona, kind, "latest", int(full["version"]))
         return full
 
+    def productions(self, kind: str) -> list[dict[str, Any]]:
+        """The manifest of every persona's production version of `kind`, any owner (files not read)."""
+        out = []
+        for key in self.storage.list("models/"):
+            parts = key.split("/")
+            if len(parts) != 5 or parts[3] != kind or parts[4] != "aliases.json":
+                continue
+            try:
+                version = self.resolve(parts[1], parts[2], kind, "production")
+                out.append(self.manifest(parts[1], parts[2], kind, version))
+            except RegistryError:
+                continue  # no production (only candidates), or forgotten meanwhile
+        return out
+
     def aliases(self, owner_id: str, persona: str, kind: str) -> dict[str, int]:
         """Alias -> version."""
         data, _ = self.storage.read_versioned(f"{self.prefix(owner_id, persona, kind)}/aliases.json")

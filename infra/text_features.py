@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -56,10 +57,12 @@ class _Memoised:
 
     name: str
     dim: int
-    _memo_limit = 50_000  # about 75 MB of 384-d vectors
+    _memo_bytes = 75_000_000  # 50,000 vectors of 384 dims; fewer of a larger model's
 
     def __init__(self) -> None:
         self._memo: dict[tuple[str, str], np.ndarray] = {}
+        # Flow tasks on a thread pool share the process's embedder: one loads the weights.
+        self._lock = threading.Lock()
 
     def _encode(self, kind: str, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
@@ -68,7 +71,7 @@ class _Memoised:
         missing = sorted({t for t in texts if (kind, t) not in self._memo})
         if missing:
             rows = np.asarray(self._encode(kind, missing), dtype=np.float32).reshape(len(missing), self.dim)
-            if len(self._memo) + len(missing) > self._memo_limit:
+            if (len(self._memo) + len(missing)) * self.dim * 4 > self._memo_bytes:
                 self._memo.clear()
             self._memo.update(((kind, t), row) for t, row in zip(missing, rows, strict=True))
         if not texts:
@@ -177,8 +180,9 @@ class LocalEncoder(_Memoised):
     def _encode(self, kind: str, texts: list[str]) -> np.ndarray:
         import torch
 
-        if self._model is None:
-            self._load()
+        with self._lock:
+            if self._model is None:
+                self._load()
         prompt = self.prompts[kind]
         out = []
         with torch.inference_mode():

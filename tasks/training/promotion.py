@@ -23,6 +23,7 @@ from models.evaluate import torch_logits_fn
 from models.lm import LanguageModel
 from models.sampling import generate, reply_logprobs
 from models.tokenizer import PAD, special_id
+from tasks.replies.chat import stored_calibration
 from tasks.replies.ranker import Calibration, Likelihood, Memory, calibrate
 from tasks.training.conversation_eval import (
     GateTolerances,
@@ -66,6 +67,25 @@ def model_generator(model: LanguageModel, encoder: Encoder, seed: int = 0) -> Ca
     return say
 
 
+def calibration_for(
+    held_out: list[HeldOut],
+    memory: list[HeldOut],
+    embedder: Embedder,
+    likelihood: Likelihood,
+    say: Callable[[list[Turn]], str],
+    options: EvalOptions,
+) -> Calibration:
+    """The reply ranker's calibration of a model (`likelihood`, `say`) on the held-out sessions."""
+    items = held_out[: options.limit]
+    probe = items[: options.probe]
+    floor = None
+    if probe:  # what the model says when no stored reply fits, against what was really said
+        said = embedder.passages([say(i.context) or " " for i in probe])
+        floor = float(np.mean(np.sum(said * embedder.passages([i.reply for i in probe]), axis=1)))
+    bank = Memory.build([(m.context, m.reply) for m in memory], embedder)
+    return calibrate([(i.context, i.reply) for i in items], bank, embedder, likelihood, floor, options.limit)
+
+
 def evaluate_version(
     model: LanguageModel,
     encoder: Encoder,
@@ -79,14 +99,7 @@ def evaluate_version(
     likelihood, say = model_likelihood(model, encoder), model_generator(model, encoder, options.seed)
     items = held_out[: options.limit]
     if calibration is None:
-        probe = items[: options.probe]
-        floor = None
-        if probe:  # what the model says when no stored reply fits, against what was really said
-            said = embedder.passages([say(i.context) or " " for i in probe])
-            floor = float(np.mean(np.sum(said * embedder.passages([i.reply for i in probe]), axis=1)))
-        bank = Memory.build([(m.context, m.reply) for m in memory], embedder)
-        calibration = calibrate([(i.context, i.reply) for i in items], bank, embedder, likelihood, floor,
-                                options.limit)  # fmt: skip
+        calibration = calibration_for(items, memory, embedder, likelihood, say, options)
     card = scorecard(items, memory, embedder, likelihood, limit=options.limit, calibration=calibration,
                      generate=say)  # fmt: skip
     return calibration, card
@@ -111,8 +124,10 @@ def production_scorecard(
         theirs_memory = read_held_out(storage, f"{prefix}/train.parquet")
     calibration: Calibration | None = Calibration.from_manifest(current.manifest)
     if calibration is not None and not calibration.made_with(embedder):
-        # Its threshold is in another embedder's cosines: as it would serve now, it is recalibrated.
-        calibration = None
+        # Its threshold is in another embedder's cosines: as it serves now (the calibration an
+        # embedder switch stored beside it), else recalibrated here.
+        owner, persona = current.manifest["owner_id"], current.manifest["persona"]
+        calibration = stored_calibration(storage, owner, persona, current.version, embedder)
     _, theirs = evaluate_version(model, encoder, held_out, theirs_memory, embedder, options, calibration)
     return theirs
 
