@@ -258,21 +258,24 @@ def cmd_index(
     client = connect(services.elasticsearch_url(s))
     storage = open_storage(s.lake_url)
     table_ = load_message_table(storage, validate_owner(owner))
-    moved: dict[str, Any] = {}
+    moved: dict[str, str] = {}
+    personas: dict[str, list[dict[str, Any]]] = {}
     if switch_embedder:
         from tasks.training.recalibration import recalibrate_production
 
-        moved = {**indexer.switch_embedder(storage, client, default_embedder())}
-        moved["recalibrated"] = recalibrate_production(storage, default_embedder())
+        # Personas first (no search needed): once the indices move, each answers at once.
+        personas = recalibrate_production(storage, default_embedder())
+        moved = indexer.switch_embedder(storage, client, default_embedder())
     summary = indexer.index_table(storage, client, owner, table_, None if no_vectors else default_embedder())
     if as_json:
-        emit_json({**summary.to_dict(), **({"switched": moved} if moved else {})})
+        emit_json({**summary.to_dict(), **({"switched": moved, **personas} if moved else {})})
         return
+    for alias_, index in moved.items():
+        print(f"{alias_} serves {index} ({default_embedder().name})")
     if moved:
-        recalibrated = moved.pop("recalibrated")
-        for alias_, index in moved.items():
-            print(f"{alias_} serves {index} ({default_embedder().name})")
-        print(f"recalibrated {len(recalibrated)} production personas for it (no retraining)")
+        print(f"recalibrated {len(personas['recalibrated'])} production personas for it (no retraining)")
+        for row in personas["skipped"]:
+            print(f"  skipped {row['owner_id']}/{row['persona_id']} v{row['version']}: {row['reason']}")
     failed = len(summary.failed)
     print(f"indexed {summary.indexed} messages of {owner} into {summary.alias} ({failed} failed)")
     for failure in summary.failed[:20]:

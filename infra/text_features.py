@@ -63,20 +63,27 @@ class _Memoised:
         self._memo: dict[tuple[str, str], np.ndarray] = {}
         # Flow tasks on a thread pool share the process's embedder: one loads the weights.
         self._lock = threading.Lock()
+        self._memo_lock = threading.Lock()
 
     def _encode(self, kind: str, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
     def _embed(self, kind: str, texts: list[str]) -> np.ndarray:
-        missing = sorted({t for t in texts if (kind, t) not in self._memo})
+        # What this call needs is collected before the memo may be cleared to make room.
+        wanted = set(texts)
+        known = {t: v for t in wanted if (v := self._memo.get((kind, t))) is not None}
+        missing = sorted(wanted - known.keys())
         if missing:
             rows = np.asarray(self._encode(kind, missing), dtype=np.float32).reshape(len(missing), self.dim)
-            if (len(self._memo) + len(missing)) * self.dim * 4 > self._memo_bytes:
-                self._memo.clear()
-            self._memo.update(((kind, t), row) for t, row in zip(missing, rows, strict=True))
+            fresh = dict(zip(missing, rows, strict=True))
+            known.update(fresh)
+            with self._memo_lock:
+                if (len(self._memo) + len(fresh)) * self.dim * 4 > self._memo_bytes:
+                    self._memo.clear()
+                self._memo.update(((kind, t), row) for t, row in fresh.items())
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        stacked: np.ndarray = np.stack([self._memo[(kind, t)] for t in texts])
+        stacked: np.ndarray = np.stack([known[t] for t in texts])
         return stacked
 
     def passages(self, texts: list[str]) -> np.ndarray:

@@ -86,6 +86,27 @@ def test_pooling_is_what_the_model_computes(encoder_dir: Path, pooling: str) -> 
     assert np.allclose(got, np.stack(expected), atol=1e-5)
 
 
+def test_the_memo_makes_room_without_losing_what_a_call_needs() -> None:
+    from infra.text_features import _Memoised
+
+    class Counting(_Memoised):
+        name, dim, _memo_bytes = "test:counting", 2, 3 * 2 * 4  # room for three vectors
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoded: list[str] = []
+
+        def _encode(self, kind: str, texts: list[str]) -> np.ndarray:
+            self.encoded += texts
+            return np.asarray([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+    embedder = Counting()
+    embedder.passages(["a", "bb"])
+    # "a" is remembered, "ccc" and "dddd" overflow the memo: the call still gets all three.
+    assert embedder.passages(["a", "ccc", "dddd"])[:, 0].tolist() == [1.0, 3.0, 4.0]
+    assert embedder.encoded == ["a", "bb", "ccc", "dddd"]
+
+
 def test_the_embedder_s_name_identifies_the_model(encoder_dir: Path, tmp_path: Path) -> None:
     name = LocalEncoder(encoder_dir).name
     assert name.startswith("hf:bert:") and LocalEncoder(encoder_dir).name == name
@@ -232,6 +253,7 @@ def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
     from infra.services import LocalElasticsearch, free_port
     from infra.settings import Settings
     from infra.storage import open_storage
+    from infra.text_features import default_embedder
     from models.train import TrainConfig
     from parsers.kakao.render import RenderOptions, render_export
     from parsers.kakao.synth import conversation
@@ -239,9 +261,10 @@ def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
     from tasks.datasets.build import build_dataset
     from tasks.indexing.indexer import index_persona_pairs
     from tasks.ingest.uploads import ingest_export
-    from tasks.replies.chat import PersonaChat
+    from tasks.replies.chat import PersonaChat, calibration_key
     from tasks.runs.markdown import model_card
     from tasks.training.conversation_eval import evaluate_persona
+    from tasks.training.recalibration import recalibrate_production
     from tasks.training.train import ModelOptions, train_persona
 
     root = tmp_path_factory.mktemp("own-embedder")
@@ -278,37 +301,57 @@ def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
         # Generation alone compares no vectors: it works under any embedder.
         assert PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=bundled, mode="generate")
 
-        # A process with the bundled embedder may not index into it. The operator's switch (the CLI)
-        # rebuilds every production persona's memory from the lake, embedded anew, before the alias
-        # moves, and recalibrates each persona for the new embedder: it answers from memory at once.
+        # A process with another embedder may not index into it. The operator's switch (the CLI)
+        # recalibrates every production persona for the new embedder, then rebuilds their memory from
+        # the lake, embedded anew, before the alias moves: each answers from memory at once.
         with pytest.raises(EmbedderError, match="--switch-embedder"):
             index_persona_pairs(storage, client, "enc-owner", "엄마", dataset.version, bundled)
-        assert Registry(storage).aliases("enc-owner", "엄마", "text")["production"] == 1
+        other_dir = save_tiny_encoder(root / "other-encoder")  # no prompts: another embedder
+        other = LocalEncoder(other_dir)
         monkeypatch.setenv("REMEMBERME_ES_URL", server.url)
-        args = [
-            "index",
-            "--owner",
-            "enc-owner",
-            "--switch-embedder",
-            "--lake",
-            f"file://{root}/lake",
-            "--json",
+        monkeypatch.setenv("REMEMBERME_EMBEDDER_MODEL", str(other_dir))
+        default_embedder.cache_clear()
+        try:
+            args = [
+                "index",
+                "--owner",
+                "enc-owner",
+                "--switch-embedder",
+                "--lake",
+                f"file://{root}/lake",
+                "--json",
+            ]
+            assert main(args) == 0
+        finally:
+            default_embedder.cache_clear()
+        out = json.loads(capsys.readouterr().out)
+        tag = vector_tag(other)
+        assert out["switched"] == {
+            MESSAGES_ALIAS: f"{MESSAGES_ALIAS}-v2{tag}",
+            PAIRS_ALIAS: f"{PAIRS_ALIAS}-v2{tag}",
+        }
+        assert [(r["persona_id"], r["version"]) for r in out["recalibrated"]] == [("엄마", 1)] and not out[
+            "skipped"
         ]
-        assert main(args) == 0
-        switched = json.loads(capsys.readouterr().out)["switched"]
-        assert (
-            switched[PAIRS_ALIAS] == f"{PAIRS_ALIAS}-v2"
-            and switched[MESSAGES_ALIAS] == f"{MESSAGES_ALIAS}-v2"
-        )
-        assert [(r["persona_id"], r["version"]) for r in switched["recalibrated"]] == [("엄마", 1)]
+        key = calibration_key("enc-owner", "엄마", 1, other)
+        assert key.endswith(f"/v1/calibration{tag}.json") and storage.exists(key)
         client.indices.refresh(index=PAIRS_ALIAS)
-        assert embedder_of(client, PAIRS_ALIAS) == BUNDLED_EMBEDDER
+        assert embedder_of(client, PAIRS_ALIAS) == other.name
         assert client.count(index=PAIRS_ALIAS)["count"] == indexed
-        now = PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=bundled, mode="retrieve")
-        assert now.calibration.made_with(bundled) and now.calibration.source.startswith("recalibrated")
+        now = PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=other, mode="retrieve")
+        assert now.calibration.made_with(other) and now.calibration.source.startswith("recalibrated")
         assert now.calibration.held_out > 0 and now.reply("밥 먹었어?").candidates
-        assert evaluate_persona(storage, "enc-owner", "엄마", None, bundled)[1].selection
-        with pytest.raises(EmbedderError, match=re.escape(f"holds vectors of embedder {BUNDLED_EMBEDDER}")):
+        assert evaluate_persona(storage, "enc-owner", "엄마", None, other)[1].selection
+        with pytest.raises(EmbedderError, match=re.escape(f"holds vectors of embedder {other.name}")):
             PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=encoder)
+        # A second switch to the same embedder has nothing left to recalibrate.
+        assert recalibrate_production(storage, other) == {"recalibrated": [], "skipped": []}
+        # A damaged calibration is refused in one line, not a traceback; retiring the version removes it.
+        with storage.open_write(key) as handle:
+            handle.write(b'{"threshold": "high"}')
+        with pytest.raises(EmbedderError, match="not a readable calibration"):
+            PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=other)
+        Registry(storage).retire("enc-owner", "엄마", "text", 1)
+        assert not storage.exists(key)
     finally:
         server.down()

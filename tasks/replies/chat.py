@@ -86,9 +86,8 @@ class Reply:
 
 def calibration_key(owner_id: str, persona_id: str, version: int, embedder: Embedder) -> str:
     """Where a text version's calibration for another embedder than its own is kept."""
-    return (
-        f"{Registry.prefix(owner_id, persona_id, 'text')}/v{version}/calibration{vector_tag(embedder)}.json"
-    )
+    folder = f"{Registry.prefix(owner_id, persona_id, 'text')}/v{version}"
+    return f"{folder}/calibration{vector_tag(embedder) or '-bundled'}.json"
 
 
 def stored_calibration(
@@ -98,7 +97,12 @@ def stored_calibration(
     key = calibration_key(owner_id, persona_id, version, embedder)
     if not storage.exists(key):
         return None
-    calibration = Calibration.from_manifest({"chat": json.loads(storage.read_bytes(key))})
+    try:
+        calibration = Calibration.from_manifest({"chat": json.loads(storage.read_bytes(key))})
+        float(calibration.threshold), float(calibration.reply_weight)
+    except (ValueError, TypeError) as exc:  # not ours, or damaged: refused in one line
+        where = storage.uri(key)
+        raise EmbedderError(f"{where}: not a readable calibration ({exc}); run the switch again") from exc
     return calibration if calibration.made_with(embedder) else None
 
 
