@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import threading
+from abc import ABC, abstractmethod
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,7 +49,7 @@ class Embedder(Protocol):
         ...
 
 
-class _Memoised:
+class _Memoised(ABC):
     """An embedder whose vectors are memoised per (kind, text).
 
     A training flow's evaluation and the indexing after it embed the same replies and contexts,
@@ -65,8 +66,9 @@ class _Memoised:
         self._lock = threading.Lock()
         self._memo_lock = threading.Lock()
 
+    @abstractmethod
     def _encode(self, kind: str, texts: list[str]) -> np.ndarray:
-        raise NotImplementedError
+        """One row per text, embedded as `kind` (query or passage)."""
 
     def _embed(self, kind: str, texts: list[str]) -> np.ndarray:
         # What this call needs is collected before the memo may be cleared to make room.
