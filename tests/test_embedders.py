@@ -289,6 +289,7 @@ def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
         client.indices.refresh(index=PAIRS_ALIAS)
         assert indexed > 0 and embedder_of(client, PAIRS_ALIAS) == encoder.name
         chat = PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=encoder, mode="retrieve")
+        chat.INDEX_RECHECK_S = 0.0  # this conversation outlives the switch below: it re-checks at once
         reply = chat.reply("밥 먹었어?")
         # The memory was searched with the encoder's vectors (its random weights decide what fits).
         assert reply.candidates and all(c["similarity"] > -1.0 for c in reply.candidates)
@@ -344,6 +345,8 @@ def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
         assert evaluate_persona(storage, "enc-owner", "엄마", None, other)[1].selection
         with pytest.raises(EmbedderError, match=re.escape(f"holds vectors of embedder {other.name}")):
             PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=encoder)
+        with pytest.raises(EmbedderError, match=re.escape(f"holds vectors of embedder {other.name}")):
+            chat.reply("주말에 갈게")  # the conversation begun before the switch stops in one line
         # A second switch to the same embedder has nothing left to recalibrate.
         assert recalibrate_production(storage, other) == {"recalibrated": [], "skipped": []}
         # A damaged calibration is refused in one line, not a traceback; retiring the version removes it.

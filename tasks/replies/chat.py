@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,10 @@ def stored_calibration(
 class PersonaChat:
     """A loaded persona version (onnxruntime) plus its retrieval memory."""
 
+    #: How often a conversation confirms the memory still holds its embedder's vectors.
+    INDEX_RECHECK_S = 60.0
+    _index_checked = 0.0
+
     def __init__(
         self,
         storage: Storage,
@@ -180,6 +185,7 @@ class PersonaChat:
             self.calibration = stored
         if self.client is not None:
             check_embedder(self.client, PAIRS_ALIAS, embedder)
+            self._index_checked = time.monotonic()
 
     def _logits(self, ids: np.ndarray) -> np.ndarray:
         (out,) = self.session.run(["logits"], {"input_ids": ids})
@@ -189,6 +195,11 @@ class PersonaChat:
     def _retrieve(self, context: list[Turn], size: int = 20) -> list[dict[str, Any]]:
         if self.client is None or self.embedder is None:
             return []
+        if time.monotonic() - self._index_checked > self.INDEX_RECHECK_S:
+            # A long conversation outlives an operator's embedder switch: it stops, in one line,
+            # rather than compare its vectors with another embedder's.
+            check_embedder(self.client, PAIRS_ALIAS, self.embedder)
+            self._index_checked = time.monotonic()
         message = last_message(context)
         conversation = conversation_text(context) if len(context) > 1 else None
         try:
