@@ -261,7 +261,8 @@ def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
     from tasks.datasets.build import build_dataset
     from tasks.indexing.indexer import index_persona_pairs
     from tasks.ingest.uploads import ingest_export
-    from tasks.replies.chat import PersonaChat, calibration_key
+    from tasks.replies.chat import PersonaChat, calibration_key, calibration_under
+    from tasks.replies.ranker import Calibration
     from tasks.runs.markdown import model_card
     from tasks.training.conversation_eval import evaluate_persona
     from tasks.training.recalibration import recalibrate_production
@@ -347,6 +348,11 @@ def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
             PersonaChat(storage, "enc-owner", "엄마", client=client, embedder=encoder)
         with pytest.raises(EmbedderError, match=re.escape(f"holds vectors of embedder {other.name}")):
             chat.reply("주말에 갈게")  # the conversation begun before the switch stops in one line
+        # What chat, eval and the gate rank with: the version's own, the switch's, or none.
+        v1 = Registry(storage).manifest("enc-owner", "엄마", "text", 1)
+        assert calibration_under(storage, v1, encoder) == Calibration.from_manifest(v1)
+        assert calibration_under(storage, v1, other) == now.calibration
+        assert calibration_under(storage, v1, bundled) is None
         # A second switch to the same embedder has nothing left to recalibrate.
         assert recalibrate_production(storage, other) == {"recalibrated": [], "skipped": []}
         # A damaged calibration is refused in one line, not a traceback; retiring the version removes it.

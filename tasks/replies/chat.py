@@ -107,6 +107,20 @@ def stored_calibration(
     return calibration if calibration.made_with(embedder) else None
 
 
+def calibration_under(storage: Storage, manifest: dict[str, Any], embedder: Embedder) -> Calibration | None:
+    """The calibration a published text version ranks with under `embedder`, or None if it has none.
+
+    Its own (from training) when it was made with `embedder`; else the one an embedder switch stored
+    beside the version (tasks/training/recalibration.py).
+    """
+    own = Calibration.from_manifest(manifest)
+    if own.made_with(embedder):
+        return own
+    return stored_calibration(
+        storage, manifest["owner_id"], manifest["persona"], int(manifest["version"]), embedder
+    )
+
+
 class PersonaChat:
     """A loaded persona version (onnxruntime) plus its retrieval memory."""
 
@@ -172,17 +186,16 @@ class PersonaChat:
         The version's own calibration is its training embedder's; another embedder's is the one
         `rememberme index --switch-embedder` stored beside the version (tasks/training/recalibration.py).
         """
-        if not self.calibration.made_with(embedder):
-            stored = stored_calibration(self.storage, self.owner_id, self.persona_id, self.version, embedder)
-            if stored is None:
-                made = self.calibration.embedder or BUNDLED_EMBEDDER
-                raise EmbedderError(
-                    f"persona {self.persona_id} v{self.version}: its replies were calibrated with embedder "
-                    f"{made}, this process embeds with {embedder.name}; recalibrate it (rememberme index "
-                    "--switch-embedder), retrain it, or set REMEMBERME_EMBEDDER_MODEL to the embedder it "
-                    "was trained with"
-                )
-            self.calibration = stored
+        calibration = calibration_under(self.storage, self.manifest, embedder)
+        if calibration is None:
+            made = self.calibration.embedder or BUNDLED_EMBEDDER
+            raise EmbedderError(
+                f"persona {self.persona_id} v{self.version}: its replies were calibrated with embedder "
+                f"{made}, this process embeds with {embedder.name}; recalibrate it (rememberme index "
+                "--switch-embedder), retrain it, or set REMEMBERME_EMBEDDER_MODEL to the embedder it "
+                "was trained with"
+            )
+        self.calibration = calibration
         if self.client is not None:
             check_embedder(self.client, PAIRS_ALIAS, embedder)
             self._index_checked = time.monotonic()

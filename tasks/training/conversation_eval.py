@@ -316,6 +316,21 @@ def card_from_dict(data: dict[str, Any]) -> Scorecard:
     )
 
 
+def version_sessions(
+    storage: Storage, manifest: dict[str, Any], held_out_dataset: int | None = None
+) -> tuple[list[HeldOut], list[HeldOut]]:
+    """A published text version's held-out sessions and its memory (its dataset's training pairs).
+
+    `held_out_dataset` asks another dataset version's held-out sessions (to compare two versions on
+    the same contexts).
+    """
+    owner_id, persona_id = manifest["owner_id"], manifest["persona"]
+    dataset = int(manifest["dataset"]["version"])
+    asked = f"datasets/{owner_id}/{persona_id}/v{held_out_dataset or dataset}"
+    held_out = read_held_out(storage, f"{asked}/validation.parquet")
+    return held_out, read_held_out(storage, f"datasets/{owner_id}/{persona_id}/v{dataset}/train.parquet")
+
+
 def evaluate_persona(
     storage: Storage,
     owner_id: str,
@@ -334,10 +349,7 @@ def evaluate_persona(
     chat = PersonaChat(storage, owner_id, persona_id, version, mode="generate")
     chat.require_embedder(embedder)  # its threshold is in its own embedder's cosines
     dataset = int(chat.manifest["dataset"]["version"])
-    prefix = f"datasets/{owner_id}/{persona_id}/v{dataset}"
-    asked = f"datasets/{owner_id}/{persona_id}/v{held_out_dataset or dataset}"
-    held_out = read_held_out(storage, f"{asked}/validation.parquet")
-    memory = read_held_out(storage, f"{prefix}/train.parquet")
+    held_out, memory = version_sessions(storage, chat.manifest, held_out_dataset)
     card = scorecard(
         held_out, memory, embedder, chat.likelihood, calibration=chat.calibration,
         generate=chat.say,

@@ -23,15 +23,15 @@ from models.evaluate import torch_logits_fn
 from models.lm import LanguageModel
 from models.sampling import generate, reply_logprobs
 from models.tokenizer import PAD, special_id
-from tasks.replies.chat import stored_calibration
+from tasks.replies.chat import calibration_under
 from tasks.replies.ranker import Calibration, Likelihood, Memory, calibrate
 from tasks.training.conversation_eval import (
     GateTolerances,
     HeldOut,
     Scorecard,
     compare,
-    read_held_out,
     scorecard,
+    version_sessions,
 )
 
 
@@ -119,15 +119,9 @@ def production_scorecard(
     theirs_memory = memory
     # Its dataset may be forgotten (or half deleted): the candidate's memory then.
     with contextlib.suppress(StorageError, OSError, VersionError):
-        dataset = int(current.manifest["dataset"]["version"])
-        prefix = f"datasets/{current.manifest['owner_id']}/{current.manifest['persona']}/v{dataset}"
-        theirs_memory = read_held_out(storage, f"{prefix}/train.parquet")
-    calibration: Calibration | None = Calibration.from_manifest(current.manifest)
-    if calibration is not None and not calibration.made_with(embedder):
-        # Its threshold is in another embedder's cosines: as it serves now (the calibration an
-        # embedder switch stored beside it), else recalibrated here.
-        owner, persona = current.manifest["owner_id"], current.manifest["persona"]
-        calibration = stored_calibration(storage, owner, persona, current.version, embedder)
+        theirs_memory = version_sessions(storage, current.manifest)[1]
+    # As it serves under this embedder; recalibrated here when it has no calibration for it.
+    calibration = calibration_under(storage, current.manifest, embedder)
     _, theirs = evaluate_version(model, encoder, held_out, theirs_memory, embedder, options, calibration)
     return theirs
 

@@ -23,9 +23,9 @@ from infra.version import CODE_VERSION
 from infra.versions import VersionError
 from schemas.search import BUNDLED_EMBEDDER
 from tasks.lifecycle.locks import persona_lease
-from tasks.replies.chat import PersonaChat, calibration_key, stored_calibration
+from tasks.replies.chat import PersonaChat, calibration_key, calibration_under
 from tasks.replies.ranker import Calibration
-from tasks.training.conversation_eval import read_held_out
+from tasks.training.conversation_eval import version_sessions
 from tasks.training.promotion import EvalOptions, calibration_for
 
 
@@ -41,9 +41,7 @@ def recalibrate(
     options = options or EvalOptions()
     chat = PersonaChat(storage, owner_id, persona_id, version, mode="generate", seed=options.seed)
     dataset = int(chat.manifest["dataset"]["version"])
-    prefix = f"datasets/{owner_id}/{persona_id}/v{dataset}"
-    held_out = read_held_out(storage, f"{prefix}/validation.parquet")
-    memory = read_held_out(storage, f"{prefix}/train.parquet")
+    held_out, memory = version_sessions(storage, chat.manifest)
     made = calibration_for(held_out, memory, embedder, chat.likelihood, chat.say, options)
     trained_with = chat.calibration.embedder or BUNDLED_EMBEDDER
     calibration = replace(made, source=f"recalibrated for this embedder (trained with {trained_with})")
@@ -74,10 +72,7 @@ def recalibrate_production(
     for manifest in Registry(storage).productions("text"):
         owner, persona, version = manifest["owner_id"], manifest["persona"], int(manifest["version"])
         row: dict[str, Any] = {"owner_id": owner, "persona_id": persona, "version": version}
-        ready = Calibration.from_manifest(manifest).made_with(embedder) or (
-            stored_calibration(storage, owner, persona, version, embedder) is not None
-        )
-        if ready and not redo:
+        if not redo and calibration_under(storage, manifest, embedder) is not None:
             continue
         try:
             calibration = recalibrate(storage, owner, persona, embedder, version, options)
