@@ -90,11 +90,17 @@ class Settings(BaseSettings):
         description="Promotion gate: how far below production a candidate's response selection (recall@1, "
         "MRR; absolute) may be.",
     )
-    gate_similarity_tolerance: float = Field(
-        default=0.02,
+    gate_contrastive_tolerance: float = Field(
+        default=0.01,
         ge=0.0,
-        description="Promotion gate: how far below production the semantic similarity of what chat says "
-        "to the real replies may be (absolute).",
+        description="Promotion gate: how far below production the contrastive score of what chat says may be "
+        "(similarity to the real reply minus that to other contexts' real replies; absolute).",
+    )
+    gate_bland_tolerance: float = Field(
+        default=0.05,
+        ge=0.0,
+        description="Promotion gate: how far above production the share of bland answers (lines the persona "
+        "says to anything) may be (absolute).",
     )
     chat_probe: str = Field(
         default="잘 지냈어?", description="The message instant restore sends to the new model (its artifact)."

@@ -29,6 +29,9 @@ PAIR_SCHEMA: Final[pa.Schema] = pa.schema(
         pa.field("reply_speaker", pa.string(), nullable=False),
         pa.field("reply_ts", TS_TYPE, nullable=False),
         pa.field("reply_message_id", pa.string(), nullable=False),
+        # The reply's whole messages (a burst's, in order; one for a single message): chat may say
+        # one of them alone, never a piece of one. Absent in datasets built before it was kept.
+        pa.field("reply_parts", pa.list_(pa.string()), nullable=True),
     ],
     metadata={"contract": "rememberme.pair.v1"},
 )

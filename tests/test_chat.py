@@ -70,9 +70,11 @@ def test_a_worse_model_is_published_as_a_candidate_only(published) -> None:
     promotion = manifest["promotion"]
     assert promotion["lost_on"][0].startswith("validation nats/char")
     assert set(promotion["production_scorecard"]["selection"]) == {"similarity", "likelihood", "hybrid"}
-    assert manifest["conversation_eval"]["safety"] == {"pseudonyms": 0, "other_speaker": 0, "claims_alive": 0,
-                                                       "empty": 0}  # fmt: skip
-    assert 0.70 <= manifest["chat"]["threshold"] <= 0.97 and manifest["chat"]["held_out"] > 0
+    safety = manifest["conversation_eval"]["safety"]
+    assert set(safety) == {"pseudonyms", "other_speaker", "claims_alive", "empty", "fragments", "fallback"}
+    assert safety["pseudonyms"] == safety["claims_alive"] == safety["fragments"] == 0
+    assert 0.5 <= manifest["chat"]["threshold"] <= 0.97 and manifest["chat"]["held_out"] > 0
+    assert manifest["chat"]["objective"].startswith("response selection") and manifest["chat"]["lexicon"]
     card = model_card(manifest)
     assert "Lost on:** validation nats/char" in card and "production v1" in card
 
@@ -232,3 +234,20 @@ def test_a_pairs_mapping_change_rebuilds_every_published_persona_before_the_swap
     count = client.count(index=PAIRS_ALIAS, query={"term": {"persona_id": "엄마"}})["count"]
     assert count > 400
     assert not client.exists(index=PAIRS_ALIAS, id="stale")
+
+
+def test_hybrid_says_a_usable_generated_line_rather_than_the_fallback(published, monkeypatch) -> None:
+    """Memory has nothing here (no search): a whole generated line is said; a piece of a word is not."""
+    lake, _ = published
+    storage = open_storage(lake)
+    replies = pq.read_table(Path(lake[7:]) / "datasets/chat-owner/엄마/v1/train.parquet")["reply"].to_pylist()
+    chat = PersonaChat(storage, "chat-owner", "엄마", mode="hybrid")
+    profile = chat.calibration.profile
+    whole = next(
+        r for r in sorted(replies, key=len, reverse=True) if "<" not in r and not profile.is_bland(r)
+    )
+    monkeypatch.setattr(chat, "_generate", lambda context, memories, seed: whole)
+    said = chat.reply("주말에 갈게")
+    assert said.mode == "generated" and said.text == whole
+    monkeypatch.setattr(chat, "_generate", lambda context, memories, seed: "쀍냈구나")  # stops mid-word
+    assert profile.is_fragment("쀍냈구나") and chat.reply("주말에 갈게").mode == "fallback"

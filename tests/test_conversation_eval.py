@@ -82,11 +82,22 @@ def test_hybrid_standardises_so_no_scale_dominates() -> None:
     assert response_selection(held_out, held_out, hybrid).recall_at_1 == 1.0
 
 
+def _reworded(pairs: list[HeldOut]) -> list[HeldOut]:
+    """The same pairs, their messages said in more words (no held-out message occurs verbatim)."""
+    return [HeldOut(p.session_id, [Turn(p.context[0].text + " 빨리", False)], p.reply) for p in pairs]
+
+
 def test_answer_quality_of_a_memory_that_holds_the_answers() -> None:
-    held_out, memory = _pairs("v"), _pairs("v")
+    held_out, memory = _pairs("v"), _reworded(_pairs("v"))
     quality, safety = answer_quality(held_out, memory, WordEmbedder())
     assert quality["exact_share"] == 1.0 and quality["semantic_similarity"] > 0.99
-    assert safety == {"pseudonyms": 0, "other_speaker": 0, "claims_alive": 0, "empty": 0}
+    assert quality["contrastive"] > 0.3 and quality["bland_share"] == 0.0 and quality["distinct_1"] > 0.1
+    assert safety == dict.fromkeys(
+        ("pseudonyms", "other_speaker", "claims_alive", "empty", "fragments", "fallback"), 0
+    )
+    # A held-out message that occurs word for word is answered as if never seen (its twin left out).
+    quality, _ = answer_quality(held_out, _pairs("v"), WordEmbedder())
+    assert quality["exact_share"] == 0.0
     # A memory whose closest reply holds a pseudonym answers with the next one, never with it.
     leaky = [HeldOut("x", m.context, "<phone_1> 로 전화해") for m in memory] + memory
     quality, safety = answer_quality(held_out, leaky, WordEmbedder())
@@ -122,7 +133,7 @@ def test_the_gate_refuses_a_candidate_worse_on_relevance_but_better_on_nats() ->
         "current_nats_per_char": 2.0,
         "new_nats_per_char": 1.5,
     }
-    verdict = gate(better_loss, worse, production, GateTolerances(selection=0.05, similarity=0.02))
+    verdict = gate(better_loss, worse, production, GateTolerances(selection=0.05))
     assert verdict["promote"] is False
     assert verdict["lost_on"] == [
         "response selection (hybrid) recall_at_1 0.200 < production 0.400",
@@ -130,7 +141,7 @@ def test_the_gate_refuses_a_candidate_worse_on_relevance_but_better_on_nats() ->
     ]
     assert "on what users feel" in verdict["reason"] and verdict["production_scorecard"]["answer"]
     # Within the tolerances (and safe), the same candidate moves production.
-    assert gate(better_loss, worse, production, GateTolerances(selection=0.2, similarity=0.02))["promote"]
+    assert gate(better_loss, worse, production, GateTolerances(selection=0.2))["promote"]
     # A candidate that says a pseudonym loses whatever else it wins.
     unsafe = Scorecard(production.selection, production.answer, {"pseudonyms": 1, "empty": 0})
     assert gate(better_loss, unsafe, production, GateTolerances())["lost_on"] == [
@@ -139,12 +150,13 @@ def test_the_gate_refuses_a_candidate_worse_on_relevance_but_better_on_nats() ->
 
 
 def test_calibration_lowers_the_threshold_when_real_replies_beat_what_the_model_says() -> None:
-    from tasks.replies.ranker import Memory, calibrate, choose
+    from tasks.replies.calibration import calibrate
+    from tasks.replies.ranker import Memory, choose
 
     memory = _pairs("t")
     # Asked in other words (cosine 0.77 with the stored message): the threshold decides.
     held_out = [([Turn(h.context[0].text + " 제발 빨리", False)], h.reply) for h in _pairs("t")]
-    bank = Memory.build([(m.context, m.reply) for m in memory], WordEmbedder())
+    bank = Memory.build([(m.context, m.reply, ()) for m in memory], WordEmbedder())
     high_floor = calibrate(held_out, bank, WordEmbedder(), answer_floor=1.5)  # generation "always better"
     low_floor = calibrate(held_out, bank, WordEmbedder(), answer_floor=0.0)
     assert low_floor.threshold <= high_floor.threshold and low_floor.answered_share == 1.0

@@ -261,7 +261,8 @@ def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
     from tasks.datasets.build import build_dataset
     from tasks.indexing.indexer import index_persona_pairs
     from tasks.ingest.uploads import ingest_export
-    from tasks.replies.chat import PersonaChat, calibration_key, calibration_under
+    from tasks.replies.calibration import calibration_key, calibration_under
+    from tasks.replies.chat import PersonaChat
     from tasks.replies.ranker import Calibration
     from tasks.runs.markdown import model_card
     from tasks.training.conversation_eval import evaluate_persona

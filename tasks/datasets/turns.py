@@ -36,7 +36,7 @@ def build_turns(messages: pd.DataFrame, options: TurnOptions) -> pd.DataFrame:
 
     `messages` needs conversation_id, ts, message_id, speaker, text, is_persona. Returns one row a
     turn: conversation_id, session_id, turn_index (in session), speaker, is_persona, text,
-    ts_start, ts_end, first_message_id, n_messages.
+    ts_start, ts_end, first_message_id, n_messages, parts (the turn's messages, an Arrow list).
     """
     df = messages.sort_values(["conversation_id", "ts", "message_id"], kind="stable").reset_index(drop=True)
     if df.empty:
@@ -52,6 +52,7 @@ def build_turns(messages: pd.DataFrame, options: TurnOptions) -> pd.DataFrame:
                 "ts_end",
                 "first_message_id",
                 "n_messages",
+                "parts",
             ]
         )
     n = len(df)
@@ -95,6 +96,7 @@ def build_turns(messages: pd.DataFrame, options: TurnOptions) -> pd.DataFrame:
             "ts_end": ts.iloc[last].reset_index(drop=True),
             "first_message_id": message_ids[first],
             "n_messages": last - first + 1,
+            "parts": pd.arrays.ArrowExtensionArray(texts),
         }
     )
 
@@ -180,5 +182,6 @@ def build_pairs(turns: pd.DataFrame, owner_id: str, persona_id: str, options: Tu
         "reply_speaker": pa.array(turns["speaker"].astype("str").to_numpy()[replies], pa.string()),
         "reply_ts": pa.array(turns["ts_start"].iloc[replies]).cast(PAIR_SCHEMA.field("reply_ts").type),
         "reply_message_id": pa.array(first_ids, pa.string()),
+        "reply_parts": pa.array(turns["parts"]).take(pa.array(replies)),
     }
     return pa.Table.from_arrays(list(columns.values()), schema=PAIR_SCHEMA)

@@ -101,18 +101,20 @@ def _quarantine(storage: Storage, owner_id: str, table: pa.Table, failed: list[d
 def pair_rows(storage: Storage, owner_id: str, persona_id: str, dataset_version: int) -> list[dict[str, Any]]:
     """A dataset version's context->reply pairs as pair documents (both splits: chat's memory).
 
-    A burst reply is one document, and each of its lines one more (`{pair_id}~{k}`).
+    A burst reply is one document, and each of its whole messages one more (`{pair_id}~{k}`).
     """
     prefix = f"datasets/{owner_id}/{persona_id}/v{dataset_version}"
     rows = []
     for split in ("train", "validation"):
         table = pq.read_table(io.BytesIO(read_verified(storage, f"{prefix}/{split}.parquet")))
-        for row in table.select(["pair_id", "context", "reply"]).to_pylist():
+        columns = ["pair_id", "context", "reply"]
+        columns += ["reply_parts"] if "reply_parts" in table.column_names else []
+        for row in table.select(columns).to_pylist():
             others = [t["text"] for t in row["context"] if not t["is_persona"]]
             if not others:
                 continue
             turns = [Turn(t["text"], bool(t["is_persona"])) for t in row["context"]]
-            for k, reply in enumerate(reply_variants(row["reply"])):
+            for k, reply in enumerate(reply_variants(row["reply"], row.get("reply_parts"))):
                 rows.append(
                     {
                         "pair_id": row["pair_id"] if k == 0 else f"{row['pair_id']}~{k}",

@@ -7,7 +7,9 @@ Modes (the default, `hybrid`, is the one the evaluation shows answers best: benc
   fits, a gentle fallback line.
 - `generate`: the fine-tuned model, prompted with retrieved memories and the conversation.
 - `hybrid`: `retrieve`'s choice when a real reply fits; otherwise generated candidates ranked by
-  the persona model. A generated text never wins over a real reply that fits.
+  the persona model, less those that are fragments or bland (unless the user made small talk);
+  otherwise the persona's nearest real reply however loosely it fits. The fallback line only when
+  memory and generation both have nothing. A generated text never wins over a real reply that fits.
 
 Guardrail (system side, not left to the model): the first reply of a conversation carries a
 notice that this is an AI made from messages someone left, and questions about the present
@@ -20,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,8 +38,16 @@ from infra.text_features import Embedder
 from models.data import Encoder, Turn
 from models.sampling import generate, reply_logprobs
 from models.tokenizer import PAD, special_id
-from schemas.search import BUNDLED_EMBEDDER, PAIRS_ALIAS, vector_tag
-from tasks.replies.ranker import Calibration, Candidate, choose, conversation_text, last_message
+from schemas.search import BUNDLED_EMBEDDER, PAIRS_ALIAS
+from tasks.replies.calibration import calibration_under
+from tasks.replies.ranker import (
+    Calibration,
+    Candidate,
+    choose,
+    conversation_text,
+    last_message,
+    usable_generated,
+)
 
 MODES = ("retrieve", "generate", "hybrid")
 NOTICE = (
@@ -83,42 +93,6 @@ class Reply:
     def render(self) -> str:
         """What the user sees."""
         return f"{self.notice}\n{self.text}" if self.notice else self.text
-
-
-def calibration_key(owner_id: str, persona_id: str, version: int, embedder: Embedder) -> str:
-    """Where a text version's calibration for another embedder than its own is kept."""
-    folder = f"{Registry.prefix(owner_id, persona_id, 'text')}/v{version}"
-    return f"{folder}/calibration{vector_tag(embedder) or '-bundled'}.json"
-
-
-def stored_calibration(
-    storage: Storage, owner_id: str, persona_id: str, version: int, embedder: Embedder
-) -> Calibration | None:
-    """A version's stored calibration for `embedder`, if one was made."""
-    key = calibration_key(owner_id, persona_id, version, embedder)
-    if not storage.exists(key):
-        return None
-    try:
-        calibration = Calibration.from_manifest({"chat": json.loads(storage.read_bytes(key))})
-        float(calibration.threshold), float(calibration.reply_weight)
-    except (ValueError, TypeError) as exc:  # not ours, or damaged: refused in one line
-        where = storage.uri(key)
-        raise EmbedderError(f"{where}: not a readable calibration ({exc}); run the switch again") from exc
-    return calibration if calibration.made_with(embedder) else None
-
-
-def calibration_under(storage: Storage, manifest: dict[str, Any], embedder: Embedder) -> Calibration | None:
-    """The calibration a published text version ranks with under `embedder`, or None if it has none.
-
-    Its own (from training) when it was made with `embedder`; else the one an embedder switch stored
-    beside the version (tasks/training/recalibration.py).
-    """
-    own = Calibration.from_manifest(manifest)
-    if own.made_with(embedder):
-        return own
-    return stored_calibration(
-        storage, manifest["owner_id"], manifest["persona"], int(manifest["version"]), embedder
-    )
 
 
 class PersonaChat:
@@ -168,7 +142,7 @@ class PersonaChat:
         if embedder is not None and mode != "generate":
             self.require_embedder(embedder)
         if threshold is not None:
-            self.calibration = Calibration(**{**self.calibration.to_dict(), "threshold": threshold})
+            self.calibration = replace(self.calibration, threshold=threshold)
         self.mode, self.threshold = mode, self.calibration.threshold
         self.temperature, self.top_p, self.seed = temperature, top_p, seed
         self.history: list[Turn] = []
@@ -287,12 +261,18 @@ class PersonaChat:
         memories = [c.text for c in real[:2] if not _PLACEHOLDER_TRACE.search(c.text)]
         if self.mode == "generate":
             return Reply(self._generate(context, memories, seed), "generated")
-        texts = [t for t in (self._generate(context, memories, seed * 7 + k) for k in range(3)) if t]
+        texts = [self._generate(context, memories, seed * 7 + k) for k in range(3)]
+        usable = usable_generated(texts, real, self.calibration)
         generated: list[dict[str, Any]] = [
             {"text": text, "source": "generated", "likelihood": value}
-            for text, value in zip(texts, self.likelihood(context, texts), strict=True)
+            for text, value in zip(usable, self.likelihood(context, usable), strict=True)
         ]
-        if not generated:
-            return Reply(FALLBACK_LINE, "fallback", candidates=shown)
-        top = max(generated, key=lambda c: float(c["likelihood"]))
-        return Reply(str(top["text"]), "generated", float(top["likelihood"]), candidates=shown + generated)
+        if generated:
+            top = max(generated, key=lambda c: float(c["likelihood"]))
+            score = float(top["likelihood"])
+            return Reply(str(top["text"]), "generated", score, candidates=shown + generated)
+        nearest = choose(real, self.calibration, -np.inf)  # memory's best, however loosely it fits
+        if nearest is not None:
+            chosen = real[nearest]
+            return Reply(chosen.text, "retrieved", chosen.context_similarity, candidates=shown)
+        return Reply(FALLBACK_LINE, "fallback", candidates=shown)

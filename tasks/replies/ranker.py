@@ -12,14 +12,19 @@ A candidate is a stored context->reply pair. Its signals, each standardised with
   names what was said beats one that merely followed a similar-looking message;
 - `likelihood`: the persona model's log-probability per token of the reply after the context.
 A reply is said only when its context fits (`context_similarity >= threshold`); the threshold and
-the weights are calibrated per persona on the held-out sessions (`calibrate`).
+the weights are calibrated per persona on held-out sessions (tasks/replies/calibration.py).
+Hubs never win by being close to everything: a line the persona says to anything ("허허", "그래?",
+tasks/replies/blandness.py) is said only to small talk (the persona's nearest answered messages
+were mostly answered that way) or to a message it answered almost word for word; and a burst is
+said whole or as one of its whole messages, never as a piece of one.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -27,10 +32,16 @@ import numpy as np
 from infra.text_features import Embedder
 from models.data import Turn
 from schemas.search import BUNDLED_EMBEDDER
+from tasks.replies.blandness import ReplyProfile
 
 CONTEXT_TURNS = 3
 DEFAULT_THRESHOLD = 0.86
-#: Thresholds are searched in this range: below it e5 cosines stop meaning "about the same thing".
+#: A stored message this close to the user's is the same message (the bundled encoder's cosines).
+SMALL_TALK_SIMILARITY = 0.95
+#: Of the answered messages nearest the user's, this share answered blandly makes it small talk.
+SMALL_TALK_SHARE = 0.6
+#: Thresholds are searched up to the top of this range, from the persona's own "unrelated" cosine
+#: (tasks/replies/calibration.py); the bottom is used where a memory is too small to tell.
 THRESHOLD_RANGE = (0.70, 0.97)
 #: Pseudonyms the datasets put in place of personal data: a reply holding one is never said.
 PSEUDONYM = re.compile(r"<\s*(?:phone|rrn|card|account|email|address|url)", re.IGNORECASE)
@@ -52,16 +63,54 @@ class Calibration:
     #: The embedder whose cosines the threshold is in (None: calibrated before it was recorded,
     #: i.e. with the bundled one).
     embedder: str | None = None
+    #: Held-out contexts whose message occurs word for word in the memory: calibrated with those
+    #: twins left out, so the threshold is learnt on messages the persona never answered.
+    held_out_verbatim: int = 0
+    #: What the weights and threshold maximise (older versions: "similarity", which rewards hubs).
+    objective: str = "similarity"
+    small_talk_similarity: float = SMALL_TALK_SIMILARITY
+    #: The persona's reply profile as hashes (tasks/replies/blandness.py); empty for older versions.
+    bland_lines: tuple[str, ...] = ()
+    filler_words: tuple[str, ...] = ()
+    lexicon: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
 
+    def summary(self) -> dict[str, Any]:
+        """The numbers, without the profile's hashes (logs, CLI, UI)."""
+        data = self.to_dict()
+        for name in ("bland_lines", "filler_words", "lexicon"):
+            data[name] = len(data[name])
+        return data
+
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> Calibration:
         """The calibration a model was published with (the defaults for older models)."""
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in (manifest.get("chat") or {}).items() if k in known})
+        values = {k: v for k, v in (manifest.get("chat") or {}).items() if k in known}
+        for name in ("bland_lines", "filler_words", "lexicon"):
+            if name in values:
+                values[name] = tuple(values[name] or ())
+        return cls(**values)
+
+    @cached_property
+    def profile(self) -> ReplyProfile:
+        """The persona's bland lines, filler and words, for lookups."""
+        return ReplyProfile(
+            frozenset(self.bland_lines), frozenset(self.filler_words), frozenset(self.lexicon)
+        )
+
+    def with_profile(self, profile: ReplyProfile) -> Calibration:
+        """The same calibration carrying `profile`."""
+        lists = profile.to_lists()
+        return replace(
+            self,
+            bland_lines=tuple(lists["bland_lines"]),
+            filler_words=tuple(lists["filler_words"]),
+            lexicon=tuple(lists["lexicon"]),
+        )
 
     def made_with(self, embedder: Embedder) -> bool:
         """Whether the threshold and weights were calibrated on `embedder`'s vectors."""
@@ -81,15 +130,17 @@ class Candidate:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def reply_variants(reply: str) -> list[str]:
-    """What may be said of a stored reply: the whole burst, and each of its lines alone.
+def reply_variants(reply: str, parts: Sequence[str] | None = None) -> list[str]:
+    """What may be said of a stored reply: the whole burst, and each of its whole messages alone.
 
     A reply is often a burst of several messages (`밥은 먹었니?`, `사랑해 우리 딸`, `반찬 더 필요하면
-    말해` on three lines); the one line that answers what was said is still the persona's own words, and the
-    ranker can pick it instead of the whole burst when it is the more relevant.
+    말해`); the one message that answers what was said is still the persona's own words, and the
+    ranker can pick it instead of the whole burst. `parts` are the burst's messages as the dataset
+    keeps them: a message of several lines stays whole. Without them (a dataset built before they
+    were kept) only the whole burst is said, never a line that may be a piece of a message.
     """
-    lines = [line.strip() for line in reply.split("\n") if line.strip()]
-    return [reply] if len(lines) < 2 else [reply, *dict.fromkeys(lines)]
+    whole = [p.strip() for p in parts or () if p.strip()]
+    return [reply] if len(whole) < 2 else [reply, *(p for p in dict.fromkeys(whole) if p != reply)]
 
 
 def last_message(context: Sequence[Turn]) -> str:
@@ -127,16 +178,68 @@ def scores(candidates: Sequence[Candidate], calibration: Calibration) -> np.ndar
     return total
 
 
-def choose(candidates: Sequence[Candidate], calibration: Calibration) -> int | None:
-    """The index of the reply to say, or None when no real reply fits what was said."""
+def small_talk(candidates: Sequence[Candidate], profile: ReplyProfile, nearest: int = 5) -> bool:
+    """Whether the persona answered the messages nearest the user's mostly with bland lines."""
+    texts = list(dict.fromkeys(c.text for c in sorted(candidates, key=lambda c: -c.context_similarity)))
+    top = texts[:nearest]
+    return bool(top) and sum(profile.is_bland(t) for t in top) >= SMALL_TALK_SHARE * len(top)
+
+
+def sayable(candidates: Sequence[Candidate], calibration: Calibration) -> list[bool]:
+    """Which candidates may be said at all: no pseudonym, not empty, and bland only where it fits.
+
+    A bland line fits small talk, or a message the persona answered with it almost word for word.
+    Small talk is answered with one short message: not a burst of lines about other things.
+    """
+    profile = calibration.profile
+    chatter = small_talk(candidates, profile)
+    short = chatter and any("\n" not in c.text.strip() for c in candidates)
+    return [
+        bool(c.text.strip())
+        and not PSEUDONYM.search(c.text)
+        and (not short or "\n" not in c.text.strip())
+        and (
+            chatter
+            or c.context_similarity >= calibration.small_talk_similarity
+            or not profile.is_bland(c.text)
+        )
+        for c in candidates
+    ]
+
+
+def usable_generated(
+    texts: Sequence[str], candidates: Sequence[Candidate], calibration: Calibration
+) -> list[str]:
+    """Generated texts that may be said: whole utterances, and bland only to small talk."""
+    profile = calibration.profile
+    chatter = small_talk(candidates, profile)
+    return [
+        t for t in texts if t.strip() and not profile.is_fragment(t) and (chatter or not profile.is_bland(t))
+    ]
+
+
+def ranking(candidates: Sequence[Candidate], calibration: Calibration) -> list[int]:
+    """The sayable candidates' indices, best first (whatever their context's fit)."""
     ranked = scores(candidates, calibration)
-    best, best_score = None, -np.inf
-    for i, c in enumerate(candidates):
-        if c.context_similarity < calibration.threshold or PSEUDONYM.search(c.text) or not c.text.strip():
-            continue
-        if ranked[i] > best_score:
-            best, best_score = i, float(ranked[i])
-    return best
+    ok = sayable(candidates, calibration)
+    return sorted((i for i in range(len(candidates)) if ok[i]), key=lambda i: (-float(ranked[i]), i))
+
+
+def choose(
+    candidates: Sequence[Candidate], calibration: Calibration, threshold: float | None = None
+) -> int | None:
+    """The index of the reply to say, or None when no real reply fits what was said.
+
+    `threshold` overrides the calibration's (None: the calibrated one; -inf: the best sayable reply).
+    """
+    floor = calibration.threshold if threshold is None else threshold
+    return next(
+        (i for i in ranking(candidates, calibration) if candidates[i].context_similarity >= floor), None
+    )
+
+
+#: A memory pair: the conversation before, the reply, and the reply's whole messages (may be empty).
+Pair = tuple[list[Turn], str, Sequence[str]]
 
 
 @dataclass
@@ -148,27 +251,45 @@ class Memory:
     message_vectors: np.ndarray
     conversation_vectors: np.ndarray
     reply_vectors: np.ndarray
+    #: The user's message each entry answered (for leaving a held-out message's twins out).
+    answered: list[str] = field(default_factory=list)
+    #: Every pair as (answered message, reply, whole messages): what the reply profile reads.
+    sources: list[tuple[str, str, Sequence[str]]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, pairs: Sequence[tuple[list[Turn], str]], embedder: Embedder) -> Memory:
+    def build(cls, pairs: Sequence[Pair], embedder: Embedder) -> Memory:
         """Embed each pair as the index does (tasks/indexing/indexer.py)."""
-        usable = [(c, v) for c, r in pairs if c and r.strip() for v in reply_variants(r)]
+        kept = [(c, r, p) for c, r, p in pairs if c and r.strip()]
+        usable = [(c, v) for c, r, p in kept for v in reply_variants(r, p)]
         contexts, replies = [c for c, _ in usable], [r for _, r in usable]
+        answered = [last_message(c) for c in contexts]
         return cls(
             contexts,
             replies,
-            embedder.queries([last_message(c) for c in contexts]),
+            embedder.queries(answered),
             embedder.queries([conversation_text(c) for c in contexts]),
             embedder.passages(replies),
+            answered,
+            [(last_message(c), r, tuple(p)) for c, r, p in kept],
         )
 
     def candidates(
-        self, context: Sequence[Turn], embedder: Embedder, size: int = 20, exclude: str | None = None
+        self,
+        context: Sequence[Turn],
+        embedder: Embedder,
+        size: int = 20,
+        exclude: str | None = None,
+        unseen: bool = False,
     ) -> list[Candidate]:
-        """The `size` pairs whose answered message is most like the user's (plus reply relevance)."""
+        """The `size` pairs whose answered message is most like the user's (plus reply relevance).
+
+        `unseen` leaves out the pairs that answered the user's very message, as if the persona had
+        never been told it: how a paraphrase is answered.
+        """
         if not self.replies:
             return []
-        message = embedder.query(last_message(context))
+        said = last_message(context)
+        message = embedder.query(said)
         by_message = self.message_vectors @ message
         relevance = self.reply_vectors @ message
         multi = len(context) > 1
@@ -180,7 +301,7 @@ class Memory:
         seen: set[str] = set()
         for i in order:
             reply = self.replies[i]
-            if reply in seen or reply == exclude:
+            if reply in seen or reply == exclude or (unseen and self.answered[i].strip() == said.strip()):
                 continue
             seen.add(reply)
             out.append(
@@ -199,89 +320,3 @@ class Memory:
 
 #: (context, replies) -> each reply's mean log-probability per token, scored in batches.
 Likelihood = Callable[[list[Turn], list[str]], list[float]]
-
-
-def calibrate(
-    held_out: Sequence[tuple[list[Turn], str]],
-    memory: Memory,
-    embedder: Embedder,
-    likelihood: Likelihood | None = None,
-    answer_floor: float | None = None,
-    limit: int = 100,
-) -> Calibration:
-    """Weights and threshold that make the chosen replies closest in meaning to the real ones.
-
-    For each held-out context the real reply is known; the quality of an answer is the semantic
-    similarity of what would be said to it. Weights: a small grid, the best mean quality of the
-    top-ranked reply. Threshold: below it the persona does not answer with a stored reply, and
-    what it says then is worth `answer_floor` on average (generated replies' similarity to the
-    real ones, measured by the caller; 0 when unknown): the threshold is the one that maximises
-    the expected quality over the held-out contexts.
-    """
-    items = [(c, r) for c, r in held_out if c and r.strip()][:limit]
-    if not items or not memory.replies:
-        return Calibration(embedder=embedder.name)
-    truth = embedder.passages([r for _, r in items])
-    pools = [memory.candidates(c, embedder) for c, _ in items]
-    if likelihood is not None:
-        for (context, _), pool in zip(items, pools, strict=True):
-            nearest = pool[:8]  # the forward passes are the cost: the nearest few suffice
-            for candidate, value in zip(nearest, likelihood(context, [c.text for c in nearest]), strict=True):
-                candidate.likelihood = value
-
-    def quality(i: int, pool: list[Candidate], pick: int) -> float:
-        vector = memory.reply_vectors[pool[pick].extra["index"]]
-        return float(np.dot(vector, truth[i]))
-
-    # The reply's own relevance keeps a small weight at least: where the answered messages tie (the
-    # same "엄마 사랑해" answered many ways), it, not the search engine's order, picks the reply.
-    grid = [
-        Calibration(reply_weight=rw, likelihood_weight=lw)
-        for rw in (0.1, 0.5, 1.0)
-        for lw in ((0.0, 0.5) if likelihood is not None else (0.0,))
-    ]
-    best_weights, best_mean = grid[0], -np.inf
-    for weights in grid:
-        means = []
-        for i, pool in enumerate(pools):
-            if pool:
-                means.append(quality(i, pool, int(np.argmax(scores(pool, weights)))))
-        mean = float(np.mean(means)) if means else 0.0
-        if mean > best_mean + 1e-9:
-            best_weights, best_mean = weights, mean
-    floor = 0.0 if answer_floor is None else float(answer_floor)
-    low, high = THRESHOLD_RANGE
-    fits = sorted(
-        {
-            round(c.context_similarity, 4)
-            for pool in pools
-            for c in pool
-            if low <= c.context_similarity <= high
-        }
-    )
-    best_t, best_value, best_answered = high, -np.inf, 0.0
-    for t in [low, *fits]:
-        trial = Calibration(**{**best_weights.to_dict(), "threshold": t})
-        values, answered = [], 0
-        for i, pool in enumerate(pools):
-            pick = choose(pool, trial)
-            if pick is None:
-                values.append(floor)
-            else:
-                values.append(quality(i, pool, pick))
-                answered += 1
-        value = float(np.mean(values))
-        if value > best_value + 1e-9:
-            best_t, best_value, best_answered = t, value, answered / len(pools)
-    return Calibration(
-        threshold=best_t,
-        reply_weight=best_weights.reply_weight,
-        conversation_weight=best_weights.conversation_weight,
-        likelihood_weight=best_weights.likelihood_weight,
-        answer_floor=answer_floor,
-        expected_quality=best_value,
-        answered_share=best_answered,
-        held_out=len(items),
-        source="calibrated on held-out sessions",
-        embedder=embedder.name,
-    )

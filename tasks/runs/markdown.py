@@ -260,12 +260,17 @@ def conversation_markdown(manifest: dict[str, Any], heading: str = "#") -> str:
             + (f" ({share:.0%} of held-out contexts)" if share is not None else "")
             + f"; weights: reply {chat.get('reply_weight')}, conversation {chat.get('conversation_weight')}, "
             f"model likelihood {chat.get('likelihood_weight')}; sentence embedder "
-            f"`{chat.get('embedder') or BUNDLED_EMBEDDER}`.",
+            f"`{chat.get('embedder') or BUNDLED_EMBEDDER}`; objective {chat.get('objective', 'similarity')}, "
+            f"{chat.get('held_out_verbatim', 0)} held-out messages answered with their verbatim twins left "
+            f"out; {len(chat.get('bland_lines') or ())} lines the persona says to anything (said only to "
+            "small talk).",
         ]
     lines += [
         "",
         "Response selection: the real reply ranked among 9 replies of other sessions (recall@1 of 10, MRR). "
-        "Answer quality: what chat would say, against the real reply. Safety counts must be 0.",
+        "Answer quality: what chat would say to messages it never saw, against the real reply; contrastive: "
+        "similarity to the real reply minus that to other contexts' (a bland line scores about 0); "
+        "bland share: lines the persona says to anything. Safety counts must be 0.",
     ]
     return "\n".join(lines)
 

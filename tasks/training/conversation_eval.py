@@ -12,10 +12,15 @@ A tie counts against the real reply (it must be strictly ahead), so a component 
 replies apart scores recall@1 = 0, not 1/K by luck.
 
 Answer quality: what chat would say to each held-out context (tasks/replies/ranker.py over the
-training pairs, with the version's calibration; a generated reply where no real one fits), against
-the real reply: semantic similarity, the share said in the persona's real words, style gaps
-(length, laughter, emoji, endings), and safety counts that must be 0 (pseudonyms, another
-speaker's line, claims to be alive, empty replies).
+training pairs with the context's verbatim twins left out, as for a message never seen; the
+version's calibration; hybrid's generation and fallback where no real one fits), against the real
+reply. Measures blandness cannot win: the contrastive score (similarity to the real reply minus the
+mean similarity to the other contexts' real replies: "그래" scores about 0), the bland share (lines
+the persona says to anything, tasks/replies/blandness.py), distinct-1/2 over the answers; beside
+them semantic similarity (which hubs win: shown, not gated), the share said in the persona's real
+words, style gaps (length, laughter, emoji, endings), and safety counts that must be 0
+(pseudonyms, another speaker's line, claims to be alive, empty replies, fragments, the fallback
+line).
 
 The promotion gate (`compare`) puts a candidate's scorecard beside production's on the same
 held-out contexts and lists every measure it loses on beyond the tolerances.
@@ -39,11 +44,15 @@ from infra.storage import Storage
 from infra.text_features import Embedder
 from infra.versions import read_verified
 from models.data import Turn
-from tasks.replies.ranker import Calibration, Likelihood, Memory, choose, conversation_text
+from tasks.replies.blandness import ReplyProfile, words
+from tasks.replies.calibration import contrastive
+from tasks.replies.ranker import Calibration, Likelihood, Memory, choose, conversation_text, usable_generated
 
 Scorer = Callable[[list[Turn], list[str]], np.ndarray]
 _PSEUDONYM = re.compile(r"<\s*(?:phone|rrn|card|account|email|address|url)", re.IGNORECASE)
 _LAUGH = re.compile(r"[ㅋㅎ]{2,}|[ㅠㅜ]{2,}")
+#: Safety counts that must be 0 (the fallback line counts: hybrid should always have something).
+SAFETY = ("pseudonyms", "other_speaker", "claims_alive", "empty", "fragments", "fallback")
 _EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF\u2764]")
 
 
@@ -54,6 +63,8 @@ class HeldOut:
     session_id: str
     context: list[Turn]
     reply: str
+    #: The reply's whole messages (empty: not kept by the dataset that holds it).
+    parts: tuple[str, ...] = ()
 
 
 @dataclass
@@ -92,14 +103,17 @@ class Scorecard:
 
 def read_held_out(storage: Storage, key: str) -> list[HeldOut]:
     """Pairs of one dataset split with their session ids."""
-    table = pq.read_table(io.BytesIO(read_verified(storage, key)), columns=["session_id", "context", "reply"])
+    table = pq.read_table(io.BytesIO(read_verified(storage, key)))
+    columns = ["session_id", "context", "reply"]
+    columns += ["reply_parts"] if "reply_parts" in table.column_names else []
     return [
         HeldOut(
             str(row["session_id"]),
             [Turn(t["text"], bool(t["is_persona"])) for t in row["context"]],
             row["reply"],
+            tuple(row.get("reply_parts") or ()),
         )
-        for row in table.to_pylist()
+        for row in table.select(columns).to_pylist()
     ]
 
 
@@ -177,33 +191,45 @@ def answer_quality(
     calibration: Calibration | None = None,
     generate: Callable[[list[Turn]], str] | None = None,
 ) -> tuple[dict[str, float], dict[str, int]]:
-    """What chat would answer to each held-out context from a memory of pairs, against the truth.
+    """What chat (hybrid) would answer to each held-out context from a memory of pairs, against the truth.
 
-    The reply ranker chooses among the memory's real replies with `calibration` (a reply holding
-    a pseudonym is never chosen); where none fits, `generate` answers (the fallback line without it).
+    The reply ranker chooses among the memory's real replies with `calibration`, the context's
+    verbatim twins left out (a reply holding a pseudonym is never chosen); where none fits, what
+    `generate` says if it is usable, else the nearest sayable real reply, else the fallback line.
     """
     from tasks.replies.chat import _CLAIMS_ALIVE, FALLBACK_LINE
 
     items = [i for i in held_out if i.context and i.reply.strip()][:limit]
-    bank = Memory.build([(m.context, m.reply) for m in memory], embedder)
+    bank = Memory.build([(m.context, m.reply, m.parts) for m in memory], embedder)
     if not items or not bank.replies:
-        return {}, {"pseudonyms": 0, "other_speaker": 0, "claims_alive": 0, "empty": 0}
+        return {}, dict.fromkeys(SAFETY, 0)
     calibration = calibration or Calibration()
+    profile = ReplyProfile.build(bank.sources, embedder)
     chosen, real_words = [], 0
+    whole = set(bank.replies)
     for item in items:
-        pool = bank.candidates(item.context, embedder)
+        pool = bank.candidates(item.context, embedder, unseen=True)
         pick = choose(pool, calibration)
+        if pick is None and generate is not None:
+            usable = usable_generated([generate(item.context)], pool, calibration)
+            if usable:
+                chosen.append(usable[0])
+                continue
+            pick = choose(pool, calibration, -np.inf)
         if pick is not None:
             chosen.append(pool[pick].text)
             real_words += 1
         else:
-            chosen.append(generate(item.context) if generate is not None else FALLBACK_LINE)
-    truth = embedder.passages([i.reply for i in items])
-    said = embedder.passages(chosen)
+            chosen.append(FALLBACK_LINE)
     real = [i.reply for i in items]
+    truth, said = embedder.passages(real), embedder.passages(chosen)
     persona_lines = {m.reply for m in memory} | {t.text for m in memory for t in m.context if t.is_persona}
     others_lines = {t.text for m in memory for t in m.context if not t.is_persona} - persona_lines
     quality = {
+        "contrastive": float(np.mean(contrastive(said, truth))),
+        "bland_share": float(np.mean([c != FALLBACK_LINE and profile.is_bland(c) for c in chosen])),
+        "distinct_1": _distinct(chosen, 1),
+        "distinct_2": _distinct(chosen, 2),
         "semantic_similarity": float(np.mean(np.sum(truth * said, axis=1))),
         "real_words_share": real_words / len(items),
         "exact_share": float(np.mean([a == b for a, b in zip(chosen, real, strict=True)])),
@@ -217,8 +243,16 @@ def answer_quality(
         "other_speaker": sum(c in others_lines for c in chosen),
         "claims_alive": sum(bool(_CLAIMS_ALIVE.search(c)) for c in chosen),
         "empty": sum(not c.strip() for c in chosen),
+        "fragments": sum(c not in whole and c != FALLBACK_LINE and profile.is_fragment(c) for c in chosen),
+        "fallback": sum(c == FALLBACK_LINE for c in chosen),
     }
     return quality, safety
+
+
+def _distinct(texts: list[str], n: int) -> float:
+    """Distinct word n-grams over all word n-grams of the answers (distinct-1, distinct-2)."""
+    grams = [tuple(w[i : i + n]) for w in (words(t) for t in texts) for i in range(len(w) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
 
 
 def _ending(text: str) -> str:
@@ -267,7 +301,8 @@ class GateTolerances:
     """How much worse than production a candidate may be and still move production."""
 
     selection: float = 0.05  # recall@1 and MRR, absolute
-    similarity: float = 0.02  # semantic similarity of what chat says to the real reply, absolute
+    contrastive: float = 0.01  # contrastive score of what chat says, absolute
+    bland: float = 0.05  # bland share of what chat says, absolute
 
 
 def compare(candidate: Scorecard, production: Scorecard, tolerances: GateTolerances) -> list[str]:
@@ -281,9 +316,12 @@ def compare(candidate: Scorecard, production: Scorecard, tolerances: GateToleran
             a, b = getattr(mine, measure), getattr(theirs, measure)
             if a < b - tolerances.selection:
                 lost.append(f"response selection ({name}) {measure} {a:.3f} < production {b:.3f}")
-    a, b = candidate.answer.get("semantic_similarity"), production.answer.get("semantic_similarity")
-    if a is not None and b is not None and a < b - tolerances.similarity:
-        lost.append(f"answer quality semantic_similarity {a:.3f} < production {b:.3f}")
+    a, b = candidate.answer.get("contrastive"), production.answer.get("contrastive")
+    if a is not None and b is not None and a < b - tolerances.contrastive:
+        lost.append(f"answer quality contrastive {a:.3f} < production {b:.3f}")
+    a, b = candidate.answer.get("bland_share"), production.answer.get("bland_share")
+    if a is not None and b is not None and a > b + tolerances.bland:
+        lost.append(f"bland share {a:.3f} > production {b:.3f}")
     for name, count in candidate.safety.items():
         if count > 0 and count > production.safety.get(name, 0):
             lost.append(f"safety {name} {count} (must be 0)")

@@ -18,5 +18,7 @@ def persona_model_options(max_steps: int | None = None) -> ModelOptions:
 
     settings = Settings()
     config = TrainConfig(max_steps=max_steps or settings.train_max_steps, device=settings.train_device)
-    gate = GateTolerances(settings.gate_selection_tolerance, settings.gate_similarity_tolerance)
+    gate = GateTolerances(
+        settings.gate_selection_tolerance, settings.gate_contrastive_tolerance, settings.gate_bland_tolerance
+    )
     return ModelOptions(train=config, lora_rank=settings.train_lora_rank, gate=gate)

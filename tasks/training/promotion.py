@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from infra.registry import Checkpoint
 from infra.storage import Storage, StorageError
 from infra.text_features import Embedder
@@ -23,8 +21,8 @@ from models.evaluate import torch_logits_fn
 from models.lm import LanguageModel
 from models.sampling import generate, reply_logprobs
 from models.tokenizer import PAD, special_id
-from tasks.replies.chat import calibration_under
-from tasks.replies.ranker import Calibration, Likelihood, Memory, calibrate
+from tasks.replies.calibration import calibrate, calibration_under
+from tasks.replies.ranker import Calibration, Likelihood, Memory
 from tasks.training.conversation_eval import (
     GateTolerances,
     HeldOut,
@@ -77,13 +75,9 @@ def calibration_for(
 ) -> Calibration:
     """The reply ranker's calibration of a model (`likelihood`, `say`) on the held-out sessions."""
     items = held_out[: options.limit]
-    probe = items[: options.probe]
-    floor = None
-    if probe:  # what the model says when no stored reply fits, against what was really said
-        said = embedder.passages([say(i.context) or " " for i in probe])
-        floor = float(np.mean(np.sum(said * embedder.passages([i.reply for i in probe]), axis=1)))
-    bank = Memory.build([(m.context, m.reply) for m in memory], embedder)
-    return calibrate([(i.context, i.reply) for i in items], bank, embedder, likelihood, floor, options.limit)
+    bank = Memory.build([(m.context, m.reply, m.parts) for m in memory], embedder)
+    pairs = [(i.context, i.reply) for i in items]
+    return calibrate(pairs, bank, embedder, likelihood, say, options.limit, options.probe)
 
 
 def evaluate_version(

@@ -23,7 +23,8 @@ from infra.version import CODE_VERSION
 from infra.versions import VersionError
 from schemas.search import BUNDLED_EMBEDDER
 from tasks.lifecycle.locks import persona_lease
-from tasks.replies.chat import PersonaChat, calibration_key, calibration_under
+from tasks.replies.calibration import calibration_key, calibration_under
+from tasks.replies.chat import PersonaChat
 from tasks.replies.ranker import Calibration
 from tasks.training.conversation_eval import version_sessions
 from tasks.training.promotion import EvalOptions, calibration_for
