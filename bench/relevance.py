@@ -1,31 +1,36 @@
-"""Does the persona answer what was said? Each chat mode against a plain-BM25 baseline.
+"""Does the persona answer what was said? Each chat mode against a plain-BM25 baseline, on two corpora.
 
-    python bench/relevance.py [--steps 300] [--days 160] [--seed 3] [--embedder DIR]
+    python bench/relevance.py [--steps 300] [--days 160] [--seed 3] [--embedder DIR] [--eval-dir DIR]
 
-The persona is trained as a flow trains it, so chat uses its calibrated reply ranker.
-`--embedder` measures with a sentence encoder from a local Hugging Face directory (what
-`REMEMBERME_EMBEDDER_MODEL` sets) instead of the bundled multilingual-e5-small.
-
-A generated family chat where the mother's reply depends on the topic of what her son said
-(24 topics; each has training phrasings, replies that name the topic, and held-out paraphrases
-that never occur in the export). The persona is restored from it (ingest, dataset, model with
-`--steps`, pairs indexed with vectors into the project's local search server), then every
-held-out paraphrase is asked, one fresh conversation each:
-- each chat mode (`retrieve`, `generate`, `hybrid`): the share of answers that fit the topic
-  (a real reply of that topic, or a generated text naming it), and safety counts (pseudonyms);
-- the baseline of the original platform: the persona's reply to the nearest stored message by
-  plain BM25 (no vectors, no model);
-- response selection (recall@1 of 10, MRR) of each component on the same paraphrases, the real
-  replies of the topic against other topics' replies (tasks/training/conversation_eval.py).
+Two corpora, each restored as a flow restores it (ingest, dataset, model with `--steps`, pairs
+indexed with vectors into the project's local search server), so chat uses its calibrated ranker:
+- `own`: a generated family chat where the mother's reply depends on the topic of what her son
+  said (24 topics, training phrasings, replies that name the topic, 72 held-out paraphrases that
+  never occur in the export); a reply fits when it is one of the topic's replies or names it;
+- `dev`: the development corpus we did not write (`../shared/eval/`, a father and his daughter,
+  32 topics, 96 held-out paraphrases, bland filler mixed in on purpose); a reply fits when, among
+  all topics, it is closest by character bigrams to that topic's replies (as its generator says).
+Every held-out paraphrase is asked, one fresh conversation each, of each chat mode (`retrieve`,
+`generate`, `hybrid`) and of the baseline of the original platform (the reply to the nearest stored
+message by plain BM25: no vectors, no model). Per answerer: the on-topic share, the bland share
+(lines the persona says to anything, tasks/replies/blandness.py), fragments (not a whole
+utterance), the share answered with the fallback line or nothing (BM25 finds no word in common),
+pseudonyms. Per component: response selection (recall@1 of
+10, MRR) of the topic's real replies against other topics' (tasks/training/conversation_eval.py).
+`--embedder` measures with a sentence encoder from a local Hugging Face directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -179,101 +184,191 @@ def _fits(reply: str, topic: str) -> bool:
     return reply in TOPICS[topic][1] or topic in reply
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--days", type=int, default=160)
-    parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--embedder", help="a local sentence-encoder directory (default: the bundled one)")
-    args = parser.parse_args()
+def _bigrams(text: str) -> set[str]:
+    text = re.sub(r"\s+", " ", text.strip())
+    return {text[i : i + 2] for i in range(len(text) - 1)}
 
-    from infra.search import connect, hits_of
-    from infra.services import LocalElasticsearch, free_port
+
+def closest_topic(reply: str, topics: dict[str, list[str]]) -> str | None:
+    """The topic whose replies are closest to `reply` by character bigrams (Dice); None on a tie or none."""
+    grams = _bigrams(reply)
+    best, best_score, tie = None, 0.0, False
+    for topic, replies in topics.items():
+        score = max(
+            (2 * len(grams & g) / (len(grams) + len(g)) for g in map(_bigrams, replies) if g), default=0.0
+        )
+        if score > best_score + 1e-12:
+            best, best_score, tie = topic, score, False
+        elif score > 0 and abs(score - best_score) <= 1e-12:
+            tie = True
+    return None if tie or not grams else best
+
+
+@dataclass
+class Corpus:
+    """One benchmark corpus: an export, whom to restore, what to ask and how to judge."""
+
+    name: str
+    export: Path
+    persona: str
+    asked: list[tuple[str, str]]  # (topic, held-out paraphrase)
+    replies: dict[str, list[str]]  # topic -> the persona's real replies of that topic
+    fits: Callable[[str, str], bool]
+
+
+def own_corpus(folder: Path, days: int, seed: int) -> Corpus:
+    """The generated mother/son chat of this file."""
+    _export(folder / "own.txt", days, seed)
+    asked = [(topic, p) for topic, (_, _, paraphrases) in sorted(TOPICS.items()) for p in paraphrases]
+    return Corpus("own", folder / "own.txt", "엄마", asked, {t: v[1] for t, v in TOPICS.items()}, _fits)
+
+
+def dev_corpus(folder: Path) -> Corpus:
+    """The development corpus we did not write (father and daughter)."""
+    prompts = json.loads((folder / "dev_prompts.json").read_text(encoding="utf-8"))
+    replies = {p["topic"]: list(p["replies"]) for p in prompts}
+    asked = [(p["topic"], p["prompt"]) for p in prompts]
+
+    def fits(reply: str, topic: str) -> bool:
+        return closest_topic(reply, replies) == topic
+
+    return Corpus("dev", folder / "dev_android_ko.txt", "아빠", asked, replies, fits)
+
+
+def measure(
+    corpus: Corpus, args: argparse.Namespace, embedder: Any, client: Any, lake: Path
+) -> dict[str, Any]:
+    """Restore the corpus's persona, ask every paraphrase of every answerer; rows and selection."""
+    from infra.search import hits_of
     from infra.settings import Settings
     from infra.storage import open_storage
-    from infra.text_features import load_embedder
     from models.data import Turn
     from models.train import TrainConfig
     from schemas.search import PAIRS_ALIAS
     from tasks.datasets.build import build_dataset
     from tasks.indexing.indexer import index_persona_pairs
     from tasks.ingest.uploads import ingest_export
-    from tasks.replies.chat import MODES, PersonaChat
+    from tasks.replies.chat import FALLBACK_LINE, MODES, PersonaChat
     from tasks.training.conversation_eval import (
         HeldOut,
         hybrid_scorer,
         likelihood_scorer,
+        read_held_out,
         response_selection,
         similarity_scorer,
     )
     from tasks.training.train import ModelOptions, train_persona
 
+    owner = f"bench-{corpus.name}"
+    storage = open_storage(f"file://{lake}")
+    ingest_export(corpus.export, owner, storage, Settings())
+    dataset = build_dataset(storage, owner, corpus.persona)
+    persona = dataset.persona_id
+    train_persona(storage, owner, persona, dataset.version,
+                  ModelOptions(train=TrainConfig(max_steps=args.steps)), embedder)  # fmt: skip
+    index_persona_pairs(storage, client, owner, persona, dataset.version, embedder)
+    client.indices.refresh(index=PAIRS_ALIAS)
+    memory = [
+        p
+        for split in ("train", "validation")
+        for p in read_held_out(storage, f"{dataset.prefix}/{split}.parquet")
+    ]
+    whole = {m.reply for m in memory} | {part for m in memory for part in m.parts}
+
+    def bm25(message: str) -> str:
+        query = {"bool": {"filter": [{"term": {"owner_id": owner}}, {"term": {"persona_id": persona}}],
+                          "must": [{"match": {"prompt": message}}]}}  # fmt: skip
+        hits = hits_of(client.search(index=PAIRS_ALIAS, routing=owner, query=query, size=1))
+        return str(hits[0]["reply"]) if hits else ""
+
+    answerers: dict[str, Callable[[str], str]] = {"baseline (BM25 nearest message)": bm25}
+    for mode in MODES:
+        answerers[mode] = _asker(PersonaChat(storage, owner, persona, None, client, embedder, mode))
+    profile = PersonaChat(storage, owner, persona, None, None, None, "generate").calibration.profile
+    rows: dict[str, dict[str, Any]] = {}
+    for name, answer in answerers.items():
+        start = time.perf_counter()
+        replies = [(topic, answer(message)) for topic, message in corpus.asked]
+        n = len(replies)
+        rows[name] = {
+            "on_topic": sum(corpus.fits(r, t) for t, r in replies) / n,
+            "bland": sum(r.strip() != "" and r != FALLBACK_LINE and profile.is_bland(r) for _, r in replies)
+            / n,
+            "fragments": sum(
+                r not in whole and r != FALLBACK_LINE and profile.is_fragment(r) for _, r in replies
+            ),
+            "fallback": sum(r == FALLBACK_LINE or not r.strip() for _, r in replies) / n,  # or nothing at all
+            "pseudonyms": sum("<" in r for _, r in replies),
+            "ms_per_reply": 1000 * (time.perf_counter() - start) / n,
+        }
+    held_out = [HeldOut(topic, [Turn(p, False)], corpus.replies[topic][0]) for topic, p in corpus.asked]
+    pool = [HeldOut(t, [], r) for t, replies in corpus.replies.items() for r in replies]
+    model = PersonaChat(storage, owner, persona, None, None, None, "generate")
+    similarity, likelihood = similarity_scorer(embedder), likelihood_scorer(model.likelihood)
+    selection = {
+        "similarity": response_selection(held_out, pool, similarity),
+        "likelihood": response_selection(held_out, pool, likelihood),
+        "hybrid": response_selection(held_out, pool, hybrid_scorer(likelihood, similarity)),
+    }
+    return {"rows": rows, "selection": selection, "pairs": dataset.manifest["counts"]["pairs_train"]}
+
+
+def _asker(chat: Any) -> Callable[[str], str]:
+    def answer(message: str) -> str:
+        chat.history = []  # one fresh conversation per question
+        return str(chat.reply(message).text)
+
+    return answer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--days", type=int, default=160)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--embedder", help="a local sentence-encoder directory (default: the bundled one)")
+    shared_eval = Path(__file__).resolve().parents[2] / "shared" / "eval"
+    parser.add_argument("--eval-dir", type=Path, default=shared_eval, help="the development corpus")
+    parser.add_argument("--only", choices=("own", "dev"), help="one corpus only")
+    args = parser.parse_args()
+
+    from infra.search import connect
+    from infra.services import LocalElasticsearch, free_port
+    from infra.text_features import load_embedder
+
     tmp = Path(tempfile.mkdtemp(prefix="rm-bench-relevance-"))
-    _export(tmp / "chat.txt", args.days, args.seed)
+    corpora = []
+    if args.only != "dev":
+        corpora.append(own_corpus(tmp, args.days, args.seed))
+    if args.only != "own":
+        if (args.eval_dir / "dev_prompts.json").exists():
+            corpora.append(dev_corpus(args.eval_dir))
+        else:
+            print(f"no development corpus at {args.eval_dir} (--eval-dir): measured on our own only")
     search = LocalElasticsearch(tmp / "es", free_port())
     client = connect(search.up())
     embedder = load_embedder(args.embedder)
     try:
-        storage = open_storage(f"file://{tmp}/lake")
-        ingest_export(tmp / "chat.txt", "bench", storage, Settings())
-        dataset = build_dataset(storage, "bench", "엄마")
-        train_persona(storage, "bench", dataset.persona_id, dataset.version,
-                      ModelOptions(train=TrainConfig(max_steps=args.steps)), embedder)  # fmt: skip
-        index_persona_pairs(storage, client, "bench", dataset.persona_id, dataset.version, embedder)
-        client.indices.refresh(index=PAIRS_ALIAS)
-        asked = [(topic, p) for topic, (_, _, paraphrases) in sorted(TOPICS.items()) for p in paraphrases]
-
-        rows: dict[str, dict[str, Any]] = {}
-
-        def bm25(message: str) -> str:
-            query = {"bool": {"filter": [{"term": {"owner_id": "bench"}}, {"term": {"persona_id": "엄마"}}],
-                              "must": [{"match": {"prompt": message}}]}}  # fmt: skip
-            hits = hits_of(client.search(index=PAIRS_ALIAS, routing="bench", query=query, size=1))
-            return str(hits[0]["reply"]) if hits else ""
-
-        answerers: dict[str, Any] = {"baseline (BM25 nearest message)": bm25}
-        for mode in MODES:
-            chat = PersonaChat(storage, "bench", "엄마", None, client, embedder, mode)
-
-            def answer(message: str, chat: PersonaChat = chat) -> str:
-                chat.history = []
-                return chat.reply(message).text
-
-            answerers[mode] = answer
-        for name, answer in answerers.items():
-            start = time.perf_counter()
-            replies = [(topic, answer(message)) for topic, message in asked]
-            rows[name] = {
-                "on_topic": sum(_fits(r, t) for t, r in replies) / len(replies),
-                "pseudonyms": sum("<" in r for _, r in replies),
-                "ms_per_reply": 1000 * (time.perf_counter() - start) / len(replies),
-            }
-
-        held_out = [HeldOut(topic, [Turn(p, False)], TOPICS[topic][1][0]) for topic, p in asked]
-        pool = [HeldOut(t, [], r) for t, (_, replies, _) in TOPICS.items() for r in replies]
-        model = PersonaChat(storage, "bench", "엄마", None, None, None, "generate")
-        similarity, likelihood = similarity_scorer(embedder), likelihood_scorer(model.likelihood)
-        selection = {
-            "similarity": response_selection(held_out, pool, similarity),
-            "likelihood": response_selection(held_out, pool, likelihood),
-            "hybrid": response_selection(held_out, pool, hybrid_scorer(likelihood, similarity)),
-        }
+        results = {c.name: measure(c, args, embedder, client, tmp / "lake") for c in corpora}
     finally:
         search.down()
-    pairs = dataset.manifest["counts"]["pairs_train"]
-    print(
-        f"{len(TOPICS)} topics, {len(asked)} held-out paraphrases (never in the export); "
-        f"{pairs} train pairs; embedder {embedder.name}"
-    )
-    print(f"{'answerer':34} {'on topic':>9} {'pseudonyms':>10} {'ms/reply':>9}")
-    for name, row in rows.items():
-        print(f"{name:34} {row['on_topic']:>9.1%} {row['pseudonyms']:>10} {row['ms_per_reply']:>9.0f}")
-    base = rows["baseline (BM25 nearest message)"]["on_topic"]
-    for mode in MODES:
-        print(f"{mode}: {rows[mode]['on_topic'] / base if base else float('inf'):.2f}x the baseline's share")
-    print(f"{'component':12} {'recall@1/10':>11} {'MRR':>6}")
-    for name, s in selection.items():
-        print(f"{name:12} {s.recall_at_1:>11.3f} {s.mrr:>6.3f}")
+    print(f"embedder {embedder.name}, {args.steps} training steps")
+    for corpus in corpora:
+        result = results[corpus.name]
+        print(f"\n{corpus.name}: {len(corpus.replies)} topics, {len(corpus.asked)} held-out paraphrases "
+              f"(never in the export); {result['pairs']} train pairs")  # fmt: skip
+        print(f"{'answerer':34} {'on topic':>9} {'bland':>6} {'fragments':>9} {'fallback':>8} "
+              f"{'pseudonyms':>10} {'ms/reply':>9}")  # fmt: skip
+        for name, row in result["rows"].items():
+            print(f"{name:34} {row['on_topic']:>9.1%} {row['bland']:>6.1%} {row['fragments']:>9} "
+                  f"{row['fallback']:>8.1%} {row['pseudonyms']:>10} {row['ms_per_reply']:>9.0f}")  # fmt: skip
+        base = result["rows"]["baseline (BM25 nearest message)"]["on_topic"]
+        for mode in ("retrieve", "generate", "hybrid"):
+            share = result["rows"][mode]["on_topic"]
+            print(f"{mode}: {share / base if base else float('inf'):.2f}x the baseline's share")
+        print(f"{'component':12} {'recall@1/10':>11} {'MRR':>6}")
+        for name, sel in result["selection"].items():
+            print(f"{name:12} {sel.recall_at_1:>11.3f} {sel.mrr:>6.3f}")
 
 
 if __name__ == "__main__":

@@ -251,3 +251,21 @@ def test_hybrid_says_a_usable_generated_line_rather_than_the_fallback(published,
     assert said.mode == "generated" and said.text == whole
     monkeypatch.setattr(chat, "_generate", lambda context, memories, seed: "쀍냈구나")  # stops mid-word
     assert profile.is_fragment("쀍냈구나") and chat.reply("주말에 갈게").mode == "fallback"
+
+
+def test_small_talk_is_answered_with_one_whole_message_of_hers(published, es_url: str) -> None:
+    """`make demo`'s first question: not a burst of lines about other things, not a generated piece."""
+    lake, _ = published
+    storage = open_storage(lake)
+    client, embedder = connect(es_url), default_embedder()
+    index_persona_pairs(storage, client, "chat-owner", "엄마", 1, embedder)
+    folder = Path(lake[7:]) / "datasets/chat-owner/엄마/v1"
+    rows = [
+        row
+        for split in ("train", "validation")
+        for row in pq.read_table(folder / f"{split}.parquet").to_pylist()
+    ]
+    messages = {part for row in rows for part in row["reply_parts"]}  # her whole messages
+    chat = PersonaChat(storage, "chat-owner", "엄마", client=client, embedder=embedder, mode="hybrid")
+    answer = chat.reply("잘 지냈어?")
+    assert answer.mode == "retrieved" and "\n" not in answer.text and answer.text in messages

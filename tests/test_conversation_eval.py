@@ -181,3 +181,23 @@ def test_where_the_answered_messages_tie_the_most_relevant_reply_is_said() -> No
         )
     # A context that does not fit is never said, however relevant the reply looks.
     assert choose([Candidate("사랑해 우리 딸", 0.5, 0.99)], Calibration(threshold=0.9)) is None
+
+
+def test_the_gate_refuses_a_blander_candidate_whatever_its_semantic_similarity() -> None:
+    from tasks.training.conversation_eval import GateTolerances, Scorecard
+    from tasks.training.promotion import gate
+
+    production = Scorecard({}, {"contrastive": 0.12, "bland_share": 0.02, "semantic_similarity": 0.86}, {})
+    # Hubs win raw similarity: "그래" to everything scores higher there, and loses where it counts.
+    bland = Scorecard({}, {"contrastive": 0.01, "bland_share": 0.40, "semantic_similarity": 0.91}, {})
+    decision = {"promote": True, "current_version": 1, "current_nats_per_char": 2.0, "new_nats_per_char": 1.9}
+    verdict = gate(decision, bland, production, GateTolerances())
+    assert verdict["promote"] is False
+    assert verdict["lost_on"] == [
+        "answer quality contrastive 0.010 < production 0.120",
+        "bland share 0.400 > production 0.020",
+    ]
+    fragments = Scorecard({}, production.answer, {"fragments": 2, "fallback": 0})
+    assert gate(decision, fragments, production, GateTolerances())["lost_on"] == [
+        "safety fragments 2 (must be 0)"
+    ]

@@ -5,11 +5,13 @@ Modes (the default, `hybrid`, is the one the evaluation shows answers best: benc
   by relevance (tasks/replies/ranker.py: the message they answered, the conversation before it, the
   reply itself, the persona model) with the persona's calibrated threshold; when no real reply
   fits, a gentle fallback line.
-- `generate`: the fine-tuned model, prompted with retrieved memories and the conversation.
-- `hybrid`: `retrieve`'s choice when a real reply fits; otherwise generated candidates ranked by
-  the persona model, less those that are fragments or bland (unless the user made small talk);
-  otherwise the persona's nearest real reply however loosely it fits. The fallback line only when
-  memory and generation both have nothing. A generated text never wins over a real reply that fits.
+- `generate`: the fine-tuned model, prompted with retrieved memories and the conversation (of
+  three samples, the first that is a whole utterance and not bland unless the user made small talk).
+- `hybrid`: `retrieve`'s choice when a real reply fits; small talk in her own words (the nearest
+  real message, however loosely it fits); otherwise generated candidates ranked by the persona
+  model, less those that are fragments or bland; otherwise the persona's nearest real reply
+  however loosely it fits. The fallback line only when memory and generation both have nothing.
+  A generated text never wins over a real reply that fits.
 
 Guardrail (system side, not left to the model): the first reply of a conversation carries a
 notice that this is an AI made from messages someone left, and questions about the present
@@ -45,6 +47,7 @@ from tasks.replies.ranker import (
     Candidate,
     choose,
     conversation_text,
+    decide,
     last_message,
     usable_generated,
 )
@@ -259,20 +262,29 @@ class PersonaChat:
             best = max((c.context_similarity for c in real), default=None)
             return Reply(FALLBACK_LINE, "fallback", best, candidates=shown)
         memories = [c.text for c in real[:2] if not _PLACEHOLDER_TRACE.search(c.text)]
-        if self.mode == "generate":
-            return Reply(self._generate(context, memories, seed), "generated")
-        texts = [self._generate(context, memories, seed * 7 + k) for k in range(3)]
-        usable = usable_generated(texts, real, self.calibration)
-        generated: list[dict[str, Any]] = [
-            {"text": text, "source": "generated", "likelihood": value}
-            for text, value in zip(usable, self.likelihood(context, usable), strict=True)
-        ]
-        if generated:
+        if self.mode == "generate":  # the first whole, fitting sample of three; else the first at all
+            first = ""
+            for k in range(3):
+                text = self._generate(context, memories, seed * 7 + k)
+                first = first or text
+                if usable_generated([text], real, self.calibration):
+                    return Reply(text, "generated")
+            return Reply(first, "generated")
+        decision = decide(
+            real,
+            self.calibration,
+            lambda: [self._generate(context, memories, seed * 7 + k) for k in range(3)],
+        )
+        if decision.index is not None:
+            chosen = real[decision.index]
+            return Reply(chosen.text, "retrieved", chosen.context_similarity, candidates=shown)
+        if decision.generated:
+            usable = decision.generated
+            generated: list[dict[str, Any]] = [
+                {"text": text, "source": "generated", "likelihood": value}
+                for text, value in zip(usable, self.likelihood(context, usable), strict=True)
+            ]
             top = max(generated, key=lambda c: float(c["likelihood"]))
             score = float(top["likelihood"])
             return Reply(str(top["text"]), "generated", score, candidates=shown + generated)
-        nearest = choose(real, self.calibration, -np.inf)  # memory's best, however loosely it fits
-        if nearest is not None:
-            chosen = real[nearest]
-            return Reply(chosen.text, "retrieved", chosen.context_similarity, candidates=shown)
         return Reply(FALLBACK_LINE, "fallback", candidates=shown)

@@ -210,11 +210,15 @@ def sayable(candidates: Sequence[Candidate], calibration: Calibration) -> list[b
 def usable_generated(
     texts: Sequence[str], candidates: Sequence[Candidate], calibration: Calibration
 ) -> list[str]:
-    """Generated texts that may be said: whole utterances, and bland only to small talk."""
+    """Generated texts that may be said: whole utterances; bland, and one line, only to small talk."""
     profile = calibration.profile
     chatter = small_talk(candidates, profile)
     return [
-        t for t in texts if t.strip() and not profile.is_fragment(t) and (chatter or not profile.is_bland(t))
+        t
+        for t in texts
+        if t.strip()
+        and not profile.is_fragment(t)
+        and ("\n" not in t.strip() if chatter else not profile.is_bland(t))
     ]
 
 
@@ -236,6 +240,36 @@ def choose(
     return next(
         (i for i in ranking(candidates, calibration) if candidates[i].context_similarity >= floor), None
     )
+
+
+@dataclass
+class Decision:
+    """What hybrid says: a real reply (`index`), generated texts that may be said, or the fallback."""
+
+    kind: str  # "retrieved" | "generated" | "fallback"
+    index: int | None = None
+    generated: list[str] = field(default_factory=list)
+
+
+def decide(
+    candidates: Sequence[Candidate], calibration: Calibration, generate: Callable[[], list[str]] | None
+) -> Decision:
+    """What hybrid says, in its order (chat and the scorecard alike).
+
+    A real reply that fits; small talk in the persona's own words; a usable generated text
+    (`generate` is asked only then); the nearest sayable real reply however loosely it fits; the
+    fallback line only when memory and generation both have nothing.
+    """
+    pick = choose(candidates, calibration)
+    if pick is not None:
+        return Decision("retrieved", pick)
+    nearest = choose(candidates, calibration, -np.inf)
+    if nearest is not None and small_talk(candidates, calibration.profile):
+        return Decision("retrieved", nearest)
+    usable = usable_generated(generate(), candidates, calibration) if generate is not None else []
+    if usable:
+        return Decision("generated", generated=usable)
+    return Decision("fallback") if nearest is None else Decision("retrieved", nearest)
 
 
 #: A memory pair: the conversation before, the reply, and the reply's whole messages (may be empty).

@@ -46,7 +46,7 @@ from infra.versions import read_verified
 from models.data import Turn
 from tasks.replies.blandness import ReplyProfile, words
 from tasks.replies.calibration import contrastive
-from tasks.replies.ranker import Calibration, Likelihood, Memory, choose, conversation_text, usable_generated
+from tasks.replies.ranker import Calibration, Likelihood, Memory, conversation_text, decide
 
 Scorer = Callable[[list[Turn], list[str]], np.ndarray]
 _PSEUDONYM = re.compile(r"<\s*(?:phone|rrn|card|account|email|address|url)", re.IGNORECASE)
@@ -194,8 +194,8 @@ def answer_quality(
     """What chat (hybrid) would answer to each held-out context from a memory of pairs, against the truth.
 
     The reply ranker chooses among the memory's real replies with `calibration`, the context's
-    verbatim twins left out (a reply holding a pseudonym is never chosen); where none fits, what
-    `generate` says if it is usable, else the nearest sayable real reply, else the fallback line.
+    verbatim twins left out (a reply holding a pseudonym is never chosen), in hybrid's order
+    (tasks/replies/ranker.py `decide`, `generate` standing for the model).
     """
     from tasks.replies.chat import _CLAIMS_ALIVE, FALLBACK_LINE
 
@@ -209,18 +209,13 @@ def answer_quality(
     whole = set(bank.replies)
     for item in items:
         pool = bank.candidates(item.context, embedder, unseen=True)
-        pick = choose(pool, calibration)
-        if pick is None and generate is not None:
-            usable = usable_generated([generate(item.context)], pool, calibration)
-            if usable:
-                chosen.append(usable[0])
-                continue
-            pick = choose(pool, calibration, -np.inf)
-        if pick is not None:
-            chosen.append(pool[pick].text)
+        ask = None if generate is None else (lambda context=item.context: [generate(context)])
+        decision = decide(pool, calibration, ask)
+        if decision.index is not None:
+            chosen.append(pool[decision.index].text)
             real_words += 1
         else:
-            chosen.append(FALLBACK_LINE)
+            chosen.append(decision.generated[0] if decision.generated else FALLBACK_LINE)
     real = [i.reply for i in items]
     truth, said = embedder.passages(real), embedder.passages(chosen)
     persona_lines = {m.reply for m in memory} | {t.text for m in memory for t in m.context if t.is_persona}
