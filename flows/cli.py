@@ -2,8 +2,9 @@
 
 The commands live by concept in `cli_data` (parse, ingest, dataset, index, search, services),
 `cli_flows` (restore, recycle, forget, landing, train-base, train-voice-base, serve, server),
-`cli_models` (models, chat, eval, speak) and `cli_consent`; their shared options in `cli_options`;
-every error goes through `cli_errors.handle` (exit 1 bad input, 2 usage, 3 a service unavailable).
+`cli_models` (models, chat, eval, speak), `cli_consent` and `cli_locks`; their shared options in
+`cli_options`; every error goes through `cli_errors.handle` (exit 1 bad input, 2 usage, 3 a service
+unavailable).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 import typer
 
-from flows import cli_consent, cli_data, cli_flows, cli_models
+from flows import cli_consent, cli_data, cli_flows, cli_locks, cli_models
 from flows.cli_errors import INTERRUPTED, PROG, handle
 from flows.cli_output import PROGRESS_MIN_BYTES
 from flows.cli_output import progress as _progress
@@ -34,6 +35,7 @@ cli_data.register(app)
 cli_flows.register(app)
 cli_models.register(app)
 cli_consent.register(app)
+cli_locks.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

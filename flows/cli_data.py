@@ -195,12 +195,12 @@ def cmd_dataset_build(
     from schemas.names import slug
     from tasks.datasets.build import DatasetOptions, build_dataset
     from tasks.datasets.options import TurnOptions
-    from tasks.lifecycle.locks import persona_lease
+    from tasks.lifecycle.locks import persona_locks
 
     storage = open_storage(settings(lake=lake).lake_url)
     turns = TurnOptions(burst_gap, session_gap, context_turns, validation, seed)
     options = DatasetOptions(turns=turns, min_pairs=min_pairs)
-    with persona_lease(storage, owner, [slug(persona)]):  # not during its restore or forget
+    with persona_locks(owner, [slug(persona)], storage):  # not during its restore or forget
         result = build_dataset(storage, owner, persona, alias or [], options)
     if as_json:
         emit_json(result.to_dict())

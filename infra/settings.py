@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         description="Local Hugging Face speech-recognition directory (Whisper, wav2vec2-CTC, ...) that "
         "transcribes utterances without words, e.g. KakaoTalk voice messages. Unset: none are transcribed.",
     )
+    lock_lease_s: float = Field(
+        default=60.0,
+        gt=0.0,
+        description="How long a persona lock outlives a holder that died (a live holder renews it every "
+        "third of it); a waiting run takes the lock over then.",
+    )
     gate_selection_tolerance: float = Field(
         default=0.05,
         ge=0.0,

@@ -144,7 +144,7 @@ def test_every_command_has_help_and_is_documented() -> None:
     assert top == {
         "parse", "ingest", "formats", "dataset", "services", "index", "search",
         "restore", "recycle", "forget", "landing", "serve", "server", "models", "chat", "train-base",
-        "train-voice-base", "speak", "consent", "eval",
+        "train-voice-base", "speak", "consent", "eval", "locks",
     }  # fmt: skip
     assert {path for path in tree if len(path) == 2} == {
         ("dataset", "build"), ("services", "up"), ("services", "down"), ("services", "status"),

@@ -142,27 +142,29 @@ def test_forget_removes_a_persona_and_recycling_never_brings_it_back(
     assert after["chat_files"] == 1 and after["rows_routed"] == 0 and after["personas_built"] == 0
 
 
-def test_one_restore_per_persona_at_a_time() -> None:
+def test_one_restore_per_persona_at_a_time(tmp_path: Path) -> None:
+    from infra.storage import open_storage
     from tasks.lifecycle.locks import persona_lock
 
+    storage = open_storage(f"file://{tmp_path}/lake")
     held = threading.Event()
     release = threading.Event()
 
     def holder() -> None:
-        with persona_lock("lock-owner", "엄마"):
+        with persona_lock("lock-owner", "엄마", storage):
             held.set()
             release.wait(30)
 
     thread = threading.Thread(target=holder)
     thread.start()
     assert held.wait(30)
-    with pytest.raises(TimeoutError), persona_lock("lock-owner", "엄마", timeout_s=2):
+    with pytest.raises(TimeoutError), persona_lock("lock-owner", "엄마", storage, timeout_s=2):
         pass
-    with persona_lock("lock-owner", "아빠", timeout_s=10):  # another persona is not blocked
+    with persona_lock("lock-owner", "아빠", storage, timeout_s=10):  # another persona is not blocked
         pass
     release.set()
     thread.join(30)
-    with persona_lock("lock-owner", "엄마", timeout_s=30):
+    with persona_lock("lock-owner", "엄마", storage, timeout_s=30):
         pass
 
 

@@ -22,7 +22,7 @@ from infra.text_features import Embedder
 from infra.version import CODE_VERSION
 from infra.versions import VersionError
 from schemas.search import BUNDLED_EMBEDDER
-from tasks.lifecycle.locks import persona_lease
+from tasks.lifecycle.locks import persona_locks
 from tasks.replies.calibration import calibration_key, calibration_under
 from tasks.replies.chat import PersonaChat
 from tasks.replies.ranker import Calibration
@@ -49,7 +49,7 @@ def recalibrate(
     lineage = {"version": chat.version, "dataset_version": dataset, "held_out_limit": options.limit,
                "created_at": datetime.now(UTC).isoformat(), "code_version": CODE_VERSION}  # fmt: skip
     # Under the persona's lease: a forget running meanwhile must not find a file recreated after it.
-    with persona_lease(storage, owner_id, [persona_id]):
+    with persona_locks(owner_id, [persona_id], storage):
         if chat.version not in Registry(storage).versions(owner_id, persona_id, "text"):
             raise RegistryError(
                 f"{owner_id}/{persona_id} text v{chat.version} was removed while it was recalibrated"
