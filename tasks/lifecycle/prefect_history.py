@@ -12,7 +12,10 @@ task results (manifests, summaries), artifacts, log lines and events. A forget m
   production Postgres database is the operator's (its log retention and VACUUM); the receipt
   says when the database was not a local SQLite file.
 
-"Names the subject": the text holds the owner id and, for one persona, one of its names or ids.
+"Names the subject": a flow run whose `owner_id` parameter is the owner (and, for one persona,
+one of whose parameters is one of its names or ids), compared exactly; a text that holds the owner
+id as a whole token (never inside another owner's id: forgetting owner `a` leaves `demo` alone)
+and, for one persona, one of its names.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import json
+import re
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
@@ -36,6 +41,7 @@ class HistoryForget:
     """What was removed from Prefect's memory."""
 
     flow_runs: int = 0
+    flow_runs_edited: int = 0  # runs of several owners whose parameters named the subject
     artifacts: int = 0
     result_files: int = 0
     log_lines: int = 0
@@ -55,11 +61,18 @@ class Mentions:
     names: tuple[str, ...] = ()
 
     def __call__(self, text: str) -> bool:
-        """True if `text` names the subject."""
-        if self.owner_id not in text:
+        """True if `text` holds the owner id as a whole token and (one persona) one of its names."""
+        if self.owner_id not in text or not _token(self.owner_id).search(text):
             return False
         # JSON columns may hold a name escaped (`\uc5c4`): look for both spellings.
         return not self.names or any(n in text or json.dumps(n)[1:-1] in text for n in self.names)
+
+    def run(self, parameters: dict[str, Any]) -> bool:
+        """True if a flow run's parameters are the subject's: its owner exactly, one of its names exactly."""
+        if parameters.get("owner_id") != self.owner_id:
+            return False
+        values = [v for value in parameters.values() for v in (value if isinstance(value, list) else [value])]
+        return not self.names or any(isinstance(v, str) and v in self.names for v in values)
 
     def in_bytes(self, data: bytes) -> bool:
         """`__call__` over bytes, decoding a JSON result file's base64 payload too."""
@@ -70,6 +83,12 @@ class Mentions:
                 with contextlib.suppress(binascii.Error, ValueError):
                     views.append(base64.b64decode(payload["result"]).decode("utf-8", "replace"))
         return any(self(v) for v in views)
+
+
+@functools.lru_cache(maxsize=64)
+def _token(owner_id: str) -> re.Pattern[str]:
+    """The owner id where no character of an owner id (letters, digits, `_`, `.`, `-`) touches it."""
+    return re.compile(rf"(?<![A-Za-z0-9_.\-]){re.escape(owner_id)}(?![A-Za-z0-9_\-]|\.[A-Za-z0-9_\-])")
 
 
 def forget_history(mentions: Mentions, keep_flow_run: UUID | None = None) -> HistoryForget:
@@ -91,10 +110,14 @@ def forget_history(mentions: Mentions, keep_flow_run: UUID | None = None) -> His
         while page := client.read_flow_runs(limit=_PAGE, offset=offset):
             offset += len(page)
             for run in page:
-                if run.id != keep_flow_run and mentions(
-                    json.dumps(run.parameters, ensure_ascii=False, default=str)
-                ):
+                if run.id == keep_flow_run:
+                    continue
+                if mentions.run(run.parameters):
                     runs.append(run.id)
+                elif (shared := _blank_exact(run.parameters, mentions)) != run.parameters:
+                    # A run of several owners (a recycling pass) stays theirs: the subject leaves it.
+                    client.update_flow_run(run.id, parameters=shared)
+                    out.flow_runs_edited += 1
         result_keys: set[str] = set()
         for start in range(0, len(runs), _PAGE):
             chunk = FlowRunFilter(id=FlowRunFilterId(any_=runs[start : start + _PAGE]))
@@ -122,7 +145,7 @@ def forget_history(mentions: Mentions, keep_flow_run: UUID | None = None) -> His
                 out.flow_runs += 1
         if keep_flow_run is not None:  # the forget's own run keeps the owner, not the names
             own = client.read_flow_run(keep_flow_run).parameters
-            blanked = {k: _blank(v, mentions) for k, v in own.items()}
+            blanked = _blank(own, mentions)
             if blanked != own:
                 client.update_flow_run(keep_flow_run, parameters=blanked)
     out.result_files = _forget_results(mentions, result_keys)
@@ -138,11 +161,30 @@ def _wait_for_event_persister() -> None:
 
 
 def _blank(value: Any, mentions: Mentions) -> Any:
-    if isinstance(value, list):
+    """`value` with any text holding one of the subject's names replaced by `<forgotten>`."""
+    if isinstance(value, dict):
+        return {k: _blank(v, mentions) for k, v in value.items()}
+    if isinstance(value, list | tuple):
         return [_blank(v, mentions) for v in value]
     if isinstance(value, str) and any(n in value for n in mentions.names):
         return "<forgotten>"
     return value
+
+
+def _blank_exact(value: Any, mentions: Mentions, nested: bool = False) -> Any:
+    """`value` without the subject, compared exactly.
+
+    The owner id (a whole owner), or a persona's name where it stands beside the owner id in an
+    `(owner, persona)` pair (a list within a list, as recycling's `voices`).
+    """
+    if isinstance(value, dict):
+        return {k: _blank_exact(v, mentions) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        if nested and mentions.owner_id in value:
+            doomed = mentions.names or tuple(value)
+            return ["<forgotten>" if v in doomed else v for v in value]
+        return [_blank_exact(v, mentions, nested=True) for v in value]
+    return "<forgotten>" if not mentions.names and value == mentions.owner_id else value
 
 
 def _storage_key(state: Any) -> str | None:
