@@ -83,8 +83,8 @@ def data_recycling(
     report_published(refreshed)
     if refreshed:
         report_table(refreshed, artifact_key("recycling-personas"), "Personas refreshed by recycling")
-    keys = [p.key for p in attempted] + list(voiced.get("attempted", []))
-    state = commit_watermark(lake, plan, routed, keys, failed)
+    done: list[str | RetryItem] = [*attempted, *voiced.get("attempted", [])]  # index pieces with their parts
+    state = commit_watermark(lake, plan, routed, done, failed)
     if state["failed"]:
         report_table(state["failed"], artifact_key("recycling-failures"), "Failed pieces: retried or parked")
     summary = {

@@ -41,3 +41,26 @@ def test_failed_pieces_survive_the_state_file_and_old_states_read_without_them()
     again = RecyclingState.from_json(state.to_json())
     assert again.failed == state.failed
     assert RecyclingState.from_json(b'{"streams": {}, "routed": {}, "runs": 3}').failed == {}
+
+
+def test_parked_index_parts_are_kept_until_a_pass_indexes_them() -> None:
+    key = work_key("index", "o1")
+    parked = {key: RetryItem("index", "o1", None, ["p1"], attempts=MAX_ATTEMPTS)}
+    # The owner's new part p2 indexed: p1 was never part of that work, so it is still owed.
+    assert settle(parked, [RetryItem("index", "o1", None, ["p2"])], [], "2024-03-05")[key].parts == ["p1"]
+    assert settle(parked, {key}, [], "2024-03-05")[key].parts == ["p1"]  # a bare key pays no part
+    # A pass that indexed p1 with the new part clears it.
+    assert settle(parked, [RetryItem("index", "o1", None, ["p1", "p2"])], [], "2024-03-05") == {}
+
+
+def test_a_pass_with_new_parts_for_a_parked_owner_indexes_the_owed_parts_too() -> None:
+    from datetime import date
+
+    from tasks.ingest.platform import RoutedPart
+    from tasks.ingest.recycling import RecyclePlan, RouteResult
+
+    key = work_key("index", "o1")
+    state = RecyclingState(failed={key: RetryItem("index", "o1", None, ["p1"], attempts=MAX_ATTEMPTS)})
+    plan = RecyclePlan(date(2024, 3, 5), 3, ["chat.jsonl"], [], [], 0, state)
+    routed = RouteResult([RoutedPart("o1", "엄마", "consent-1", "p2", 3, ["room"])], {})
+    assert plan.work(routed).index == {"o1": ["p1", "p2"]}

@@ -76,11 +76,11 @@ def commit_watermark(
     lake_url: str,
     plan: recycle.RecyclePlan,
     routed: recycle.RouteResult,
-    attempted: list[str],
+    attempted: list[str | RetryItem],
     failed: list[RetryItem],
 ) -> dict[str, Any]:
     """Advance the watermark after everything of the pass is written; record the failed pieces."""
-    state = recycle.commit_pass(open_storage(lake_url), plan, routed, set(attempted), failed)
+    state = recycle.commit_pass(open_storage(lake_url), plan, routed, attempted, failed)
     return {
         "runs": state.runs,
         "streams": {k: v.through_dt for k, v in state.streams.items()},

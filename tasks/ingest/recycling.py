@@ -60,6 +60,9 @@ class RecyclePlan:
         index = {owner: set(parts) for owner, parts in routed.parts_by_owner().items()}
         for item in retry["index"]:
             index.setdefault(item.owner_id, set()).update(item.parts)
+        for item in self.state.failed.values():  # new parts of a parked owner: its owed parts too
+            if item.work == "index" and item.owner_id in index:
+                index[item.owner_id].update(item.parts)
         personas = set(routed.personas()) | {(i.owner_id, i.persona or "") for i in retry["text"]}
         voice_owners = {owner for owner, _, _ in routed.voice} | {i.owner_id for i in retry["voice-prep"]}
         voices = {(c.owner_id, c.persona) for c in self.consents if c.owner_id in voice_owners}
@@ -162,21 +165,22 @@ def commit_pass(
     storage: Storage,
     plan: RecyclePlan,
     routed: RouteResult,
-    attempted: set[str] | None = None,
+    attempted: list[str | RetryItem] | None = None,
     failed: list[RetryItem] | None = None,
 ) -> RecyclingState:
     """Advance the watermarks, remember routed rooms and the failed pieces: the one last state write.
 
-    `attempted` holds the keys of every piece the pass ran (succeeded or not); `failed` those that
-    failed. The watermark moves either way: a failed piece's data is in its owner's lake already,
-    and the recorded piece makes the next pass do it again.
+    `attempted` holds every piece the pass ran (succeeded or not; an index piece with the parts it
+    indexed, or a bare key); `failed` those that failed. The watermark moves either way: a failed
+    piece's data is in its owner's lake already, and the recorded piece makes the next pass do it
+    again.
     """
     state = plan.state
     for stream, files in (("chat", plan.chat_files), ("voice", plan.voice_files)):
         mark = state.streams.get(stream, StreamMark())
         state.streams[stream] = advance(mark, files, plan.as_of, plan.lookback_days)
     state.routed = routed.routed
-    done = (attempted or set()) | set(plan.dropped)
+    done = [*(attempted or []), *plan.dropped]
     state.failed = settle(state.failed, done, failed or [], plan.as_of.isoformat())
     state.runs += 1
     save_state(storage, state)

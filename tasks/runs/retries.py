@@ -10,7 +10,8 @@ fix, tries it again.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 #: Passes in a row a piece may fail before it is parked.
@@ -67,14 +68,25 @@ def due(items: dict[str, RetryItem], retry_parked: bool = False) -> list[RetryIt
 
 
 def settle(
-    previous: dict[str, RetryItem], attempted: set[str], failed: list[RetryItem], as_of: str
+    previous: dict[str, RetryItem], attempted: Iterable[str | RetryItem], failed: list[RetryItem], as_of: str
 ) -> dict[str, RetryItem]:
-    """The recorded pieces after a pass that attempted `attempted` keys and saw `failed` fail.
+    """The recorded pieces after a pass that attempted `attempted` and saw `failed` fail.
 
     A piece that succeeded is dropped; one that failed counts one more attempt; one that was not
-    attempted (parked, nothing new) stays as it was.
+    attempted (parked, nothing new) stays as it was. An `index` piece owes message parts: only the
+    parts an attempted piece carried are paid (a bare key carries none), so parts recorded earlier
+    and never indexed stay recorded until a pass indexes them.
     """
-    out = {key: item for key, item in previous.items() if key not in attempted}
+    covered: dict[str, set[str]] = {}
+    for piece in attempted:
+        key = piece if isinstance(piece, str) else piece.key
+        covered.setdefault(key, set()).update(() if isinstance(piece, str) else piece.parts)
+    out: dict[str, RetryItem] = {}
+    for key, item in previous.items():
+        if key not in covered:
+            out[key] = item
+        elif item.parts and (owed := sorted(set(item.parts) - covered[key])):
+            out[key] = replace(item, parts=owed)
     for item in failed:
         before = previous.get(item.key)
         parts = sorted(set(item.parts) | set(before.parts if before else []))
