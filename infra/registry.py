@@ -179,16 +179,22 @@ class Registry:
     def retire(self, owner_id: str, persona: str, kind: str, version: int) -> int:
         """Delete a version's files for good (forget); returns how many objects went.
 
-        The aliases stop naming it first (each moves to the newest version left, or goes; no
-        rollback stack keeps it), so no reader is pointed at a version being deleted; the manifest
-        goes before the files. The reservation stays behind, empty of data, so the number is never
-        handed out again (a manifest elsewhere that names "base v3" keeps meaning the retired one).
+        The aliases stop naming it first, so no reader is pointed at a version being deleted (no
+        rollback stack keeps it): `production` moves back to the newest version left that it
+        pointed to before, else to the newest that passed the promotion gate, else goes (a
+        candidate the gate refused never serves); other aliases move to the newest version left.
+        The manifest goes before the files. The reservation stays behind, empty of data, so the
+        number is never handed out again (a manifest elsewhere that names "base v3" keeps meaning
+        the retired one).
         """
         prefix = self.prefix(owner_id, persona, kind)
         left = [v for v in self.versions(owner_id, persona, kind) if v != version]
 
         def change(pointers: _Pointers) -> dict[str, int] | None:
-            pointers.forget_version(version, left[-1] if left else None)
+            served = [v for v in reversed(pointers.previous.get("production", [])) if v in left]
+            gated = [v for v in reversed(left) if self._passed_gate(owner_id, persona, kind, v)]
+            production = next(iter(served + gated), None)
+            pointers.forget_version(version, left[-1] if left else None, {"production": production})
             return None
 
         if self.storage.exists(f"{prefix}/aliases.json"):
@@ -198,6 +204,14 @@ class Registry:
             if not name.endswith(f"/{RESERVED}"):
                 deleted += int(self.storage.delete(name))
         return deleted
+
+    def _passed_gate(self, owner_id: str, persona: str, kind: str, version: int) -> bool:
+        """Whether a version may serve as production: its promotion verdict was yes (or it had none)."""
+        try:
+            promotion = self.manifest(owner_id, persona, kind, version).get("promotion")
+        except RegistryError:  # half deleted (a concurrent forget): it serves nobody
+            return False
+        return not isinstance(promotion, dict) or bool(promotion.get("promote", True))
 
     def history(self, owner_id: str, persona: str, kind: str) -> list[dict[str, Any]]:
         """Alias moves, oldest first (the last 50)."""
@@ -263,15 +277,19 @@ class _Pointers:
             {"alias": alias, "version": version, "at": datetime.now(UTC).isoformat()},
         ][-50:]
 
-    def forget_version(self, version: int, fallback: int | None) -> None:
+    def forget_version(
+        self, version: int, fallback: int | None, fallbacks: dict[str, int | None] | None = None
+    ) -> None:
         self.history = [m for m in self.history if m["version"] != version]
         self.previous = {a: [v for v in vs if v != version] for a, vs in self.previous.items()}
         for alias, pointed in list(self.current.items()):
             if pointed == version:
-                if fallback is None:
+                target = (fallbacks or {}).get(alias, fallback)
+                if target is None:
                     del self.current[alias]
                 else:
-                    self.current[alias] = fallback
+                    self.current[alias] = target
+                    self.previous[alias] = [v for v in self.previous.get(alias, []) if v != target]
 
     def dump(self) -> bytes:
         return json.dumps(

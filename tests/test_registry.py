@@ -153,3 +153,15 @@ def test_rollback_reads_stacks_from_an_older_alias_file(lake_url: str) -> None:
     _, token = storage.read_versioned("models/o1/엄마/text/aliases.json")
     assert storage.replace_if("models/o1/엄마/text/aliases.json", json.dumps(legacy).encode(), token)
     assert registry.rollback("o1", "엄마", "text") == 1
+
+
+def test_retiring_production_never_promotes_a_candidate_the_gate_refused(lake_url: str) -> None:
+    registry = Registry(open_storage(lake_url))
+    files = {"model.onnx": b"w"}
+    for promote in (True, True, False):  # v3: a candidate the gate refused
+        registry.publish("o1", "엄마", "text", files, {"promotion": {"promote": promote}})
+    registry.set_alias("o1", "엄마", "text", "production", 2)
+    registry.retire("o1", "엄마", "text", 2)  # forget took production's data away
+    assert registry.aliases("o1", "엄마", "text") == {"latest": 3, "production": 1}
+    registry.retire("o1", "엄마", "text", 1)
+    assert registry.aliases("o1", "엄마", "text") == {"latest": 3}  # none passed the gate: none serves

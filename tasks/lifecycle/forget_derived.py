@@ -256,6 +256,7 @@ def _retrain(
     """Train a clean version, then retire the tainted ones (retired even if training fails)."""
     registry = Registry(storage)
     label = f"{owner}/{persona_id} {kind}"
+    clean: int | None = None
     try:
         if kind == "text":
             from tasks.training.train import train_persona
@@ -267,6 +268,7 @@ def _retrain(
             name = _voice_name(storage, owner, persona_id, dataset_version)
             manifest = train_user_voice(storage, owner, name, dataset_version, voice_steps)
         out.rebuilt.append(f"{label} v{manifest['version']}")
+        clean = int(manifest["version"])
     except Exception as exc:  # whatever failed, the tainted versions still go below
         out.owed.append(
             f"{label}: not retrained ({str(exc)[:160]}); the next recycling pass or restore does it"
@@ -275,8 +277,10 @@ def _retrain(
         registry.retire(owner, persona_id, kind, version)
         out.retired.append(f"{label} v{version}")
     aliases = registry.aliases(owner, persona_id, kind)
-    if aliases and "production" not in aliases and "latest" in aliases:
-        registry.set_alias(owner, persona_id, kind, "production", aliases["latest"])
+    # Production held the subject's words and is gone: the clean version trained just now serves
+    # (its gate compared it with that tainted production); never an older candidate the gate refused.
+    if clean is not None and "production" not in aliases and aliases.get("latest") == clean:
+        registry.set_alias(owner, persona_id, kind, "production", clean)
 
 
 def _voice_name(storage: Storage, owner: str, persona_id: str, version: int) -> str:
