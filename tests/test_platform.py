@@ -187,3 +187,25 @@ def test_a_new_consent_backfills_history_without_new_landing_files(tmp_path: Pat
     assert [(p.owner_id, p.persona, p.rows) for p in routed.parts] == [("owner-d", "아빠", 60)]
     _, again = _run(storage, START + timedelta(days=1))
     assert again.parts == []
+
+
+def test_a_pass_planned_before_a_forget_never_routes_or_rebuilds_the_forgotten_persona(
+    tmp_path: Path,
+) -> None:
+    from tasks.lifecycle.forget import Subject, write_tombstone
+    from tasks.training.prefect_tasks import _refresh_persona
+
+    storage = _lake(tmp_path)
+    rooms = synth.world(3, seed=4, public_share=0.0)
+    write_landing(storage, synth.history(rooms, START, days=2, events_per_day=90))
+    plan = plan_pass(storage, START + timedelta(days=1))
+    forgotten = rooms[0]
+    assert any(c.owner_id == forgotten.owner_id for c in plan.consents)  # planned while still consented
+    staged = [stage_chat_file(storage, key) for key in plan.chat_files]
+    write_tombstone(storage, Subject(forgotten.owner_id, [forgotten.persona]))  # the forget lands now
+    routed = route_pass(storage, plan, staged)
+    assert (forgotten.owner_id, forgotten.persona) not in {(p.owner_id, p.persona) for p in routed.parts}
+    assert storage.list(f"messages/owner={forgotten.owner_id}/") == []  # nothing of them written
+    assert routed.parts  # the others were routed
+    refreshed = _refresh_persona(storage.url, forgotten.owner_id, forgotten.persona, train=False, index=False)
+    assert refreshed["status"] == "skipped" and refreshed["reason"] == "forgotten"

@@ -35,6 +35,7 @@ from schemas.message import MESSAGE_SCHEMA, QUARANTINE_SCHEMA
 from schemas.names import is_owner_id
 from schemas.platform import PLATFORM_CHAT_SCHEMA, VOICE_RECORDING_SCHEMA
 from tasks.datasets.clean import subject_key
+from tasks.lifecycle.forget import is_forgotten, load_tombstones
 
 LANDING = "landing/platform/"
 CHAT_PREFIX = f"{LANDING}chat/"
@@ -217,11 +218,29 @@ def route_to_owners(
         table = _as_messages(storage, keys, c.owner_id, personas_by_owner[c.owner_id])
         name = digest(c.consent_id + "|" + "|".join(keys))
         key = f"messages/owner={c.owner_id}/source=platform_chat/{name}.parquet"
-        with storage.open_write(key) as handle:
-            pq.write_table(table, handle, compression="zstd")
+        if not _write_unless_forgotten(storage, key, table, c.owner_id, c.persona):
+            continue  # forgotten since the pass was planned: never routed again
         touched = sorted({k.split("room=")[1].split("/")[0] for k in keys})
         out.append(RoutedPart(c.owner_id, c.persona, c.consent_id, key, table.num_rows, touched))
     return out, next_routed
+
+
+def _write_unless_forgotten(storage: Storage, key: str, table: pa.Table, owner_id: str, persona: str) -> bool:
+    """Write a routed part unless its persona is forgotten; False if it was (nothing left behind).
+
+    Tombstones are read again at this commit point, not only when the pass was planned, and once
+    more after the write: a forget records its tombstone before it deletes anything, so either this
+    second look sees it (and the part goes again) or the forget came later and its deletion sees
+    the part. A pass planned before a forget never brings the person back.
+    """
+    if is_forgotten(load_tombstones(storage), owner_id, persona):
+        return False
+    with storage.open_write(key) as handle:
+        pq.write_table(table, handle, compression="zstd")
+    if is_forgotten(load_tombstones(storage), owner_id, persona):
+        storage.delete(key)
+        return False
+    return True
 
 
 def _as_messages(storage: Storage, keys: list[str], owner_id: str, personas: dict[str, str]) -> pa.Table:

@@ -40,7 +40,13 @@ def refresh_persona(
 
 
 def _refresh_persona(lake_url: str, owner_id: str, persona: str, train: bool, index: bool) -> dict[str, Any]:
+    from tasks.lifecycle.forget import is_forgotten, load_tombstones
+
     storage = open_storage(lake_url)
+    # Checked again here, under the persona's lock (forget holds it too): a pass planned before a
+    # forget must not rebuild, retrain or re-index the person after the forget's receipt.
+    if is_forgotten(load_tombstones(storage), owner_id, persona):
+        return {"owner_id": owner_id, "persona": persona, "status": "skipped", "reason": "forgotten"}
     try:
         result = build_dataset(storage, owner_id, persona)
     except (InputError, QualityGateError) as exc:
