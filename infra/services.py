@@ -11,6 +11,7 @@ It is a dev/test stand-in (no nori, slow queries); production points `REMEMBERME
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -67,8 +68,18 @@ def _answers(url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # our own local URL
             return bool(response.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
+        return False  # nothing there, or a stranger that does not speak HTTP (a Dask scheduler)
+
+
+def _taken(port: int) -> bool:
+    """Whether something else listens on the port now."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 class LocalElasticsearch:
@@ -299,7 +310,26 @@ class LocalPrefectServer:
         return env
 
     def start(self, timeout_s: float = 120.0) -> str:
-        """Start and wait for /api/health; returns the API URL."""
+        """Start and wait for /api/health; returns the API URL.
+
+        A port another process took between choosing it and binding it (another test worker's
+        server) is given up for a free one, up to three times.
+        """
+        for _ in range(2):
+            try:
+                return self._start(timeout_s)
+            except ServiceError:
+                if not _taken(self.port):
+                    raise
+                self._move_to(free_port())
+        return self._start(timeout_s)
+
+    def _move_to(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.api_url = f"{self.url}/api"
+
+    def _start(self, timeout_s: float) -> str:
         self.home.mkdir(parents=True, exist_ok=True)
         prefect = Path(sys.executable).with_name("prefect")
         log = (self.home / "server.log").open("wb")

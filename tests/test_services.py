@@ -114,3 +114,35 @@ def test_a_foreign_server_on_the_chosen_port_moves_ours_to_a_free_one(tmp_path: 
     finally:
         ours.down()
         theirs.down()
+
+
+@pytest.mark.integration
+def test_a_prefect_server_whose_port_was_taken_meanwhile_moves_to_a_free_one(tmp_path: Path) -> None:
+    """Another worker's server (here: a stranger that answers in no HTTP) took the chosen port."""
+    import socket
+    import threading
+
+    from infra.services import LocalPrefectServer
+
+    stranger = socket.socket()
+    stranger.bind(("127.0.0.1", 0))
+    stranger.listen()
+    port = stranger.getsockname()[1]
+
+    def babble() -> None:
+        while True:
+            try:
+                conn, _ = stranger.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"\x00\x01compression pickle-protocol\n")
+
+    threading.Thread(target=babble, daemon=True).start()
+    server = LocalPrefectServer(tmp_path / "prefect", port)
+    try:
+        api = server.start()
+        assert server.port != port and api == f"http://127.0.0.1:{server.port}/api"
+    finally:
+        server.stop()
+        stranger.close()
