@@ -75,9 +75,16 @@ def cmd_models_show(
     lake: Lake = None,
     as_json: Json = False,
 ) -> None:
-    """The manifest as JSON (indented for people, one line with --json)."""
+    """The manifest as JSON (indented for people, one line with --json).
+
+    For people, the reply profile's hashes (bland lines, filler words, word list) are counted, not listed.
+    """
     registry, owner, persona = _registry(owner, persona, lake)
     manifest = registry.manifest(owner, persona, kind, registry.resolve(owner, persona, kind, version))
+    if not as_json and isinstance(manifest.get("chat"), dict):
+        from tasks.replies.ranker import Calibration
+
+        manifest = {**manifest, "chat": Calibration.from_manifest(manifest).summary()}
     emit_json(manifest, indent=None if as_json else 1)
 
 
