@@ -241,20 +241,33 @@ def _pooling_of(path: Path) -> str:
 def _fingerprint(path: Path, recipe: str) -> str:
     """A short digest of what makes the vectors.
 
-    Configuration files, the sizes of the weights and tokenizer files, and the pooling and
-    prompts (`recipe`). The same model copied elsewhere (another folder name, a `.git` or download
-    cache beside it, an edited README) keeps its identity; other weights, tokenizer, pooling or
-    prompts change it.
+    Every file's size and content (a file over `_WHOLE` bytes by `_SAMPLES` slices spread over it:
+    a fine-tune changes every tensor, so two fine-tunes of one architecture, files of the same
+    sizes, differ), and the pooling and prompts (`recipe`). The same model copied elsewhere
+    (another folder name, a `.git` or download cache beside it, an edited README) keeps its
+    identity; other weights, tokenizer, pooling or prompts change it.
     """
     digest = hashlib.sha256(recipe.encode())
     for item in sorted(p for p in path.rglob("*") if p.is_file()):
         relative = item.relative_to(path)
         if any(part.startswith(".") for part in relative.parts) or item.suffix.lower() in {".md", ".lock"}:
             continue
-        digest.update(f"{relative.as_posix()}:{item.stat().st_size}\n".encode())
-        if item.suffix == ".json" and item.stat().st_size < 1_000_000:
-            digest.update(item.read_bytes())
+        size = item.stat().st_size
+        digest.update(f"{relative.as_posix()}:{size}\n".encode())
+        with item.open("rb") as handle:
+            if size <= _WHOLE:
+                digest.update(handle.read())
+                continue
+            for k in range(_SAMPLES):
+                handle.seek((size - _SLICE) * k // (_SAMPLES - 1))
+                digest.update(handle.read(_SLICE))
     return digest.hexdigest()[:12]
+
+
+#: Files up to this size are hashed whole; larger ones by `_SAMPLES` slices of `_SLICE` bytes.
+_WHOLE = 4 << 20
+_SAMPLES = 64
+_SLICE = 64 << 10
 
 
 def load_embedder(

@@ -365,3 +365,22 @@ def test_a_persona_trained_with_an_encoder_answers_with_it_and_refuses_another(
         assert not storage.exists(key)
     finally:
         server.down()
+
+
+def test_two_fine_tunes_of_one_architecture_are_two_encoders(tmp_path: Path) -> None:
+    """Same files, same sizes, other weights: their vectors must never mix (identity by content)."""
+    from infra.text_features import _fingerprint
+
+    def model(folder: Path, seed: int, size: int) -> Path:
+        folder.mkdir()
+        (folder / "config.json").write_text('{"model_type": "bert"}')
+        (folder / "model.safetensors").write_bytes(np.random.default_rng(seed).bytes(size))
+        return folder
+
+    for size in (1 << 20, 9 << 20):  # hashed whole, and by slices
+        a, b = model(tmp_path / f"a{size}", 1, size), model(tmp_path / f"b{size}", 2, size)
+        assert _fingerprint(a, "mean") != _fingerprint(b, "mean")
+        copy = tmp_path / f"copy-of-a{size}"
+        shutil.copytree(a, copy)
+        (copy / "README.md").write_text("notes")
+        assert _fingerprint(copy, "mean") == _fingerprint(a, "mean")
