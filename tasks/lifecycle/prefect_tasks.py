@@ -28,10 +28,14 @@ def forget_subject(lake_url: str, owner_id: str, persona: str | None, aliases: l
 
 @task(name="forget-prefect-history", **RETRY)
 def forget_prefect_history(owner_id: str, names: list[str], keep_flow_run: str | None) -> dict[str, Any]:
-    """Remove what Prefect holds about the subject: runs, results, artifacts, logs, events."""
+    """Remove what Prefect holds about the subject (runs, results, artifacts, logs, events); the debug log."""
     from uuid import UUID
 
     from tasks.lifecycle.prefect_history import Mentions, forget_history
+    from tasks.runs.run_logs import purge_debug_logs
 
     keep = UUID(keep_flow_run) if keep_flow_run else None
-    return forget_history(Mentions(owner_id, tuple(names)), keep).to_dict()
+    return {
+        **forget_history(Mentions(owner_id, tuple(names)), keep).to_dict(),
+        "debug_logs": purge_debug_logs(),
+    }

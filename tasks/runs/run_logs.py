@@ -6,12 +6,15 @@ record, on every handler of the root and Prefect loggers, into one line: the mes
 exception reduced to `Type: first line of its text`. An expected error (bad input, a failed quality
 gate) needs nothing more; for any other error the full record, traceback included, is first
 written to the debug log (`<state_dir>/logs/debug.log`, `REMEMBERME_STATE_DIR`), and the line says
-where to find it.
+where to find it. The debug log is a derived store like any other: what it writes is redacted first
+(pyarrow and pandas quote cells in their errors), it rotates (`DEBUG_LOG_BYTES` x `DEBUG_LOG_FILES`),
+and a forget deletes it (`purge_debug_logs`): names are not personal values redaction can find.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import re
 import threading
 from pathlib import Path
@@ -25,6 +28,8 @@ from tasks.datasets.quality import QualityGateError
 #: one line, and no traceback anywhere.
 EXPECTED_ERRORS = (InputError, QualityGateError, TerminalError, TransientError)
 _MAX_LINE = 400
+DEBUG_LOG_BYTES = 5_000_000
+DEBUG_LOG_FILES = 3
 _DEBUG = logging.getLogger("rememberme.debug")
 _DEBUG.propagate = False  # never back into the console or the UI
 _setup_lock = threading.Lock()
@@ -45,16 +50,42 @@ def debug_log_path(settings: Settings | None = None) -> Path:
     return Path((settings or Settings()).state_dir) / "logs" / "debug.log"
 
 
+class _Redacted(logging.Formatter):
+    """The record as text, its personal values (phone, account, card, ...) replaced by pseudonyms."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from tasks.trust.pii import Pseudonymizer, redact
+
+        return redact(super().format(record), Pseudonymizer())[0]
+
+
 def _debug_handler(path: Path) -> logging.Handler:
     for handler in _DEBUG.handlers:
         if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == path.resolve():
             return handler
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8", delay=True)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
+    handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=DEBUG_LOG_BYTES, backupCount=DEBUG_LOG_FILES - 1, encoding="utf-8", delay=True
+    )
+    handler.setFormatter(_Redacted("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
     _DEBUG.addHandler(handler)
     _DEBUG.setLevel(logging.DEBUG)
     return handler
+
+
+def purge_debug_logs(settings: Settings | None = None) -> int:
+    """Delete the debug log and its rotations (a forget: they may quote the subject); how many went."""
+    path = debug_log_path(settings).resolve()
+    for handler in list(_DEBUG.handlers):  # this process's open file goes first
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == path:
+            _DEBUG.removeHandler(handler)
+            handler.close()
+    removed = 0
+    for item in [path, *path.parent.glob(f"{path.name}.*")] if path.parent.is_dir() else []:
+        if item.is_file():
+            item.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 class _OneLineFailures(logging.Filter):
