@@ -7,6 +7,7 @@ half-written object.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import hashlib
@@ -54,6 +55,13 @@ class Storage(Protocol):
 
     def delete(self, key: str) -> bool:
         """Remove the object under `key`; False if there was none."""
+        ...
+
+    def debris(self, prefix: str) -> builtins.list[str]:
+        """Keys of what writes killed mid-way left under `prefix` (hidden temp files), sorted.
+
+        `list` never shows them, so no reader trusts them; a forget deletes them with the rest.
+        """
         ...
 
     def read_versioned(self, key: str) -> tuple[bytes | None, str]:
@@ -138,6 +146,13 @@ class LocalStorage:
             for p in base.rglob("*")
             if p.is_file() and not p.name.startswith((".tmp-", ".lock-"))
         )
+
+    def debris(self, prefix: str) -> builtins.list[str]:
+        """Temp files of writes killed before their rename, under `prefix`."""
+        base = self._path(prefix) if prefix.strip("/") else self.root
+        if not base.exists():
+            return []
+        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob(".tmp-*") if p.is_file())
 
     def read_versioned(self, key: str) -> tuple[bytes | None, str]:
         """The object and the sha256 of its bytes ("absent" when there is none)."""

@@ -7,6 +7,7 @@ a key exactly one wins (GCS answers 412 to the other).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import tempfile
@@ -91,6 +92,10 @@ class GcsStorage:
         full = self._name(prefix) + "/" if prefix.strip("/") else root
         start = len(self.prefix) + 1 if self.prefix else 0
         return sorted(b.name[start:] for b in self._bucket.client.list_blobs(self._bucket, prefix=full))
+
+    def debris(self, prefix: str) -> builtins.list[str]:
+        """None: an upload appears whole or not at all (no temp objects)."""
+        return []
 
     def read_versioned(self, key: str) -> tuple[bytes | None, str]:
         """The object and its generation ("0" when absent: a precondition that it still is)."""

@@ -105,3 +105,30 @@ def test_deleting_a_swapped_object_leaves_no_folder_behind(tmp_path: Path) -> No
     assert storage.replace_if(key, b"{}", token)
     assert storage.delete(key)
     assert not (tmp_path / "lake" / "models" / "o1").exists()
+
+
+def test_a_write_killed_before_its_rename_is_debris_that_forget_deletes(tmp_path: Path) -> None:
+    """SIGKILL inside open_write leaves the temp file: never listed, but the subject's bytes."""
+    import signal
+    import subprocess
+    import sys
+
+    from tasks.lifecycle.forget import delete_prefix
+
+    lake = f"file://{tmp_path}/lake"
+    script = (
+        "import os, signal, sys\n"
+        "from infra.storage import open_storage\n"
+        "with open_storage(sys.argv[1]).open_write('messages/owner=o/part.parquet') as h:\n"
+        "    h.write(b'010-2345-6789 words of the subject')\n"
+        "    h.flush()\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, lake], cwd=Path(__file__).parents[1], check=False)
+    assert proc.returncode == -signal.SIGKILL
+    storage = open_storage(lake)
+    assert storage.list("messages/owner=o/") == []  # no reader trusts it
+    [temp] = storage.debris("messages/owner=o/")
+    assert Path(temp).name.startswith(".tmp-")
+    assert delete_prefix(storage, "messages/owner=o/") == 1
+    assert storage.debris("") == [] and not (tmp_path / "lake" / "messages").exists()

@@ -239,7 +239,10 @@ def drop_rows(storage: Storage, key: str, speakers: list[str], column: str = "sp
 
 
 def delete_prefix(storage: Storage, prefix: str) -> int:
-    """Delete every object under `prefix`, manifests first (no reader sees a manifest without files)."""
-    keys = storage.list(prefix)
+    """Delete every object under `prefix`, manifests first (no reader sees a manifest without files).
+
+    The temp files of writes killed mid-way go too (`Storage.debris`): they hold the same bytes.
+    """
+    keys = storage.list(prefix) + storage.debris(prefix)
     ordered = sorted(keys, key=lambda k: not k.endswith(("manifest.json", "_ingest.json", "aliases.json")))
     return sum(storage.delete(key) for key in ordered)

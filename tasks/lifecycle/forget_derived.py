@@ -332,12 +332,13 @@ def leftovers(
     }
     if subject.whole_owner:
         for prefix in OWNER_PREFIXES:
-            left["lake_objects"] += len(storage.list(prefix.format(owner=owner)))
+            where = prefix.format(owner=owner)
+            left["lake_objects"] += len(storage.list(where)) + len(storage.debris(where))
         left["lake_objects"] += int(storage.exists(f"consent/base/{owner}.json"))
     else:
         for prefix in (f"datasets/{owner}/{subject.persona_id}/", f"models/{owner}/{subject.persona_id}/",
                        f"voice/owner={owner}/datasets/{subject.persona_id}/"):  # fmt: skip
-            left["lake_objects"] += len(storage.list(prefix))
+            left["lake_objects"] += len(storage.list(prefix)) + len(storage.debris(prefix))
         for key in storage.list(f"messages/owner={owner}/") + storage.list(f"voice/owner={owner}/segments/"):
             if key.endswith(".parquet"):
                 speakers = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["speaker"])["speaker"]
