@@ -72,16 +72,6 @@ def _answers(url: str, timeout: float = 1.0) -> bool:
         return False  # nothing there, or a stranger that does not speak HTTP (a Dask scheduler)
 
 
-def _taken(port: int) -> bool:
-    """Whether something else listens on the port now."""
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
 class LocalElasticsearch:
     """The noida-db Elasticsearch API on 127.0.0.1, data under `data_dir`."""
 
@@ -245,6 +235,7 @@ def local_elasticsearch(settings: Settings) -> LocalElasticsearch:
 
 
 def _free(port: int) -> bool:
+    """Whether nothing listens on the port now."""
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -319,7 +310,7 @@ class LocalPrefectServer:
             try:
                 return self._start(timeout_s)
             except ServiceError:
-                if not _taken(self.port):
+                if _free(self.port):
                     raise
                 self._move_to(free_port())
         return self._start(timeout_s)
