@@ -16,6 +16,7 @@ good). A waiter says whom it waits for and since when (`on_wait`); `held` lists 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import socket
@@ -23,9 +24,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from infra.errors import TransientError
+from infra.errors import TerminalError, TransientError
 from infra.storage import Storage
 
 
@@ -33,15 +35,71 @@ class LeaseTimeoutError(TransientError, TimeoutError):
     """Another holder kept the lease for longer than the caller was willing to wait."""
 
 
+class LeaseLostError(TerminalError):
+    """The lease ran out or was taken over: its holder must not commit anything more."""
+
+
+@dataclass
+class Holding:
+    """One lease this process holds: what its commit points check (`check_fences`)."""
+
+    storage: Storage
+    key: str
+    holder: str
+    #: The fencing token: the time (ns) this holder took the lease; a later holder has a larger one.
+    generation: int
+    ttl_s: float
+    lost: threading.Event = field(default_factory=threading.Event)
+    #: Monotonic time until which the last successful renewal keeps the lease.
+    valid_until: float = 0.0
+
+    def check(self) -> None:
+        """Raise LeaseLostError if this holder no longer holds its lease."""
+        if not self.lost.is_set() and time.monotonic() > self.valid_until:
+            self.lost.set()  # renewals failed for a whole lease period: another may have taken it
+        if not self.lost.is_set():
+            data, _ = self.storage.read_versioned(self.key)
+            if _holder(data) != self.holder:
+                self.lost.set()
+        if self.lost.is_set():
+            name = self.key.removeprefix("locks/").removesuffix(".json")
+            raise LeaseLostError(
+                f"the lock {name} was lost (not renewed within {self.ttl_s:.0f} s: this run stalled or "
+                "lost the lake) and may be held by another run; this run stops without committing "
+                "more. Run the command again to finish."
+            )
+
+
+#: The leases held in the current context (a flow, a task and the threads that inherit it).
+_held: contextvars.ContextVar[tuple[Holding, ...]] = contextvars.ContextVar("rememberme_leases", default=())
+
+
+def check_fences() -> None:
+    """At a commit point: refuse to go on if any lease this context holds was lost or taken over.
+
+    Outside any lease (a CLI step that takes none) it does nothing.
+    """
+    for holding in _held.get():
+        holding.check()
+
+
+def fence_tokens() -> dict[str, int]:
+    """Lock name -> generation of every lease this context holds (recorded with what it commits)."""
+    return {h.key.removeprefix("locks/").removesuffix(".json"): h.generation for h in _held.get()}
+
+
 #: How often a waiter repeats whom it waits for.
 WAIT_REPORT_S = 30.0
 
 
-def _body(holder: str, ttl_s: float, since: float | None = None, run: str | None = None) -> bytes:
+def _body(
+    holder: str, ttl_s: float, since: float | None = None, run: str | None = None, generation: int = 0
+) -> bytes:
     now = time.time()
     return json.dumps(
         {
             "holder": holder,
+            "generation": generation,
             "expires": now + ttl_s,
             "since": now if since is None else since,
             "host": socket.gethostname(),
@@ -75,6 +133,13 @@ def _expired(data: bytes) -> bool:
         return True  # unreadable: a torn write of a dead holder
 
 
+def _generation(data: bytes | None) -> int:
+    try:
+        return int(json.loads(data or b"{}").get("generation") or 0)
+    except (ValueError, TypeError, AttributeError):
+        return 0
+
+
 def _holder(data: bytes | None) -> str | None:
     if data is None:
         return None
@@ -106,13 +171,16 @@ def lease(
     deadline = None if timeout_s is None else started + timeout_s
     reported = -WAIT_REPORT_S
     while True:
-        if storage.create(key, _body(holder, ttl_s, run=run)):
+        generation = time.time_ns()
+        taken_at = time.monotonic()
+        if storage.create(key, _body(holder, ttl_s, run=run, generation=generation)):
             break
         data, token = storage.read_versioned(key)
+        generation = max(generation, _generation(data) + 1)
         if (
             data is not None
             and _expired(data)
-            and storage.replace_if(key, _body(holder, ttl_s, run=run), token)
+            and storage.replace_if(key, _body(holder, ttl_s, run=run, generation=generation), token)
         ):
             break  # the previous holder died: its lease ran out
         if deadline is not None and time.monotonic() > deadline:
@@ -128,28 +196,37 @@ def lease(
 
     stop = threading.Event()
     since = time.time()
+    holding = Holding(storage, key, holder, generation, ttl_s, valid_until=taken_at + ttl_s)
 
     def renew() -> None:
         while not stop.wait(ttl_s / 3):
             try:
+                asked = time.monotonic()
                 data, token = storage.read_versioned(key)
                 if _holder(data) != holder or not storage.replace_if(
-                    key, _body(holder, ttl_s, since, run), token
+                    key, _body(holder, ttl_s, since, run, generation), token
                 ):
-                    return  # taken over after we failed to renew in time: nothing left to renew
+                    holding.lost.set()  # taken over after we failed to renew in time
+                    return
+                holding.valid_until = asked + ttl_s
             except Exception:  # a storage hiccup: try again before the lease runs out
+                if time.monotonic() > holding.valid_until:
+                    holding.lost.set()  # the commit points stop the work (check_fences)
+                    return
                 continue
 
     renewer = threading.Thread(target=renew, name=f"lease-{name}", daemon=True)
     renewer.start()
+    reset = _held.set((*_held.get(), holding))
     try:
         yield key
     finally:
+        _held.reset(reset)
         stop.set()
         renewer.join(timeout=5)
-        data, _ = storage.read_versioned(key)
+        data, token = storage.read_versioned(key)
         if _holder(data) == holder:
-            storage.delete(key)
+            storage.delete_if(key, token)  # never a lease another run took over meanwhile
 
 
 def held(storage: Storage) -> list[dict[str, Any]]:
@@ -174,5 +251,5 @@ def free_expired(storage: Storage, name: str) -> bool:
     # Claimed by compare-and-swap first, so a taker that just replaced it keeps its lease.
     if not storage.replace_if(key, json.dumps({"holder": marker, "expires": 0}).encode(), token):
         return False
-    data, _ = storage.read_versioned(key)
-    return _holder(data) == marker and storage.delete(key)
+    data, token = storage.read_versioned(key)
+    return _holder(data) == marker and storage.delete_if(key, token)

@@ -72,6 +72,10 @@ class Storage(Protocol):
         """Write `data` only if the object is still the version `token` named; False if it moved."""
         ...
 
+    def delete_if(self, key: str, token: str) -> bool:
+        """Delete the object only if it is still the version `token` named; False if it moved or is gone."""
+        ...
+
     def uri(self, key: str) -> str:
         """The full URL of `key` (for manifests and summaries)."""
         ...
@@ -194,6 +198,20 @@ class LocalStorage:
                 break
             parent = parent.parent
         return True
+
+    def delete_if(self, key: str, token: str) -> bool:
+        """Delete the object only if it is still the version `token` named (under the CAS lock)."""
+        target = self._path(key)
+        if not target.parent.exists():
+            return False
+        with target.with_name(f".lock-{target.name}").open("a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if self.read_versioned(key)[1] != token:
+                    return False
+                return self.delete(key)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def uri(self, key: str) -> str:
         """The file:// URL of `key` (unescaped, for people to read)."""

@@ -128,6 +128,16 @@ class GcsStorage:
             return False
         return True
 
+    def delete_if(self, key: str, token: str) -> bool:
+        """Delete with `if_generation_match`: GCS refuses it if anyone wrote in between."""
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        try:
+            self._bucket.blob(self._name(key)).delete(if_generation_match=int(token))
+        except (NotFound, PreconditionFailed):
+            return False
+        return True
+
     def uri(self, key: str) -> str:
         """The gs:// URL of `key`."""
         return f"gs://{self.bucket_name}/{self._name(key)}"
