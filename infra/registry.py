@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.errors import TerminalError, TransientError
+from infra.leases import check_fences
 from infra.storage import Storage
 from infra.version import CODE_VERSION
 from infra.versions import MANIFEST, RESERVED, VersionedStore, VersionError
@@ -136,6 +137,7 @@ class Registry:
             unchanged = change(pointers)
             if unchanged is not None:
                 return unchanged
+            check_fences()  # no alias moves for a holder whose lock was taken over
             if self.storage.replace_if(key, pointers.dump(), token):
                 return dict(pointers.current)
         raise RegistryBusyError(f"{key}: too many concurrent alias moves, try again")
@@ -200,6 +202,9 @@ class Registry:
         if self.storage.exists(f"{prefix}/aliases.json"):
             self._move(owner_id, persona, kind, change)
         deleted = int(self.storage.delete(f"{prefix}/v{version}/{MANIFEST}"))
+        # The reservation stays as a retired one (no fencing token): no writer ever takes it over.
+        with self.storage.open_write(f"{prefix}/v{version}/{RESERVED}") as handle:
+            handle.write(json.dumps({"retired": datetime.now(UTC).isoformat()}).encode())
         for name in self.storage.list(f"{prefix}/v{version}/"):
             if not name.endswith(f"/{RESERVED}"):
                 deleted += int(self.storage.delete(name))

@@ -16,7 +16,9 @@ import pyarrow as pa
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
 from infra.errors import SearchError, SearchUnavailableError
+from infra.faults import fault_point
 from infra.indices import generations
+from infra.leases import check_fences
 from infra.text_features import Embedder, morphemes
 from schemas.names import is_owner_id
 
@@ -124,6 +126,7 @@ def bulk_index(
 ) -> IndexReport:
     """Streaming bulk with retries and back-off; every rejected document reported with its reason."""
     report = IndexReport()
+    check_fences()  # a holder whose lock was taken over writes no documents
     results = helpers.streaming_bulk(
         client,
         actions,
@@ -134,7 +137,9 @@ def bulk_index(
         raise_on_error=False,
         raise_on_exception=False,
     )
-    for ok, item in results:
+    for n, (ok, item) in enumerate(results):
+        if n == 0:
+            fault_point("index.bulk_chunk")  # the first chunk is in the index
         if ok:
             report.indexed += 1
         else:

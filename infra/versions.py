@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.errors import TerminalError
+from infra.faults import fault_point
+from infra.leases import check_fences, fence_tokens
 from infra.storage import Storage
 
 MANIFEST = "manifest.json"
@@ -67,14 +69,44 @@ class VersionedStore:
         return self.manifest(versions[-1]) if versions else None
 
     def reserve(self) -> int:
-        """Claim the next free version number (exclusive create; concurrent callers get distinct ones)."""
+        """Claim the next free version number (exclusive create; concurrent callers get distinct ones).
+
+        A number reserved by a writer that died before its manifest is taken over by the writer
+        that holds the same lock after it (a larger fencing token for that lock, infra/leases.py):
+        the dead writer can no longer publish it, so a re-run after a kill publishes the number a
+        run that was never killed would have. Without a lock nothing is taken over.
+        """
         keys = self.storage.list(f"{self.base}/")
-        taken = [int(m.group(1)) for k in keys if (m := _MANIFEST_KEY.search(k) or _RESERVED_KEY.search(k))]
-        version = max(taken, default=0) + 1
-        claim = json.dumps({"claim": uuid.uuid4().hex, "at": datetime.now(UTC).isoformat()}).encode()
+        published = {int(m.group(1)) for k in keys if (m := _MANIFEST_KEY.search(k))}
+        reserved = {int(m.group(1)) for k in keys if (m := _RESERVED_KEY.search(k))}
+        tokens = fence_tokens()
+        claim = json.dumps(
+            {"claim": uuid.uuid4().hex, "at": datetime.now(UTC).isoformat(), "fence": tokens}
+        ).encode()
+        for version in sorted(reserved - published):
+            if tokens and self._take_over(version, tokens, claim):
+                return version
+        version = max(published | reserved, default=0) + 1
         while not self.storage.create(f"{self.base}/v{version}/{RESERVED}", claim):
             version += 1  # another writer holds this number
         return version
+
+    def _take_over(self, version: int, tokens: dict[str, int], claim: bytes) -> bool:
+        """Claim an unpublished number whose writer held one of our locks at an older generation."""
+        key = f"{self.base}/v{version}/{RESERVED}"
+        data, token = self.storage.read_versioned(key)
+        try:
+            theirs = json.loads(data or b"{}").get("fence") or {}
+        except ValueError:
+            return False
+        superseded = any(name in theirs and int(theirs[name]) < tokens[name] for name in tokens)
+        if not superseded or not self.storage.replace_if(key, claim, token):
+            return False  # retired (no fence), another lock's, or a live writer of ours
+        prefix = f"{self.base}/v{version}/"
+        for stale in self.storage.list(prefix) + self.storage.debris(prefix):
+            if not stale.endswith(f"/{RESERVED}"):
+                self.storage.delete(stale)
+        return True
 
     def write(self, files: dict[str, bytes], manifest: dict[str, Any]) -> dict[str, Any]:
         """Publish a new version: reserve, write `files`, then the manifest (with `version`, `files`).
@@ -88,6 +120,8 @@ class VersionedStore:
                 raise VersionError(f"{name!r} cannot be a file of a version")
             with self.storage.open_write(f"{prefix}/{name}") as handle:
                 handle.write(data)
+        fault_point("versions.files_written")
+        check_fences()  # a holder whose persona lock was taken over publishes nothing
         full = {**manifest, "version": version, "files": {n: file_digest(d) for n, d in files.items()}}
         payload = json.dumps(full, ensure_ascii=False, indent=1, default=str).encode()
         if not self.storage.create(f"{prefix}/{MANIFEST}", payload):

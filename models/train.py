@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F  # noqa: N812
 
+from infra.faults import fault_point
 from models.data import Batchable
 from models.lm import LanguageModel
 
@@ -184,6 +185,7 @@ def train(
         )
         optimizer.step()
         step += 1
+        fault_point("train.step")
         tokens += int((ids != 0).sum())
         train_loss_sum += loss.item()
         train_loss_n += 1

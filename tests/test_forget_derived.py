@@ -10,6 +10,7 @@ import pytest
 from infra.registry import Registry
 from infra.settings import Settings
 from infra.storage import open_storage
+from infra.versions import VersionedStore
 from models.train import TrainConfig
 from parsers.kakao.render import Line, RenderOptions, render_export
 from tasks.datasets.build import DatasetOptions, build_dataset
@@ -51,3 +52,62 @@ def test_a_rerun_retrains_personas_left_on_a_base_a_crashed_forget_retired(tmp_p
     # The retired number is never handed out again.
     again = train_base(storage, corpus, options, lineage=lineage)
     assert again["version"] == base["version"] + 1
+
+
+class CrashError(Exception):
+    """What a kill point raises in-process (instead of SIGKILL), to resume in the same test."""
+
+
+def _crash() -> None:
+    raise CrashError
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["forget.rows", "forget.rebuilt", "forget.retrained"])
+def test_a_forget_killed_half_way_is_finished_by_its_rerun(
+    tmp_path: Path, point: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal: uploads, other personas' rebuild, retrain and re-index survive a kill.
+
+    Without it a re-run kept the upload (its rows were gone, so nothing tied it to the subject)
+    and the other persona's model trained with the subject's words (its dataset was rebuilt, so
+    it looked untouched).
+    """
+    import infra.faults
+
+    lines, ts = [], datetime(2024, 3, 1, 9, 0)
+    for i in range(60):
+        ts += timedelta(minutes=2 if i % 5 else 240)
+        lines.append(Line(ts, "아빠", f"밥은 먹었니 {i}"))
+        lines.append(Line(ts + timedelta(minutes=1), "민수", f"네 먹었어요 {i}"))
+        lines.append(Line(ts + timedelta(minutes=2), "엄마", f"엄마는 시장 다녀왔지 {i}"))
+        lines.append(Line(ts + timedelta(minutes=3), "민수", f"뭐 샀어요 {i}"))
+    export = tmp_path / "family.txt"
+    export.write_text(render_export("android_ko", lines, RenderOptions(room="가족")), encoding="utf-8")
+    storage = open_storage(f"file://{tmp_path}/lake")
+    ingest_export(export, "fam", storage, Settings())
+    options = ModelOptions(train=TrainConfig(max_steps=2))
+    son = build_dataset(storage, "fam", "민수", options=DatasetOptions(min_pairs=5))
+    old_model = train_persona(storage, "fam", son.persona_id, son.version, options)
+    mom = build_dataset(storage, "fam", "엄마", options=DatasetOptions(min_pairs=5))
+    train_persona(storage, "fam", mom.persona_id, mom.version, options)
+
+    monkeypatch.setenv("REMEMBERME_FAULT", point)
+    monkeypatch.setattr(infra.faults, "_die", _crash)
+    with pytest.raises(CrashError):
+        forget(storage, None, "fam", "엄마", options=options)
+    monkeypatch.delenv("REMEMBERME_FAULT")
+
+    receipt = forget(storage, None, "fam", "엄마", options=options)
+    assert receipt["resumed"] is True
+    assert all(v == 0 for v in receipt["left"].values()), receipt["left"]
+    assert storage.list("raw/fam/") == [] and storage.list("quarantine/fam/") == []
+    registry = Registry(storage)
+    versions = registry.versions("fam", "민수", "text")
+    assert old_model["version"] not in versions  # trained on the subject's words: retired
+    newest = registry.manifest("fam", "민수", "text", versions[-1])
+    datasets = VersionedStore(storage, "datasets/fam/민수")
+    assert datasets.versions() == [newest["dataset"]["version"]]  # only the clean dataset is left
+    assert registry.aliases("fam", "민수", "text")["production"] == versions[-1]
+    again = forget(storage, None, "fam", "엄마", options=options)  # finished: nothing resumed
+    assert again["resumed"] is False and again["derived"]["rebuilt"] == []

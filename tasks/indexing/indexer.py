@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from elasticsearch import Elasticsearch
 
 from infra.indices import ensure_alias
-from infra.search import index_messages
+from infra.search import delete_documents, index_messages
 from infra.search_pairs import delete_other_pair_versions, index_pairs
 from infra.storage import Storage
 from infra.text_features import Embedder, default_embedder
@@ -67,9 +67,22 @@ def index_table(
     The index is derived: its documents hold redacted text only (tasks/trust/zones.py). Rejects go to
     the owner's quarantine with their original text (a source-of-truth area).
     """
+    # Indexing takes no persona lock (it serves every persona of the owner), so a forget may run
+    # beside it: tombstones are checked before the write and again after it. A forget whose
+    # tombstone came too late for the first check deletes documents before or after this write;
+    # if after, ours are gone with the rest, and if before, the second check deletes them.
+    speakers = [s for s in pc.unique(table["speaker"]).to_pylist() if s]
+    gone = forgotten_speakers(storage, owner_id, speakers)
+    if gone:
+        table = table.filter(
+            pc.invert(pc.fill_null(pc.is_in(table["speaker"], pa.array(gone, pa.string())), False))
+        )
     # The index's vectors are the process's embedder's even when this call adds none.
     ensure_alias(client, alias, MAPPING_VERSION, space=embedder or default_embedder(), switch=switch)
     report = index_messages(client, alias, redacted(table), embedder=embedder)
+    late = forgotten_speakers(storage, owner_id, speakers)
+    if late:
+        delete_documents(client, alias, owner_id, late)
     summary = IndexSummary(owner_id, alias, report.indexed, report.failed)
     if report.failed:
         summary.quarantine_uri = _quarantine(storage, owner_id, table, report.failed)
@@ -96,6 +109,14 @@ def _quarantine(storage: Storage, owner_id: str, table: pa.Table, failed: list[d
     with storage.open_write(key) as handle:
         pq.write_table(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), handle, compression="zstd")
     return storage.uri(key)
+
+
+def forgotten_speakers(storage: Storage, owner_id: str, speakers: list[str]) -> list[str]:
+    """Those of `speakers` (names or persona ids) a forget's tombstone covers."""
+    from tasks.lifecycle.forget import is_forgotten, load_tombstones
+
+    tombstones = load_tombstones(storage)
+    return [s for s in speakers if is_forgotten(tombstones, owner_id, s)]
 
 
 def pair_rows(storage: Storage, owner_id: str, persona_id: str, dataset_version: int) -> list[dict[str, Any]]:
@@ -149,6 +170,8 @@ def index_persona_pairs(
     report = index_pairs(client, PAIRS_ALIAS, rows, embedder)
     if not report.failed:  # a partial write keeps the older memory rather than lose it
         delete_other_pair_versions(client, PAIRS_ALIAS, owner_id, persona_id, dataset_version)
+    if forgotten_speakers(storage, owner_id, [persona_id]):  # forgotten meanwhile: checked after writing
+        delete_documents(client, PAIRS_ALIAS, owner_id, persona_id=persona_id)
     return IndexSummary(owner_id, PAIRS_ALIAS, report.indexed, report.failed)
 
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from infra.faults import fault_point
 from infra.storage import Storage
 from parsers.platform.events import (
     Consent,
@@ -127,6 +128,7 @@ def stage_chat_file(storage: Storage, key: str, forgotten: set[str] | None = Non
         with storage.open_write(part_key) as handle:
             pq.write_table(part, handle, compression="zstd")
         staged.parts[room] = part_key
+        fault_point("recycle.staged")
     pairs = (
         table.select(["room_id", "room_kind", "sender_id"])
         .group_by(["room_id", "room_kind", "sender_id"])

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from infra.faults import fault_point
 from infra.storage import Storage
 from parsers.platform.events import Consent
 from tasks.ingest.platform import (
@@ -29,7 +30,7 @@ from tasks.ingest.platform import (
     save_members,
 )
 from tasks.ingest.watermarks import RecyclingState, StreamMark, advance, load_state, pending_files, save_state
-from tasks.lifecycle.forget import load_tombstones
+from tasks.lifecycle.forget import is_forgotten, load_tombstones
 from tasks.runs.retries import WORK_KINDS, RetryItem, due, settle
 
 
@@ -158,6 +159,7 @@ def route_pass(storage: Storage, plan: RecyclePlan, staged: list[StagedFile]) ->
         written, rejected = route_voice(storage, key, plan.consents, members)
         result.voice.extend(written)
         result.voice_rejected += rejected
+    fault_point("recycle.routed")
     return result
 
 
@@ -182,6 +184,13 @@ def commit_pass(
     state.routed = routed.routed
     done = [*(attempted or []), *plan.dropped]
     state.failed = settle(state.failed, done, failed or [], plan.as_of.isoformat())
+    # Tombstones read again now, not at planning: a forget that ran during the pass dropped its
+    # subject's pieces from the ledger, and this write must not bring their names back.
+    tombstones = load_tombstones(storage)
+    state.failed = {
+        k: i for k, i in state.failed.items() if not is_forgotten(tombstones, i.owner_id, i.persona)
+    }
     state.runs += 1
     save_state(storage, state)
+    fault_point("recycle.committed")
     return state

@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from infra.faults import fault_point
+from infra.leases import check_fences
 from infra.settings import Settings
 from infra.storage import Storage
 from infra.version import CODE_VERSION
@@ -202,6 +204,7 @@ def ingest_export(
             summary, quarantine = _write_messages(info, ctx, storage, settings, matcher, on_progress)
             files.append(summary)
             quarantine_parts.extend(quarantine)
+            fault_point("ingest.messages_written")
         for member, reason in upload.rejected:
             quarantine_parts.append(_rejected_member(owner_id, upload.upload_id, name, member, reason))
 
@@ -220,6 +223,7 @@ def ingest_export(
         raw_key = f"{raw_prefix}/{PurePosixPath(name).name}"
         if not storage.exists(raw_key):
             storage.put_file(raw_key, path)
+        fault_point("ingest.raw_stored")
         result = IngestSummary(
             owner_id=owner_id,
             upload_id=upload.upload_id,
@@ -232,6 +236,7 @@ def ingest_export(
             quarantined=quarantine.num_rows,
         )
         # Written last: its presence marks a complete ingest.
+        check_fences()
         with storage.open_write(f"{raw_prefix}/_ingest.json") as handle:
             handle.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2).encode("utf-8"))
         return result

@@ -9,6 +9,7 @@ forgetting run dies half-way; re-running `forget` finishes the job.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -20,9 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from infra.faults import fault_point
 from infra.storage import Storage
 from schemas.names import nfc, slug, validate_owner
 from tasks.datasets.clean import persona_key, subject_key
+from tasks.lifecycle.journal import ForgetJournal
 
 TOMBSTONES = "state/tombstones/"
 ALL = "*"
@@ -101,6 +104,9 @@ def load_tombstones(storage: Storage) -> set[tuple[str, str]]:
             out.add((owner, ALL))
         else:
             out.add((owner, stem if _KEY.match(stem) else persona_key(owner, stem)))
+            # A torn tombstone still forgets its subject by its file name.
+            with contextlib.suppress(ValueError, FileNotFoundError):
+                out.update((owner, k) for k in json.loads(storage.read_bytes(key)).get("keys", []))
     return out
 
 
@@ -136,6 +142,8 @@ def write_tombstone(storage: Storage, subject: Subject) -> None:
     record = {
         "owner_id": subject.owner_id,
         "subject": subject.key,
+        # Every name's key: a speaker written under an alias is forgotten too (opaque, never a name).
+        "keys": sorted({subject_key(subject.owner_id, n) for n in subject.names}),
         "senders": subject_senders(storage, subject),  # opaque platform ids, never names
         "at": datetime.now(UTC).isoformat(),
     }
@@ -153,8 +161,19 @@ def owner_speakers(storage: Storage, owner_id: str) -> list[str]:
     return sorted(names)
 
 
+def subject_of(owner_id: str, persona: str | None = None, aliases: tuple[str, ...] = ()) -> Subject:
+    """Who a forget request names (the persona's own name first: its id is the persona's path)."""
+    owner_id = validate_owner(owner_id)
+    subject = Subject(owner_id, sorted({nfc(persona), *(nfc(a) for a in aliases)}) if persona else [])
+    if persona:
+        subject.names.remove(nfc(persona))
+        subject.names.insert(0, nfc(persona))
+    return subject
+
+
 def forget_source(storage: Storage, owner_id: str, persona: str | None = None,
-                  aliases: tuple[str, ...] = ()) -> tuple[Subject, LakeForget]:  # fmt: skip
+                  aliases: tuple[str, ...] = (),
+                  journal: ForgetJournal | None = None) -> tuple[Subject, LakeForget]:  # fmt: skip
     """Tombstone, then remove the subject from the owner's source of truth and own derived data.
 
     A whole owner: every prefix of the owner (raw, messages, quarantine, datasets, models, voice,
@@ -163,19 +182,24 @@ def forget_source(storage: Storage, owner_id: str, persona: str | None = None,
     and voice data. Other personas of the owner are rebuilt by the next step
     (tasks/lifecycle/forget_derived.py), since their contexts held the persona's words.
     """
-    owner_id = validate_owner(owner_id)
-    subject = Subject(owner_id, sorted({nfc(persona), *(nfc(a) for a in aliases)}) if persona else [])
-    if persona:  # the persona's own name first: its id is the persona's path
-        subject.names.remove(nfc(persona))
-        subject.names.insert(0, nfc(persona))
+    subject = subject_of(owner_id, persona, aliases)
+    owner_id = subject.owner_id
     write_tombstone(storage, subject)
+    fault_point("forget.tombstone")
+    journal = journal or ForgetJournal(storage, owner_id, subject.key)
     done = LakeForget()
     senders = subject_senders(storage, subject)
     for key in storage.list("staging/platform/chat/"):  # the subject's own words in staging
         done.rows_removed += drop_rows(storage, key, senders, column="sender_id")
+    # Malformed landing lines of the subject, kept raw for the operator; and the failed-piece
+    # ledger, which names a persona in clear beside its error.
+    done.rows_removed += forget_quarantined_lines(storage, subject_markers(subject, senders))
+    done.rows_removed += forget_ledger(storage, subject)
     if subject.whole_owner:
         done.speakers = owner_speakers(storage, owner_id)
-        done.subject_keys = [subject_key(owner_id, s) for s in done.speakers]
+        # Kept before the rows go: a re-run after a kill no longer finds whose they were.
+        keys = [subject_key(owner_id, s) for s in done.speakers]
+        done.subject_keys = journal.remember("subject_keys", keys)
         for prefix in OWNER_PREFIXES:
             done.objects_deleted += delete_prefix(storage, prefix.format(owner=owner_id))
         done.objects_deleted += int(storage.delete(f"consent/base/{owner_id}.json"))
@@ -183,12 +207,15 @@ def forget_source(storage: Storage, owner_id: str, persona: str | None = None,
     names = subject.names
     done.speakers = list(names)
     done.subject_keys = sorted({subject_key(owner_id, n) for n in names})
-    touched_parts = set()
+    # A raw upload holds the persona's words verbatim: it goes, with its quarantine, when any of its
+    # message parts held rows of the persona. Which ones is journalled before any row goes: a forget
+    # killed after the rows went would otherwise find no part of theirs, and keep the uploads.
+    uploads = journal.remember("uploads", _uploads_holding(storage, owner_id, names))
     for key in storage.list(f"messages/owner={owner_id}/"):
         removed = drop_rows(storage, key, names)
         if removed:
-            touched_parts.add(storage.uri(key))
             done.rows_removed += removed
+            fault_point("forget.rows")
     for key in storage.list(f"voice/owner={owner_id}/segments/"):
         if key.endswith(".parquet"):  # the persona's utterance audio goes with its rows
             speakers = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["speaker"])["speaker"]
@@ -197,17 +224,10 @@ def forget_source(storage: Storage, owner_id: str, persona: str | None = None,
                 done.objects_deleted += delete_prefix(storage, f"voice/owner={owner_id}/audio/{recording}/")
     for key in storage.list(f"voice/owner={owner_id}/"):
         done.rows_removed += drop_rows(storage, key, names)
-    # A raw upload holds the persona's words verbatim: it goes, with its quarantine, when any of
-    # its message parts held rows of the persona.
-    for key in storage.list(f"raw/{owner_id}/"):
-        if not key.endswith("/_ingest.json"):
-            continue
-        info = json.loads(storage.read_bytes(key))
-        if any(f.get("messages_uri") in touched_parts for f in info.get("files", [])):
-            upload = key.rsplit("/", 2)[1]
-            done.uploads_removed.append(upload)
-            done.objects_deleted += delete_prefix(storage, f"raw/{owner_id}/{upload}/")
-            done.objects_deleted += int(storage.delete(f"quarantine/{owner_id}/{upload}.parquet"))
+    for upload in uploads:
+        done.uploads_removed.append(upload)
+        done.objects_deleted += delete_prefix(storage, f"raw/{owner_id}/{upload}/")
+        done.objects_deleted += int(storage.delete(f"quarantine/{owner_id}/{upload}.parquet"))
     persona_id = slug(names[0])
     for prefix in (
         f"datasets/{owner_id}/{persona_id}/",
@@ -215,7 +235,97 @@ def forget_source(storage: Storage, owner_id: str, persona: str | None = None,
         f"voice/owner={owner_id}/datasets/{persona_id}/",
     ):
         done.objects_deleted += delete_prefix(storage, prefix)
+    fault_point("forget.source")
     return subject, done
+
+
+def subject_markers(subject: Subject, senders: list[str]) -> list[str]:
+    """What marks a raw landing line as the subject's: their platform ids (as JSON strings), their names."""
+    return sorted({*(json.dumps(s) for s in senders), *subject.names})
+
+
+def forget_quarantined_lines(storage: Storage, markers: list[str]) -> int:
+    """Drop the platform quarantine's lines that mention any marker (a broken line has no parsed sender)."""
+    removed = 0
+    for key in quarantined_platform_parts(storage):
+        table = pq.read_table(io.BytesIO(storage.read_bytes(key)))
+        theirs = _mentions(table["raw"], markers)
+        if int(pc.sum(theirs).as_py() or 0):
+            removed += int(pc.sum(theirs).as_py() or 0)
+            kept = table.filter(pc.invert(theirs))
+            if kept.num_rows == 0:
+                storage.delete(key)
+            else:
+                with storage.open_write(key) as handle:
+                    pq.write_table(kept, handle, compression="zstd")
+    return removed
+
+
+def quarantined_platform_parts(storage: Storage) -> list[str]:
+    """Parts of the platform quarantine (malformed landing lines)."""
+    return [k for k in storage.list("quarantine/platform/") if k.endswith(".parquet")]
+
+
+def count_quarantined_lines(storage: Storage, markers: list[str]) -> int:
+    """How many platform quarantine lines mention any marker (the receipt's scan)."""
+    total = 0
+    for key in quarantined_platform_parts(storage):
+        raw = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["raw"])["raw"]
+        total += int(pc.sum(_mentions(raw, markers)).as_py() or 0)
+    return total
+
+
+def _mentions(column: pa.ChunkedArray, markers: list[str]) -> pa.ChunkedArray:
+    hit = pa.chunked_array([pa.array([False] * len(column), pa.bool_())])
+    for marker in markers:
+        hit = pc.or_(hit, pc.fill_null(pc.match_substring(column, marker), False))
+    return hit
+
+
+def ledger_pieces(storage: Storage, subject: Subject) -> list[str]:
+    """Keys of the recycling ledger's failed pieces that are the subject's."""
+    from tasks.ingest.watermarks import load_state
+
+    ids = {slug(n) for n in subject.names}
+    return [
+        key for key, item in load_state(storage).failed.items()
+        if item.owner_id == subject.owner_id
+        and (subject.whole_owner or (item.persona is not None and slug(item.persona) in ids))
+    ]  # fmt: skip
+
+
+def forget_ledger(storage: Storage, subject: Subject) -> int:
+    """Drop the subject's failed pieces from the recycling ledger; how many went.
+
+    A pass racing this one re-checks tombstones when it commits (tasks/ingest/recycling.py), so
+    it does not write them back.
+    """
+    from tasks.ingest.watermarks import load_state, save_state
+
+    theirs = ledger_pieces(storage, subject)
+    if theirs:
+        state = load_state(storage)
+        for key in theirs:
+            state.failed.pop(key, None)
+        save_state(storage, state)
+    return len(theirs)
+
+
+def _uploads_holding(storage: Storage, owner_id: str, speakers: list[str]) -> list[str]:
+    """Upload ids (digests) whose message parts hold rows of `speakers`."""
+    holding = set()
+    for key in storage.list(f"messages/owner={owner_id}/"):
+        if key.endswith(".parquet"):
+            column = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["speaker"])["speaker"]
+            if set(pc.unique(column).to_pylist()) & set(speakers):
+                holding.add(storage.uri(key))
+    uploads = []
+    for key in storage.list(f"raw/{owner_id}/"):
+        if key.endswith("/_ingest.json"):
+            info = json.loads(storage.read_bytes(key))
+            if any(f.get("messages_uri") in holding for f in info.get("files", [])):
+                uploads.append(key.rsplit("/", 2)[1])
+    return uploads
 
 
 def drop_rows(storage: Storage, key: str, speakers: list[str], column: str = "speaker") -> int:

@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from elasticsearch import Elasticsearch
 
+from infra.faults import fault_point
 from infra.registry import Registry
 from infra.search import delete_documents
 from infra.storage import Storage
@@ -32,6 +33,7 @@ from schemas.search import MESSAGES_ALIAS, PAIRS_ALIAS
 from tasks.datasets.build import DatasetOptions, build_dataset
 from tasks.datasets.quality import QualityGateError
 from tasks.lifecycle.forget import OWNER_PREFIXES, LakeForget, Subject, delete_prefix
+from tasks.lifecycle.journal import ForgetJournal
 from tasks.training.train import BASE_OWNER, BASE_PERSONA, ModelOptions
 from tasks.voice.voice_model import VOICE_BASE
 
@@ -70,19 +72,32 @@ def forget_derived(
     options: ModelOptions,
     embedder: Embedder | None = None,
     voice_steps: int = 300,
+    journal: ForgetJournal | None = None,
 ) -> DerivedForget:
-    """Rebuild or retire every derived object whose lineage includes the subject."""
+    """Rebuild or retire every derived object whose lineage includes the subject.
+
+    What a killed run leaves owed (other personas to rebuild, bases to retrain) is in `journal`.
+    """
     out = DerivedForget()
+    journal = journal or ForgetJournal(storage, subject.owner_id, subject.key)
     if client is not None:
         out.documents_deleted = forget_search(client, subject, done)
+        fault_point("forget.search")
     if not subject.whole_owner:
-        _rebuild_same_owner(storage, client, subject, options, embedder, out)
+        _rebuild_same_owner(storage, client, subject, options, embedder, out, journal)
+    # Owed before retiring: once retired, no base names the subject and a re-run would not rebuild.
+    for base, kind in ((_TEXT_BASE, "text"), (VOICE_BASE, "voice")):
+        if any(_lineage_names(Registry(storage).manifest(*base, "base", v), subject, done)
+               for v in Registry(storage).versions(*base, "base")):  # fmt: skip
+            journal.add("bases", [kind])
     retired_text = _retire_bases(storage, _TEXT_BASE, subject, done, out)
-    retired_voice = _retire_bases(storage, VOICE_BASE, subject, done, out)
-    if retired_text:
+    _retire_bases(storage, VOICE_BASE, subject, done, out)
+    if "text" in journal.pending("bases"):
         _rebuild_text_base(storage, retired_text, options, out)
-    if retired_voice:
+        journal.done("bases", "text")
+    if "voice" in journal.pending("bases"):
         _rebuild_voice_base(storage, voice_steps, out)
+        journal.done("bases", "voice")
     # Dependents are found by "fine-tuned from a base version that no longer exists", not by what
     # this run retired: a forget re-run after a crash still finds the ones it left.
     _retrain_dependents(storage, "text", subject, out, options=options)
@@ -109,16 +124,24 @@ def _rebuild_same_owner(
     options: ModelOptions,
     embedder: Embedder | None,
     out: DerivedForget,
+    journal: ForgetJournal,
 ) -> None:
-    """The owner's other personas: rebuild without the subject's words, retrain, re-index."""
+    """The owner's other personas: rebuild without the subject's words, retrain, re-index.
+
+    Each is journalled as owed before the first is touched and done after its re-index: once
+    rebuilt, a persona looks like one the subject never spoke to, so only the journal tells a
+    re-run that its retrain and re-index are still owed.
+    """
     owner = subject.owner_id
     registry = Registry(storage)
-    for persona_id in persona_ids(storage, owner):
-        if persona_id == subject.persona_id:
-            continue
+    others = [p for p in persona_ids(storage, owner) if p != subject.persona_id]
+    others = [p for p in others if _versions(storage, f"datasets/{owner}/{p}/")]
+    resumed = set(journal.pending("personas"))
+    for persona_id in journal.add("personas", others):
         prefix = f"datasets/{owner}/{persona_id}/"
         versions = _versions(storage, prefix)
         if not versions:
+            journal.done("personas", persona_id)
             continue
         manifest = json.loads(storage.read_bytes(f"{prefix}v{versions[-1]}/manifest.json"))
         names = list(manifest.get("persona_names") or [persona_id])
@@ -139,22 +162,29 @@ def _rebuild_same_owner(
                 delete_documents(client, PAIRS_ALIAS, owner, persona_id=persona_id)
             out.retired.append(f"{label} text (dataset no longer builds: {str(exc)[:120]})")
             out.owed.append(f"{label} text: restore again with more conversation")
+            journal.done("personas", persona_id)
             continue
-        if not result.created:
-            continue  # the subject's words were not in this persona's pairs
+        fault_point("forget.rebuilt")
+        # Every older version may hold the subject's words, and so may every model trained on one.
         for version in versions:
             if version != result.version:
                 delete_prefix(storage, f"{prefix}v{version}/")
         delete_prefix(storage, f"{prefix}rejected/")
-        out.rebuilt.append(f"dataset {label} v{result.version}")
-        tainted = registry.versions(owner, persona_id, "text")
+        if result.created:
+            out.rebuilt.append(f"dataset {label} v{result.version}")
+        tainted = [
+            v for v in registry.versions(owner, persona_id, "text")
+            if int((registry.manifest(owner, persona_id, "text", v).get("dataset") or {}).get("version", 0))
+            != result.version
+        ]  # fmt: skip
         if tainted:
             _retrain(storage, "text", owner, persona_id, result.version, tainted, out, options=options)
-        if client is not None:
+        if client is not None and (result.created or tainted or persona_id in resumed):
             from tasks.indexing.indexer import index_persona_pairs
 
             delete_documents(client, PAIRS_ALIAS, owner, persona_id=persona_id)
             index_persona_pairs(storage, client, owner, persona_id, result.version, embedder)
+        journal.done("personas", persona_id)
 
 
 def _lineage_names(manifest: dict[str, Any], subject: Subject, done: LakeForget) -> bool:
@@ -189,7 +219,7 @@ def _rebuild_text_base(storage: Storage, retired: dict[int, dict[str, Any]], opt
     from models.train import TrainConfig
     from tasks.training.base_model import base_corpus, train_base
 
-    newest = retired[max(retired)]
+    newest = retired[max(retired)] if retired else {}  # {}: retired by a run that was killed
     steps = int(((newest.get("hyper_parameters") or {}).get("train") or {}).get("max_steps") or 0)
     config = TrainConfig(**{**asdict(options.train), "max_steps": steps or options.train.max_steps})
     corpus, lineage = base_corpus(storage)
@@ -273,6 +303,7 @@ def _retrain(
         out.owed.append(
             f"{label}: not retrained ({str(exc)[:160]}); the next recycling pass or restore does it"
         )
+    fault_point("forget.retrained")
     for version in tainted:
         registry.retire(owner, persona_id, kind, version)
         out.retired.append(f"{label} v{version}")
@@ -303,33 +334,69 @@ def forget(
 
     Prefect's history is the flow's last step (tasks/lifecycle/prefect_history.py); see flows/forget.py.
     """
-    from tasks.lifecycle.forget import forget_source
+    from tasks.lifecycle.forget import forget_source, subject_of
 
-    subject, done = forget_source(storage, owner_id, persona, aliases)
-    derived = forget_derived(storage, client, subject, done, options or ModelOptions(), embedder)
-    return {
+    subject = subject_of(owner_id, persona, aliases)
+    journal = ForgetJournal(storage, subject.owner_id, subject.key)
+    subject, done = forget_source(storage, owner_id, persona, aliases, journal)
+    derived = forget_derived(storage, client, subject, done, options or ModelOptions(), embedder,
+                             journal=journal)  # fmt: skip
+    receipt = {
         "owner_id": subject.owner_id,
         "subject": subject.key,
+        "resumed": journal.resumed,
         "source": done.to_dict(),
         "derived": derived.to_dict(),
-        "left": leftovers(storage, client, subject, done),
+        "left": leftovers(storage, client, subject, done, journal),
     }
+    journal.finish()
+    return receipt
 
 
 def leftovers(
-    storage: Storage, client: Elasticsearch | None, subject: Subject, done: LakeForget
+    storage: Storage,
+    client: Elasticsearch | None,
+    subject: Subject,
+    done: LakeForget,
+    journal: ForgetJournal | None = None,
 ) -> dict[str, int]:
-    """The receipt's scan: what of the subject any store still holds (every count must be 0)."""
+    """The receipt's scan: what of the subject any store still holds (every count must be 0).
+
+    Beside the lake, search and models: the raw uploads that held the subject's rows, staged and
+    quarantined platform lines of theirs, the failed-piece ledger, and what the journal still owes
+    (another persona not rebuilt, a base not retrained).
+    """
     from infra.search import count_documents
+    from tasks.lifecycle.forget import (
+        count_quarantined_lines,
+        ledger_pieces,
+        subject_markers,
+        subject_senders,
+    )
 
     owner = subject.owner_id
+    journal = journal or ForgetJournal(storage, owner, subject.key)
+    senders = subject_senders(storage, subject)
     left = {
         "lake_objects": 0,
         "lake_rows": 0,
+        "raw_uploads": 0,
+        "platform_lines": count_quarantined_lines(storage, subject_markers(subject, senders)),
+        "ledger_pieces": len(ledger_pieces(storage, subject)),
+        "owed_steps": sum(len(journal.pending(step)) for step in ("personas", "bases")),
         "search_documents": 0,
         "bases": 0,
         "models_on_retired_bases": 0,
     }
+    for upload in journal.data.get("uploads", []):
+        where = f"raw/{owner}/{upload}/"
+        quarantine = f"quarantine/{owner}/{upload}.parquet"
+        held = storage.list(where) + storage.debris(where) + [quarantine] * storage.exists(quarantine)
+        left["raw_uploads"] += int(bool(held))
+    for key in storage.list("staging/platform/chat/"):
+        if key.endswith(".parquet") and senders:
+            column = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["sender_id"])["sender_id"]
+            left["lake_rows"] += sum(1 for s in column.to_pylist() if s in senders)
     if subject.whole_owner:
         for prefix in OWNER_PREFIXES:
             where = prefix.format(owner=owner)

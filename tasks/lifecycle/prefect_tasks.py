@@ -7,6 +7,7 @@ from typing import Any
 from prefect import task
 
 from infra import services
+from infra.faults import fault_point
 from infra.search import connect
 from infra.settings import Settings
 from infra.storage import open_storage
@@ -34,6 +35,7 @@ def forget_prefect_history(owner_id: str, names: list[str], keep_flow_run: str |
     from tasks.lifecycle.prefect_history import Mentions, forget_history
     from tasks.runs.run_logs import purge_debug_logs
 
+    fault_point("forget.history")
     keep = UUID(keep_flow_run) if keep_flow_run else None
     return {
         **forget_history(Mentions(owner_id, tuple(names)), keep).to_dict(),

@@ -11,6 +11,7 @@ from typing import Any
 from prefect import task
 
 from infra import services
+from infra.faults import fault_point
 from infra.registry import Registry
 from infra.search import connect
 from infra.settings import Settings
@@ -69,6 +70,7 @@ def _refresh_persona(lake_url: str, owner_id: str, persona: str, train: bool, in
             storage, client, owner_id, result.persona_id, result.version, default_embedder()
         )
         summary["pairs_indexed"] = pairs.indexed
+    fault_point("recycle.refreshed")
     return summary
 
 
@@ -80,7 +82,9 @@ def train_persona_model(
     from tasks.training.train import train_persona
 
     options = persona_model_options(max_steps)
-    return train_persona(open_storage(lake_url), owner_id, persona_id, dataset_version, options)
+    manifest = train_persona(open_storage(lake_url), owner_id, persona_id, dataset_version, options)
+    fault_point("restore.trained")
+    return manifest
 
 
 @task(name="first-reply", persist_result=False, **RETRY)  # the reply text is not kept in results

@@ -11,19 +11,22 @@ compare) nor on what users feel (response selection, answer quality, safety).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pyarrow.parquet as pq
 import torch
 from tokenizers import Tokenizer
 
+from infra.faults import fault_point
 from infra.registry import Registry, RegistryError
 from infra.storage import Storage
 from infra.text_features import Embedder, default_embedder
+from infra.version import CODE_VERSION
 from infra.versions import read_verified
 from models.data import Batchable, Encoder, Turn
 from models.errors import ParityError
@@ -138,6 +141,7 @@ def model_files(
 def export_checked(model: LanguageModel) -> tuple[bytes, dict[str, Any]]:
     """ONNX bytes and the parity report; a failed parity check stops publication (ParityError)."""
     onnx_bytes = export_onnx(model)
+    fault_point("export.onnx")
     parity = check_parity(model, onnx_bytes)
     if not parity.passed:
         diff = f"max abs diff {parity.max_abs_diff:.2e} > {parity.tolerance:.0e}"
@@ -178,6 +182,11 @@ def train_persona(
     )
 
     base = _newest_base(registry)
+    request = _request(dataset_version, dataset["content_hash"], base.version if base else None, options,
+                       embedder.name)  # fmt: skip
+    earlier = _published_for(registry, owner_id, persona_id, request)
+    if earlier is not None:  # a re-run (after a kill, or of a whole restore): the same model, finished
+        return _finish_promotion(registry, owner_id, persona_id, earlier)
     if base is not None:
         model, tokenizer = _load_model(base.files)
         base_version: int | None = base.version
@@ -257,11 +266,49 @@ def train_persona(
             # What made the vectors its evaluation, calibration and chat memory compare.
             "embedder": {"name": embedder.name, "dim": int(embedder.dim)},
             "parity": parity,
+            "request": request,
             "promotion": decision,
             "curve": result.history,
         },
     )
+    fault_point("registry.published")
     if decision["promote"]:
+        registry.set_alias(owner_id, persona_id, "text", "production", manifest["version"])
+    return manifest
+
+
+def _request(dataset_version: int, content_hash: str, base_version: int | None, options: ModelOptions,
+             embedder: str) -> str:  # fmt: skip
+    """What determines a trained version: its data, base, options, embedder and code (a digest)."""
+    what = {"dataset": [dataset_version, content_hash], "base": base_version, "options": asdict(options),
+            "embedder": embedder, "code": CODE_VERSION}  # fmt: skip
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _published_for(registry: Registry, owner_id: str, persona_id: str, request: str) -> dict[str, Any] | None:
+    """The newest version already trained for exactly this request, if any."""
+    for version in reversed(registry.versions(owner_id, persona_id, "text")):
+        manifest = registry.manifest(owner_id, persona_id, "text", version)
+        if manifest.get("request") == request:
+            return manifest
+    return None
+
+
+def _finish_promotion(
+    registry: Registry, owner_id: str, persona_id: str, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """Move production as the gate decided when the version was published, if nothing moved since.
+
+    A run killed between publishing and the alias move left it undone; a production that moved
+    meanwhile (another version won) stays.
+    """
+    decision = manifest.get("promotion") or {}
+    current = registry.aliases(owner_id, persona_id, "text").get("production")
+    if (
+        decision.get("promote")
+        and current != manifest["version"]
+        and current == decision.get("current_version")
+    ):
         registry.set_alias(owner_id, persona_id, "text", "production", manifest["version"])
     return manifest
 
