@@ -49,19 +49,47 @@ class Holding:
     #: The fencing token: the time (ns) this holder took the lease; a later holder has a larger one.
     generation: int
     ttl_s: float
+    run: str | None = None
+    since: float = field(default_factory=time.time)
+    #: Set once another holder was seen holding the lease: for good.
     lost: threading.Event = field(default_factory=threading.Event)
     #: Monotonic time until which the last successful renewal keeps the lease.
     valid_until: float = 0.0
 
+    def renew(self, data: bytes | None, token: str) -> bool:
+        """Extend the lease read as (`data`, `token`) if it is still ours; False (and lost) if not."""
+        asked = time.monotonic()
+        body = _body(self.holder, self.ttl_s, self.since, self.run, self.generation)
+        if _holder(data) == self.holder:
+            if self.storage.replace_if(self.key, body, token):
+                self.valid_until = asked + self.ttl_s
+                return True
+            if _holder(self.storage.read_versioned(self.key)[0]) == self.holder:
+                return True  # this holder's other thread renewed it in between
+        self.lost.set()  # another run holds it now
+        return False
+
     def check(self) -> None:
-        """Raise LeaseLostError if this holder no longer holds its lease."""
-        if not self.lost.is_set() and time.monotonic() > self.valid_until:
-            self.lost.set()  # renewals failed for a whole lease period: another may have taken it
+        """Raise LeaseLostError unless this holder provably still holds its lease.
+
+        Within the lease period since the last renewal it does, unless another holder was seen.
+        Past it (renewals failed: a stall, a lost network) only a renewal now proves it: the
+        lease object still names this holder and is extended by compare-and-swap. A holder that
+        cannot reach the lake to prove it stops.
+        """
         if not self.lost.is_set():
-            data, _ = self.storage.read_versioned(self.key)
-            if _holder(data) != self.holder:
-                self.lost.set()
-        if self.lost.is_set():
+            try:
+                data, token = self.storage.read_versioned(self.key)
+                if _holder(data) != self.holder:
+                    self.lost.set()
+                elif time.monotonic() > self.valid_until:
+                    self.renew(data, token)  # sets `lost` when it is not ours any more
+                proven = not self.lost.is_set()
+            except Exception:  # the lake is out of reach: only a lease still running counts
+                proven = time.monotonic() <= self.valid_until
+        else:
+            proven = False
+        if not proven:
             name = self.key.removeprefix("locks/").removesuffix(".json")
             raise LeaseLostError(
                 f"the lock {name} was lost (not renewed within {self.ttl_s:.0f} s: this run stalled or "
@@ -196,23 +224,14 @@ def lease(
 
     stop = threading.Event()
     since = time.time()
-    holding = Holding(storage, key, holder, generation, ttl_s, valid_until=taken_at + ttl_s)
+    holding = Holding(storage, key, holder, generation, ttl_s, run, since, valid_until=taken_at + ttl_s)
 
     def renew() -> None:
         while not stop.wait(ttl_s / 3):
             try:
-                asked = time.monotonic()
-                data, token = storage.read_versioned(key)
-                if _holder(data) != holder or not storage.replace_if(
-                    key, _body(holder, ttl_s, since, run, generation), token
-                ):
-                    holding.lost.set()  # taken over after we failed to renew in time
-                    return
-                holding.valid_until = asked + ttl_s
-            except Exception:  # a storage hiccup: try again before the lease runs out
-                if time.monotonic() > holding.valid_until:
-                    holding.lost.set()  # the commit points stop the work (check_fences)
-                    return
+                if not holding.renew(*storage.read_versioned(key)):
+                    return  # taken over after we failed to renew in time: the commit points stop us
+            except Exception:  # a storage hiccup: try again (the commit points stop a lapsed holder)
                 continue
 
     renewer = threading.Thread(target=renew, name=f"lease-{name}", daemon=True)
@@ -224,9 +243,12 @@ def lease(
         _held.reset(reset)
         stop.set()
         renewer.join(timeout=5)
-        data, token = storage.read_versioned(key)
-        if _holder(data) == holder:
-            storage.delete_if(key, token)  # never a lease another run took over meanwhile
+        try:
+            data, token = storage.read_versioned(key)
+            if _holder(data) == holder:
+                storage.delete_if(key, token)  # never a lease another run took over meanwhile
+        except Exception:  # the lake is out of reach: the lease runs out by itself within ttl_s
+            pass
 
 
 def held(storage: Storage) -> list[dict[str, Any]]:

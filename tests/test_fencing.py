@@ -21,7 +21,7 @@ from infra.versions import VersionedStore
 
 
 class Stalling:
-    """A lake that the lease's renewal thread cannot reach once `stalled` is set (a frozen holder)."""
+    """A lake whose locks this holder cannot reach once `stalled` is set (a frozen or cut-off holder)."""
 
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
@@ -29,12 +29,12 @@ class Stalling:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
-        if name in ("read_versioned", "replace_if") and threading.current_thread().name.startswith("lease-"):
+        if name in ("read_versioned", "replace_if"):
 
-            def guarded(*args: Any, **kwargs: Any) -> Any:
-                if self.stalled.is_set():
+            def guarded(key: str, *args: Any) -> Any:
+                if self.stalled.is_set() and key.startswith("locks/"):
                     raise ConnectionError("the lake is unreachable from this holder")
-                return attr(*args, **kwargs)
+                return attr(key, *args)
 
             return guarded
         return attr
@@ -69,6 +69,7 @@ def test_a_holder_whose_lease_was_taken_over_publishes_nothing_and_keeps_the_new
         assert store.versions() == []  # files may be there; no manifest: the version does not exist
         with pytest.raises(LeaseLostError):
             check_fences()
+        stalling.stalled.clear()  # back in reach: the release sees the lease is another run's
     # Leaving the block must not delete the lock the other run now holds.
     assert lake.exists(key)
     other.join()
@@ -124,3 +125,15 @@ def test_a_takeover_gets_a_larger_fencing_token(tmp_path: Path) -> None:
         assert taken.wait(10)
         thread.join()
     assert tokens[1] > tokens[0]
+
+
+def test_a_holder_that_lapsed_but_was_not_taken_over_proves_its_lease_and_goes_on(tmp_path: Path) -> None:
+    lake = open_storage(f"file://{tmp_path}/lake")
+    stalling = Stalling(lake)
+    with lease(stalling, "persona-o-s", ttl_s=0.6) as key:
+        stalling.stalled.set()
+        time.sleep(1.0)  # lapsed: nobody took it over
+        stalling.stalled.clear()  # the network is back before anyone wanted the lock
+        check_fences()  # proven by a renewal now: the work goes on
+        VersionedStore(lake, "datasets/o/s").write({"a": b"1"}, {})
+    assert not lake.exists(key)
