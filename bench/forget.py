@@ -39,7 +39,7 @@ def main() -> None:
     from tasks.indexing.indexer import index_persona_pairs, index_table
     from tasks.ingest.lake import load_message_table
     from tasks.ingest.uploads import ingest_export
-    from tasks.lifecycle.forget_derived import forget
+    from tasks.lifecycle.forgetting import forget
     from tasks.training.train import ModelOptions, train_persona
 
     tmp = Path(tempfile.mkdtemp(prefix="rm-bench-forget-"))

@@ -12,6 +12,7 @@ that stack back. Loading checks every file's sha256.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,10 @@ from infra.version import CODE_VERSION
 from infra.versions import MANIFEST, RESERVED, VersionedStore, VersionError
 
 KINDS = ("text", "voice", "base")
+#: `models/{owner}/{persona}/{kind}/v{n}/manifest.json`: one published version.
+_VERSION_KEY = re.compile(
+    r"^models/(?P<owner>[^/]+)/(?P<persona>[^/]+)/(?P<kind>[^/]+)/v(?P<version>\d+)/manifest\.json$"
+)
 _STACK = 100  # versions each alias remembers for rollback
 
 
@@ -103,16 +108,23 @@ class Registry:
         self.set_alias(owner_id, persona, kind, "latest", int(full["version"]))
         return full
 
+    def personas(self, kind: str) -> list[tuple[str, str]]:
+        """(owner, persona) of every persona with a published version of `kind`, any owner."""
+        found = set()
+        for key in self.storage.list("models/"):
+            match = _VERSION_KEY.match(key)
+            if match and match["kind"] == kind:
+                found.add((match["owner"], match["persona"]))
+        return sorted(found)
+
     def productions(self, kind: str) -> list[dict[str, Any]]:
         """The manifest of every persona's production version of `kind`, any owner (files not read)."""
         out = []
-        for key in self.storage.list("models/"):
-            parts = key.split("/")
-            if len(parts) != 5 or parts[3] != kind or parts[4] != "aliases.json":
-                continue
+        for owner, persona in self.personas(kind):
             try:
-                version = self.resolve(parts[1], parts[2], kind, "production")
-                out.append(self.manifest(parts[1], parts[2], kind, version))
+                out.append(
+                    self.manifest(owner, persona, kind, self.resolve(owner, persona, kind, "production"))
+                )
             except RegistryError:
                 continue  # no production (only candidates), or forgotten meanwhile
         return out

@@ -15,7 +15,7 @@ from models.train import TrainConfig
 from parsers.kakao.render import Line, RenderOptions, render_export
 from tasks.datasets.build import DatasetOptions, build_dataset
 from tasks.ingest.uploads import ingest_export
-from tasks.lifecycle.forget_derived import forget
+from tasks.lifecycle.forgetting import forget
 from tasks.training.base_model import base_corpus, train_base
 from tasks.training.train import BASE_OWNER, BASE_PERSONA, ModelOptions, train_persona
 from tasks.trust.consent import set_base_opt_in

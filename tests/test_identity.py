@@ -14,7 +14,7 @@ from parsers.kakao.render import Line, RenderOptions, render_export
 from schemas.names import slug
 from tasks.datasets.build import DatasetOptions, build_dataset
 from tasks.ingest.uploads import ingest_export
-from tasks.lifecycle.forget_derived import forget
+from tasks.lifecycle.forgetting import forget
 
 
 def test_names_that_clean_to_the_same_text_get_different_ids() -> None:

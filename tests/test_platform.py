@@ -128,7 +128,7 @@ def test_recycling_routes_consented_subjects_and_is_incremental(tmp_path: Path) 
 
 
 def test_consent_scope_revocation_and_tombstones(tmp_path: Path) -> None:
-    from tasks.lifecycle.forget_derived import forget
+    from tasks.lifecycle.forgetting import forget
 
     storage = _lake(tmp_path)
     rooms = [

@@ -9,8 +9,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -110,3 +112,87 @@ def test_restore_recycle_and_forget_racing_leave_each_persona_whole_or_gone(
     assert lake.list("locks/") == []
     receipt = json.loads(out["forget-mom"][0])  # the forget succeeded (asserted above): its receipt
     assert receipt["left"] and all(v == 0 for v in receipt["left"].values()), receipt["left"]
+
+
+SEEDS = range(20)
+
+
+@pytest.fixture(scope="module")
+def race_template(tmp_path_factory: pytest.TempPathFactory, family_export: Path) -> Path:
+    """An owner whose 엄마 is restored (trained, indexed) and whose platform room holds new talk of hers."""
+    world = tmp_path_factory.mktemp("race-template")
+    code, out = _cli(world, ["restore", str(family_export), "--owner", OWNER, "--persona", "엄마"], {})
+    assert code == 0, out
+    room = synth.Room("room-r", "private", "u-r1", "김순자", "엄마", OWNER, "민지네", ())
+    write_landing(open_storage(f"file://{world}/lake"), synth.history([room], START, days=2, events_per_day=60,
+                                                                        voice=0))  # fmt: skip
+    _cli(world, ["services", "down"], {}, lake=False)
+    return world
+
+
+def _cli(world: Path, args: list[str], extra: dict[str, str], lake: bool = True,
+         delay_s: float = 0.0) -> tuple[int, str]:  # fmt: skip
+    cli = str(Path(sys.executable).with_name("rememberme"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REMEMBERME_", "PREFECT_"))}
+    env |= {
+        "PREFECT_HOME": str(world / f"prefect-{args[0]}"),  # its own server: no shared limits
+        "REMEMBERME_STATE_DIR": str(world / "state"),
+        "REMEMBERME_TRAIN_MAX_STEPS": "4",
+        "REMEMBERME_LOCK_LEASE_S": "10",
+        **extra,
+    }
+    time.sleep(delay_s)
+    command = [cli, *args, *(["--lake", f"file://{world}/lake"] if lake else [])]
+    proc = subprocess.run(command, cwd=world, env=env, capture_output=True, text=True, timeout=900)
+    return proc.returncode, proc.stdout if proc.returncode == 0 else proc.stdout + proc.stderr[-3000:]
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("seed", SEEDS)
+def test_forget_racing_a_recycling_pass_never_brings_the_person_back(
+    seed: int, race_template: Path, tmp_path: Path
+) -> None:
+    """Forget and a recycling pass over the same persona, started apart by a seeded delay and paused
+    at every kill point for seeded times: whatever the interleaving, after the receipt she is gone
+    from the lake, both indices and every model, and stays gone.
+    """
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    from infra.search import count_documents
+    from infra.services import elasticsearch_url
+    from infra.settings import Settings
+    from schemas.search import MESSAGES_ALIAS, PAIRS_ALIAS
+    from tasks.ingest.watermarks import load_state
+
+    world = tmp_path / "world"
+    shutil.copytree(race_template, world)
+    rng = random.Random(seed)
+    offset = rng.uniform(0.0, 25.0)  # the forget starts anywhere in the pass's first half
+    recycle = ["recycle", "--as-of", (START + timedelta(days=1)).isoformat()]
+    forget = ["forget", "--owner", OWNER, "--persona", "엄마", "--yes", "--json"]
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            passing = pool.submit(_cli, world, recycle, {"REMEMBERME_FAULT_DELAY": f"{seed}:0.4"})
+            forgetting = pool.submit(_cli, world, forget, {"REMEMBERME_FAULT_DELAY": f"{seed + 100}:0.4"},
+                                     True, offset)  # fmt: skip
+            (pass_code, pass_out), (forget_code, forget_out) = passing.result(), forgetting.result()
+        assert forget_code == 0, forget_out
+        assert pass_code == 0, pass_out
+        receipt = json.loads(forget_out)
+        assert all(v == 0 for v in receipt["left"].values()), receipt["left"]
+        lake = open_storage(f"file://{world}/lake")
+        assert "엄마" not in _speakers(lake)
+        assert lake.list(f"datasets/{OWNER}/엄마/") == [] and lake.list(f"models/{OWNER}/엄마/") == []
+        assert not any(i.persona == "엄마" for i in load_state(lake).failed.values())
+        from elasticsearch import Elasticsearch
+
+        client = Elasticsearch(elasticsearch_url(Settings(state_dir=str(world / "state"))))
+        try:
+            assert count_documents(client, MESSAGES_ALIAS, OWNER, ["엄마"]) == 0
+            assert count_documents(client, PAIRS_ALIAS, OWNER, persona_id="엄마") == 0
+        finally:
+            client.close()
+        assert lake.list("locks/") == []
+    finally:
+        _cli(world, ["services", "down"], {}, lake=False)

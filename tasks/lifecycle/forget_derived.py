@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,18 +26,18 @@ from infra.registry import Registry
 from infra.search import delete_documents
 from infra.storage import Storage
 from infra.text_features import Embedder
+from infra.versions import VersionedStore
 from parsers.errors import InputError
 from schemas.names import slug
 from schemas.search import MESSAGES_ALIAS, PAIRS_ALIAS
 from tasks.datasets.build import DatasetOptions, build_dataset
 from tasks.datasets.quality import QualityGateError
-from tasks.lifecycle.forget import OWNER_PREFIXES, LakeForget, Subject, delete_prefix
+from tasks.lifecycle.forget import LakeForget, Subject, delete_prefix
 from tasks.lifecycle.journal import ForgetJournal
 from tasks.training.train import BASE_OWNER, BASE_PERSONA, ModelOptions
 from tasks.voice.voice_model import VOICE_BASE
 
-_TEXT_BASE = (BASE_OWNER, BASE_PERSONA)
-_VERSION = re.compile(r"/v(\d+)/manifest\.json$")
+TEXT_BASE = (BASE_OWNER, BASE_PERSONA)
 
 
 @dataclass
@@ -86,11 +85,11 @@ def forget_derived(
     if not subject.whole_owner:
         _rebuild_same_owner(storage, client, subject, options, embedder, out, journal)
     # Owed before retiring: once retired, no base names the subject and a re-run would not rebuild.
-    for base, kind in ((_TEXT_BASE, "text"), (VOICE_BASE, "voice")):
-        if any(_lineage_names(Registry(storage).manifest(*base, "base", v), subject, done)
+    for base, kind in ((TEXT_BASE, "text"), (VOICE_BASE, "voice")):
+        if any(lineage_names(Registry(storage).manifest(*base, "base", v), subject, done)
                for v in Registry(storage).versions(*base, "base")):  # fmt: skip
             journal.add("bases", [kind])
-    retired_text = _retire_bases(storage, _TEXT_BASE, subject, done, out)
+    retired_text = _retire_bases(storage, TEXT_BASE, subject, done, out)
     _retire_bases(storage, VOICE_BASE, subject, done, out)
     if "text" in journal.pending("bases"):
         _rebuild_text_base(storage, retired_text, options, out)
@@ -113,10 +112,6 @@ def persona_ids(storage: Storage, owner_id: str) -> list[str]:
     return sorted(ids)
 
 
-def _versions(storage: Storage, prefix: str) -> list[int]:
-    return sorted(int(m.group(1)) for k in storage.list(prefix) if (m := _VERSION.search(k)))
-
-
 def _rebuild_same_owner(
     storage: Storage,
     client: Elasticsearch | None,
@@ -135,11 +130,11 @@ def _rebuild_same_owner(
     owner = subject.owner_id
     registry = Registry(storage)
     others = [p for p in persona_ids(storage, owner) if p != subject.persona_id]
-    others = [p for p in others if _versions(storage, f"datasets/{owner}/{p}/")]
+    others = [p for p in others if VersionedStore(storage, f"datasets/{owner}/{p}").versions()]
     resumed = set(journal.pending("personas"))
     for persona_id in journal.add("personas", others):
         prefix = f"datasets/{owner}/{persona_id}/"
-        versions = _versions(storage, prefix)
+        versions = VersionedStore(storage, prefix).versions()
         if not versions:
             journal.done("personas", persona_id)
             continue
@@ -187,7 +182,7 @@ def _rebuild_same_owner(
         journal.done("personas", persona_id)
 
 
-def _lineage_names(manifest: dict[str, Any], subject: Subject, done: LakeForget) -> bool:
+def lineage_names(manifest: dict[str, Any], subject: Subject, done: LakeForget) -> bool:
     """Whether a base's lineage includes the subject (a trained base without lineage: assume so)."""
     lineage = manifest.get("lineage")
     if lineage is None:
@@ -206,7 +201,7 @@ def _retire_bases(
     retired = {}
     for version in registry.versions(*base, "base"):
         manifest = registry.manifest(*base, "base", version)
-        if _lineage_names(manifest, subject, done):
+        if lineage_names(manifest, subject, done):
             registry.retire(*base, "base", version)
             retired[version] = manifest
             out.retired.append(f"{'/'.join(base)} v{version}")
@@ -228,7 +223,7 @@ def _rebuild_text_base(storage: Storage, retired: dict[int, dict[str, Any]], opt
     except InputError as exc:
         out.owed.append(f"text base: not rebuilt ({str(exc)[:160]}); personas train without one")
         return
-    out.rebuilt.append(f"{'/'.join(_TEXT_BASE)} v{manifest['version']}")
+    out.rebuilt.append(f"{'/'.join(TEXT_BASE)} v{manifest['version']}")
 
 
 def _rebuild_voice_base(storage: Storage, steps: int, out: DerivedForget) -> None:
@@ -252,10 +247,9 @@ def _retrain_dependents(
 ) -> None:
     """Every persona (any owner) fine-tuned from a retired base: retrain, retire the old versions."""
     registry = Registry(storage)
-    live = set(registry.versions(*(_TEXT_BASE if kind == "text" else VOICE_BASE), "base"))
-    personas = sorted({tuple(k.split("/")[1:3]) for k in storage.list("models/") if f"/{kind}/v" in k})
-    for owner, persona_id in personas:
-        if (owner, persona_id) == _TEXT_BASE or (owner, persona_id) == VOICE_BASE:
+    live = set(registry.versions(*(TEXT_BASE if kind == "text" else VOICE_BASE), "base"))
+    for owner, persona_id in registry.personas(kind):
+        if (owner, persona_id) == TEXT_BASE or (owner, persona_id) == VOICE_BASE:
             continue
         if owner == subject.owner_id and (subject.whole_owner or persona_id == subject.persona_id):
             continue
@@ -319,112 +313,3 @@ def _voice_name(storage: Storage, owner: str, persona_id: str, version: int) -> 
     key = f"voice/owner={owner}/datasets/{persona_id}/v{version}/segments.parquet"
     speakers = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["speaker"])["speaker"].to_pylist()
     return next((s for s in speakers if s and slug(s) == persona_id), persona_id)
-
-
-def forget(
-    storage: Storage,
-    client: Elasticsearch | None,
-    owner_id: str,
-    persona: str | None = None,
-    aliases: tuple[str, ...] = (),
-    options: ModelOptions | None = None,
-    embedder: Embedder | None = None,
-) -> dict[str, Any]:
-    """The whole forget outside Prefect: source of truth, search, derived data; a receipt dict.
-
-    Prefect's history is the flow's last step (tasks/lifecycle/prefect_history.py); see flows/forget.py.
-    """
-    from tasks.lifecycle.forget import forget_source, subject_of
-
-    subject = subject_of(owner_id, persona, aliases)
-    journal = ForgetJournal(storage, subject.owner_id, subject.key)
-    subject, done = forget_source(storage, owner_id, persona, aliases, journal)
-    derived = forget_derived(storage, client, subject, done, options or ModelOptions(), embedder,
-                             journal=journal)  # fmt: skip
-    receipt = {
-        "owner_id": subject.owner_id,
-        "subject": subject.key,
-        "resumed": journal.resumed,
-        "source": done.to_dict(),
-        "derived": derived.to_dict(),
-        "left": leftovers(storage, client, subject, done, journal),
-    }
-    journal.finish()
-    return receipt
-
-
-def leftovers(
-    storage: Storage,
-    client: Elasticsearch | None,
-    subject: Subject,
-    done: LakeForget,
-    journal: ForgetJournal | None = None,
-) -> dict[str, int]:
-    """The receipt's scan: what of the subject any store still holds (every count must be 0).
-
-    Beside the lake, search and models: the raw uploads that held the subject's rows, staged and
-    quarantined platform lines of theirs, the failed-piece ledger, and what the journal still owes
-    (another persona not rebuilt, a base not retrained).
-    """
-    from infra.search import count_documents
-    from tasks.lifecycle.forget import (
-        count_quarantined_lines,
-        ledger_pieces,
-        subject_markers,
-        subject_senders,
-    )
-
-    owner = subject.owner_id
-    journal = journal or ForgetJournal(storage, owner, subject.key)
-    senders = subject_senders(storage, subject)
-    left = {
-        "lake_objects": 0,
-        "lake_rows": 0,
-        "raw_uploads": 0,
-        "platform_lines": count_quarantined_lines(storage, subject_markers(subject, senders)),
-        "ledger_pieces": len(ledger_pieces(storage, subject)),
-        "owed_steps": sum(len(journal.pending(step)) for step in ("personas", "bases")),
-        "search_documents": 0,
-        "bases": 0,
-        "models_on_retired_bases": 0,
-    }
-    for upload in journal.data.get("uploads", []):
-        where = f"raw/{owner}/{upload}/"
-        quarantine = f"quarantine/{owner}/{upload}.parquet"
-        held = storage.list(where) + storage.debris(where) + [quarantine] * storage.exists(quarantine)
-        left["raw_uploads"] += int(bool(held))
-    for key in storage.list("staging/platform/chat/"):
-        if key.endswith(".parquet") and senders:
-            column = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["sender_id"])["sender_id"]
-            left["lake_rows"] += sum(1 for s in column.to_pylist() if s in senders)
-    if subject.whole_owner:
-        for prefix in OWNER_PREFIXES:
-            where = prefix.format(owner=owner)
-            left["lake_objects"] += len(storage.list(where)) + len(storage.debris(where))
-        left["lake_objects"] += int(storage.exists(f"consent/base/{owner}.json"))
-    else:
-        for prefix in (f"datasets/{owner}/{subject.persona_id}/", f"models/{owner}/{subject.persona_id}/",
-                       f"voice/owner={owner}/datasets/{subject.persona_id}/"):  # fmt: skip
-            left["lake_objects"] += len(storage.list(prefix)) + len(storage.debris(prefix))
-        for key in storage.list(f"messages/owner={owner}/") + storage.list(f"voice/owner={owner}/segments/"):
-            if key.endswith(".parquet"):
-                speakers = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["speaker"])["speaker"]
-                left["lake_rows"] += sum(1 for s in speakers.to_pylist() if s in done.speakers)
-    if client is not None:
-        speakers = None if subject.whole_owner else done.speakers
-        left["search_documents"] = count_documents(client, MESSAGES_ALIAS, owner, speakers)
-        persona_id = None if subject.whole_owner else subject.persona_id
-        left["search_documents"] += count_documents(client, PAIRS_ALIAS, owner, persona_id=persona_id)
-    registry = Registry(storage)
-    live_bases: dict[tuple[str, str], set[int]] = {}
-    for base in (_TEXT_BASE, VOICE_BASE):
-        live_bases[base] = set(registry.versions(*base, "base"))
-        for version in live_bases[base]:
-            left["bases"] += int(_lineage_names(registry.manifest(*base, "base", version), subject, done))
-    for key in storage.list("models/"):
-        parts = key.split("/")
-        if len(parts) == 6 and parts[5] == "manifest.json" and parts[3] in ("text", "voice"):
-            base = _TEXT_BASE if parts[3] == "text" else VOICE_BASE
-            used = json.loads(storage.read_bytes(key)).get("base_version")
-            left["models_on_retired_bases"] += int(used is not None and used not in live_bases[base])
-    return left

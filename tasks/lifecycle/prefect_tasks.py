@@ -19,7 +19,7 @@ from tasks.training.options import persona_model_options
 @task(name="forget-subject", **RETRY)
 def forget_subject(lake_url: str, owner_id: str, persona: str | None, aliases: list[str]) -> dict[str, Any]:
     """Remove a persona (or an owner) from the lake, search, datasets, models and bases; a receipt."""
-    from tasks.lifecycle.forget_derived import forget
+    from tasks.lifecycle.forgetting import forget
 
     settings = Settings()
     client = connect(services.elasticsearch_url(settings))
