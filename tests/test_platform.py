@@ -209,3 +209,45 @@ def test_a_pass_planned_before_a_forget_never_routes_or_rebuilds_the_forgotten_p
     assert routed.parts  # the others were routed
     refreshed = _refresh_persona(storage.url, forgotten.owner_id, forgotten.persona, train=False, index=False)
     assert refreshed["status"] == "skipped" and refreshed["reason"] == "forgotten"
+
+
+def test_forget_clears_the_subjects_quarantined_lines_and_ledger_pieces_and_a_racing_pass_keeps_them_out(
+    tmp_path: Path,
+) -> None:
+    from tasks.lifecycle.forgetting import forget
+    from tasks.runs.retries import RetryItem
+
+    storage = _lake(tmp_path)
+    rooms = [
+        synth.Room("room-a", "private", "u-s1", "김순자", "엄마", "owner-a", "민지네", ()),
+        synth.Room("room-b", "private", "u-s2", "박영수", "아빠", "owner-b", "준호네", ()),
+    ]
+    files = {**synth.consent_files(rooms), **synth.day_files(rooms, START, events=40, voice=0)}
+    (chat,) = [k for k in files if "/chat/" in k]
+    broken = [  # cut off mid-line: no parsed sender, but the raw line is the subject's words
+        '{"event_id": "ev-x1", "room_id": "room-a", "sender_id": "u-s1", "content": "우리 집 비밀번호는 4',
+        '{"event_id": "ev-x2", "room_id": "room-b", "sender_id": "u-s2", "content": "아빠 말',
+    ]
+    files[chat] = files[chat] + ("\n".join(broken) + "\n").encode()
+    write_landing(storage, files)
+    plan = plan_pass(storage, START)
+    staged = [stage_chat_file(storage, key) for key in plan.chat_files]
+    routed = route_pass(storage, plan, staged)
+    failed = [
+        RetryItem("text", "owner-a", "엄마", error="train failed"),
+        RetryItem("text", "owner-b", "아빠"),
+    ]
+    commit_pass(storage, plan, routed, failed=failed)
+    racing = plan_pass(storage, START)  # a pass planned before the forget, committed after it
+
+    receipt = forget(storage, None, "owner-a", "엄마")
+    assert receipt["left"]["platform_lines"] == 0 and receipt["left"]["ledger_pieces"] == 0
+    assert all(v == 0 for v in receipt["left"].values()), receipt["left"]
+    (key,) = storage.list("quarantine/platform/")
+    raw = pq.read_table(io.BytesIO(storage.read_bytes(key)))["raw"].to_pylist()
+    assert raw == [broken[1]]  # the other subject's line stays for the operator
+
+    commit_pass(storage, racing, route_pass(storage, racing, []))
+    from tasks.ingest.watermarks import load_state
+
+    assert [i.persona for i in load_state(storage).failed.values()] == ["아빠"]
