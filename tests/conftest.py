@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+import infra.faults
+from tests import fault_support
+from tests.fault_support import KillAt, KilledError
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # One compute thread per worker (and per process it starts): `make test` runs a worker per
@@ -133,3 +139,21 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture
+def kill_at(monkeypatch: pytest.MonkeyPatch) -> KillAt:
+    """Arm one kill point (raising) for the block: `with kill_at("point"): ...`."""
+    monkeypatch.setattr(infra.faults, "_die", fault_support.killed)
+
+    @contextlib.contextmanager
+    def armed(point: str) -> Iterator[None]:
+        monkeypatch.setenv("REMEMBERME_FAULT", point)
+        monkeypatch.setattr(infra.faults, "_passed", type(infra.faults._passed)())
+        try:
+            with pytest.raises(KilledError):
+                yield
+        finally:
+            monkeypatch.delenv("REMEMBERME_FAULT")
+
+    return armed

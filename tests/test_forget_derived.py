@@ -19,6 +19,7 @@ from tasks.lifecycle.forgetting import forget
 from tasks.training.base_model import base_corpus, train_base
 from tasks.training.train import BASE_OWNER, BASE_PERSONA, ModelOptions, train_persona
 from tasks.trust.consent import set_base_opt_in
+from tests.fault_support import KillAt
 
 
 @pytest.mark.slow
@@ -54,18 +55,10 @@ def test_a_rerun_retrains_personas_left_on_a_base_a_crashed_forget_retired(tmp_p
     assert again["version"] == base["version"] + 1
 
 
-class CrashError(Exception):
-    """What a kill point raises in-process (instead of SIGKILL), to resume in the same test."""
-
-
-def _crash() -> None:
-    raise CrashError
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["forget.rows", "forget.rebuilt", "forget.retrained"])
 def test_a_forget_killed_half_way_is_finished_by_its_rerun(
-    tmp_path: Path, point: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, point: str, kill_at: KillAt
 ) -> None:
     """The journal: uploads, other personas' rebuild, retrain and re-index survive a kill.
 
@@ -73,8 +66,6 @@ def test_a_forget_killed_half_way_is_finished_by_its_rerun(
     and the other persona's model trained with the subject's words (its dataset was rebuilt, so
     it looked untouched).
     """
-    import infra.faults
-
     lines, ts = [], datetime(2024, 3, 1, 9, 0)
     for i in range(60):
         ts += timedelta(minutes=2 if i % 5 else 240)
@@ -92,11 +83,8 @@ def test_a_forget_killed_half_way_is_finished_by_its_rerun(
     mom = build_dataset(storage, "fam", "엄마", options=DatasetOptions(min_pairs=5))
     train_persona(storage, "fam", mom.persona_id, mom.version, options)
 
-    monkeypatch.setenv("REMEMBERME_FAULT", point)
-    monkeypatch.setattr(infra.faults, "_die", _crash)
-    with pytest.raises(CrashError):
+    with kill_at(point):
         forget(storage, None, "fam", "엄마", options=options)
-    monkeypatch.delenv("REMEMBERME_FAULT")
 
     receipt = forget(storage, None, "fam", "엄마", options=options)
     assert receipt["resumed"] is True
