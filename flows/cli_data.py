@@ -253,11 +253,12 @@ def cmd_index(
     from schemas.names import validate_owner
     from tasks.indexing import indexer
     from tasks.ingest.lake import load_message_table
+    from tasks.lifecycle.forget_derived import persona_ids
+    from tasks.lifecycle.locks import persona_locks
 
     s = settings(lake=lake)
     client = connect(services.elasticsearch_url(s))
     storage = open_storage(s.lake_url)
-    table_ = load_message_table(storage, validate_owner(owner))
     moved: dict[str, str] = {}
     personas: dict[str, list[dict[str, Any]]] = {}
     if switch_embedder:
@@ -266,7 +267,12 @@ def cmd_index(
         # Personas first (no search needed): once the indices move, each answers at once.
         personas = recalibrate_production(storage, default_embedder())
         moved = indexer.switch_embedder(storage, client, default_embedder())
-    summary = indexer.index_table(storage, client, owner, table_, None if no_vectors else default_embedder())
+    # The owner's persona locks, as forget holds them: never a read of rows a running forget is
+    # deleting (tombstones are checked too, before and after the write, for speakers with no persona).
+    owner = validate_owner(owner)
+    embedder = None if no_vectors else default_embedder()
+    with persona_locks(owner, persona_ids(storage, owner), storage):
+        summary = indexer.index_table(storage, client, owner, load_message_table(storage, owner), embedder)
     if as_json:
         emit_json({**summary.to_dict(), **({"switched": moved, **personas} if moved else {})})
         return

@@ -15,6 +15,7 @@ import sys
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -196,3 +197,44 @@ def test_forget_racing_a_recycling_pass_never_brings_the_person_back(
         assert lake.list("locks/") == []
     finally:
         _cli(world, ["services", "down"], {}, lake=False)
+
+
+def test_indexing_never_brings_back_a_subject_forgotten_before_or_during_the_write(
+    tmp_path: Path, es_url: str, family_export: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Indexing holds no persona lock in a recycling pass: tombstones are checked before and after."""
+    from infra.search import connect, count_documents
+    from infra.settings import Settings
+    from schemas.search import MESSAGES_ALIAS
+    from tasks.indexing import indexer
+    from tasks.ingest.lake import load_message_table
+    from tasks.ingest.uploads import ingest_export
+    from tasks.lifecycle.forget import Subject, write_tombstone
+
+    lake = open_storage(f"file://{tmp_path}/lake")
+    owner = "index-race"
+    ingest_export(family_export, owner, lake, Settings())
+    table = load_message_table(lake, owner)  # read before the forget, as a racing pass does
+    client = connect(es_url)
+    write_tombstone(lake, Subject(owner, ["엄마"]))
+    indexer.index_table(lake, client, owner, table)
+    assert count_documents(client, MESSAGES_ALIAS, owner, ["엄마"]) == 0
+    assert count_documents(client, MESSAGES_ALIAS, owner, ["나"]) > 0
+
+    # The tombstone lands after the check, while the documents are being written (and the forget
+    # deleted what was there before them): the check after the write deletes them.
+    other = "index-race-2"
+    ingest_export(family_export, other, lake, Settings())
+    table = load_message_table(lake, other)
+    real = indexer.index_messages
+
+    def forget_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        report = real(*args, **kwargs)
+        write_tombstone(lake, Subject(other, ["엄마"]))
+        return report
+
+    monkeypatch.setattr(indexer, "index_messages", forget_meanwhile)
+    indexer.index_table(lake, client, other, table)
+    client.indices.refresh(index=MESSAGES_ALIAS)
+    assert count_documents(client, MESSAGES_ALIAS, other, ["엄마"]) == 0
+    assert count_documents(client, MESSAGES_ALIAS, other, ["나"]) > 0
