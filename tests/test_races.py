@@ -226,7 +226,7 @@ def test_indexing_never_brings_back_a_subject_forgotten_before_or_during_the_wri
     other = "index-race-2"
     ingest_export(family_export, other, lake, Settings())
     table = load_message_table(lake, other)
-    real = indexer.index_messages
+    real = indexer.index_messages  # type: ignore[attr-defined]
 
     def forget_meanwhile(*args: Any, **kwargs: Any) -> Any:
         report = real(*args, **kwargs)
