@@ -203,7 +203,7 @@ def test_indexing_never_brings_back_a_subject_forgotten_before_or_during_the_wri
     tmp_path: Path, es_url: str, family_export: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Indexing holds no persona lock in a recycling pass: tombstones are checked before and after."""
-    from infra.search import connect, count_documents
+    from infra.search import connect, count_documents, index_messages
     from infra.settings import Settings
     from schemas.search import MESSAGES_ALIAS
     from tasks.indexing import indexer
@@ -226,10 +226,9 @@ def test_indexing_never_brings_back_a_subject_forgotten_before_or_during_the_wri
     other = "index-race-2"
     ingest_export(family_export, other, lake, Settings())
     table = load_message_table(lake, other)
-    real = indexer.index_messages  # type: ignore[attr-defined]
 
     def forget_meanwhile(*args: Any, **kwargs: Any) -> Any:
-        report = real(*args, **kwargs)
+        report = index_messages(*args, **kwargs)
         write_tombstone(lake, Subject(other, ["엄마"]))
         return report
 
