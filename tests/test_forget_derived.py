@@ -99,3 +99,20 @@ def test_a_forget_killed_half_way_is_finished_by_its_rerun(
     assert registry.aliases("fam", "민수", "text")["production"] == versions[-1]
     again = forget(storage, None, "fam", "엄마", options=options)  # finished: nothing resumed
     assert again["resumed"] is False and again["derived"]["rebuilt"] == []
+
+
+def test_forget_finds_the_subjects_uploads_in_a_lake_moved_since_they_were_ingested(
+    tmp_path: Path, family_export: Path
+) -> None:
+    """An upload is tied to its speakers by its own ingest record, not by the URI of a message part
+    (a lake restored from a backup, or mounted elsewhere, kept every upload of a forgotten person)."""
+    import shutil
+
+    before = open_storage(f"file://{tmp_path}/old/lake")
+    ingest_export(family_export, "fam", before, Settings())
+    shutil.copytree(tmp_path / "old", tmp_path / "new")
+    shutil.rmtree(tmp_path / "old")
+    storage = open_storage(f"file://{tmp_path}/new/lake")
+    receipt = forget(storage, None, "fam", "엄마")
+    assert storage.list("raw/fam/") == [] and storage.list("quarantine/fam/") == []
+    assert all(v == 0 for v in receipt["left"].values()), receipt["left"]

@@ -210,7 +210,7 @@ def forget_source(storage: Storage, owner_id: str, persona: str | None = None,
     # A raw upload holds the persona's words verbatim: it goes, with its quarantine, when any of its
     # message parts held rows of the persona. Which ones is journalled before any row goes: a forget
     # killed after the rows went would otherwise find no part of theirs, and keep the uploads.
-    uploads = journal.remember("uploads", _uploads_holding(storage, owner_id, names))
+    uploads = journal.remember("uploads", uploads_holding(storage, owner_id, names))
     for key in storage.list(f"messages/owner={owner_id}/"):
         removed = drop_rows(storage, key, names)
         if removed:
@@ -311,21 +311,50 @@ def forget_ledger(storage: Storage, subject: Subject) -> int:
     return len(theirs)
 
 
-def _uploads_holding(storage: Storage, owner_id: str, speakers: list[str]) -> list[str]:
-    """Upload ids (digests) whose message parts hold rows of `speakers`."""
+def uploads_holding(storage: Storage, owner_id: str, speakers: list[str]) -> list[str]:
+    """Upload ids (digests) under `raw/{owner}/` that hold words of any of `speakers`.
+
+    Read from each upload's own ingest record (`by_speaker`, per chat file), so it holds after
+    the rows are gone and wherever the lake is mounted (not by the URI of a message part, which
+    changes when a lake is moved or restored elsewhere). An upload whose ingest never completed
+    (no record) is counted too: nothing says it does not hold them.
+    """
+    wanted = {nfc(s) for s in speakers}
+    holding = set()
+    parts = _parts_holding(storage, owner_id, wanted)
+    keys = storage.list(f"raw/{owner_id}/") + storage.debris(f"raw/{owner_id}/")
+    for upload in {k.split("/")[2] for k in keys}:
+        marker = f"raw/{owner_id}/{upload}/_ingest.json"
+        records = json.loads(storage.read_bytes(marker)).get("files", []) if storage.exists(marker) else None
+        if records is None or any(_names_any(r, wanted, parts) for r in records):
+            holding.add(upload)
+    return sorted(holding)
+
+
+def _names_any(record: dict[str, Any], speakers: set[str], parts: set[str]) -> bool:
+    """Whether one chat file's ingest record has words of `speakers` (older records: by its part)."""
+    by_speaker = record.get("by_speaker")
+    if by_speaker is None:
+        return _part_key(record) in parts
+    return bool(speakers & {nfc(s) for s, n in by_speaker.items() if n})
+
+
+def _parts_holding(storage: Storage, owner_id: str, speakers: set[str]) -> set[str]:
     holding = set()
     for key in storage.list(f"messages/owner={owner_id}/"):
         if key.endswith(".parquet"):
             column = pq.read_table(io.BytesIO(storage.read_bytes(key)), columns=["speaker"])["speaker"]
-            if set(pc.unique(column).to_pylist()) & set(speakers):
-                holding.add(storage.uri(key))
-    uploads = []
-    for key in storage.list(f"raw/{owner_id}/"):
-        if key.endswith("/_ingest.json"):
-            info = json.loads(storage.read_bytes(key))
-            if any(f.get("messages_uri") in holding for f in info.get("files", [])):
-                uploads.append(key.rsplit("/", 2)[1])
-    return uploads
+            if set(pc.unique(column).to_pylist()) & speakers:
+                holding.add(key)
+    return holding
+
+
+def _part_key(record: dict[str, Any]) -> str | None:
+    """The lake key of a chat file's message part, from its ingest record (key or URI)."""
+    if record.get("messages_key"):
+        return str(record["messages_key"])
+    uri = str(record.get("messages_uri") or "")
+    return uri[uri.index("messages/owner=") :] if "messages/owner=" in uri else None
 
 
 def drop_rows(storage: Storage, key: str, speakers: list[str], column: str = "speaker") -> int:

@@ -76,6 +76,7 @@ def leftovers(
         ledger_pieces,
         subject_markers,
         subject_senders,
+        uploads_holding,
     )
 
     owner = subject.owner_id
@@ -92,7 +93,10 @@ def leftovers(
         "bases": 0,
         "models_on_retired_bases": 0,
     }
-    for upload in journal.data.get("uploads", []):
+    # The journal's uploads, and any upload whose own ingest record names the subject.
+    names = done.speakers if not subject.whole_owner else []
+    uploads = {*journal.data.get("uploads", []), *(uploads_holding(storage, owner, names) if names else [])}
+    for upload in sorted(uploads):
         where = f"raw/{owner}/{upload}/"
         quarantine = f"quarantine/{owner}/{upload}.parquet"
         held = storage.list(where) + storage.debris(where) + [quarantine] * storage.exists(quarantine)
