@@ -16,9 +16,11 @@ from prefect import flow, unmapped
 from flows.runners import recycling_task_runner
 from flows.voice import voice_recycling
 from infra.settings import Settings
+from infra.storage import open_storage
 from tasks.indexing.indexer import IndexSummary
 from tasks.indexing.prefect_tasks import index_owner
 from tasks.ingest.prefect_tasks import commit_watermark, plan_recycling, route_to_owners, stage_landing_file
+from tasks.lifecycle.locks import recycling_lock
 from tasks.runs.artifacts import artifact_key, report_index, report_markdown, report_published, report_table
 from tasks.runs.fanout import describe, gather, subflow_outcome
 from tasks.runs.retries import RetryItem
@@ -45,66 +47,72 @@ def data_recycling(
     settings = Settings()
     lake = lake_url or settings.lake_url
     day = as_of or datetime.now(UTC).date()
-    plan = plan_recycling(lake, day, settings.recycle_lookback_days, retry_failed)
-    staged = stage_landing_file.map(unmapped(lake), plan.chat_files)
-    routed = route_to_owners(lake, plan, staged.result())
-    work = plan.work(routed)
-    attempted: list[RetryItem] = []
-    failed: list[RetryItem] = []
-    indexed: list[IndexSummary] = []
-    if index and work.index:
-        use_vectors = settings.index_vectors if vectors is None else vectors
-        pieces = work.index_pieces()
-        futures = index_owner.map(
-            unmapped(lake), list(work.index), list(work.index.values()), unmapped(use_vectors)
+    with recycling_lock(open_storage(lake)):  # one pass per lake at a time, whoever started it
+        plan = plan_recycling(lake, day, settings.recycle_lookback_days, retry_failed)
+        staged = stage_landing_file.map(unmapped(lake), plan.chat_files)
+        routed = route_to_owners(lake, plan, staged.result())
+        work = plan.work(routed)
+        attempted: list[RetryItem] = []
+        failed: list[RetryItem] = []
+        indexed: list[IndexSummary] = []
+        if index and work.index:
+            use_vectors = settings.index_vectors if vectors is None else vectors
+            pieces = work.index_pieces()
+            futures = index_owner.map(
+                unmapped(lake), list(work.index), list(work.index.values()), unmapped(use_vectors)
+            )
+            indexed, index_failed = gather(futures, pieces)
+            attempted, failed = attempted + pieces, failed + index_failed
+            report_index(indexed, "recycling")
+        voiced: dict[str, Any] = {}
+        if work.voice_owners or work.voices:
+            voice_pieces = [RetryItem("voice-prep", o) for o in work.voice_owners]
+            voice_pieces += [RetryItem("voice", o, p) for o, p in work.voices]
+            voice_state = voice_recycling(lake, work.voice_owners, work.voices, train, return_state=True)
+            voiced = subflow_outcome(voice_state, voice_pieces)
+            failed += voiced["failed"]
+        pieces = work.text_pieces()
+        refreshed, text_failed = gather(
+            refresh_persona.map(
+                unmapped(lake),
+                [o for o, _ in work.personas],
+                [p for _, p in work.personas],
+                unmapped(train),
+                unmapped(index),
+            ),
+            pieces,
         )
-        indexed, index_failed = gather(futures, pieces)
-        attempted, failed = attempted + pieces, failed + index_failed
-        report_index(indexed, "recycling")
-    voiced: dict[str, Any] = {}
-    if work.voice_owners or work.voices:
-        voice_pieces = [RetryItem("voice-prep", o) for o in work.voice_owners]
-        voice_pieces += [RetryItem("voice", o, p) for o, p in work.voices]
-        voice_state = voice_recycling(lake, work.voice_owners, work.voices, train, return_state=True)
-        voiced = subflow_outcome(voice_state, voice_pieces)
-        failed += voiced["failed"]
-    pieces = work.text_pieces()
-    refreshed, text_failed = gather(
-        refresh_persona.map(
-            unmapped(lake),
-            [o for o, _ in work.personas],
-            [p for _, p in work.personas],
-            unmapped(train),
-            unmapped(index),
-        ),
-        pieces,
-    )
-    attempted, failed = attempted + pieces, failed + text_failed
-    report_published(refreshed)
-    if refreshed:
-        report_table(refreshed, artifact_key("recycling-personas"), "Personas refreshed by recycling")
-    done: list[str | RetryItem] = [*attempted, *voiced.get("attempted", [])]  # index pieces with their parts
-    state = commit_watermark(lake, plan, routed, done, failed)
-    if state["failed"]:
-        report_table(state["failed"], artifact_key("recycling-failures"), "Failed pieces: retried or parked")
-    summary = {
-        "as_of": day.isoformat(),
-        "chat_files": len(plan.chat_files),
-        "voice_files": len(plan.voice_files),
-        "voice_utterances": voiced.get("utterances", 0),
-        "voice_quarantined": voiced.get("quarantined", 0),
-        "voice_models_published": voiced.get("models_published", 0),
-        "events_staged": sum(s.events for s in staged.result()),
-        "lines_quarantined": sum(s.quarantined for s in staged.result()),
-        **routed.summary(),
-        "indexed": sum(i.indexed for i in indexed),
-        "personas_built": sum(1 for r in refreshed if r["status"] == "built"),
-        "models_published": sum(1 for r in refreshed if r.get("model_version")),
-        "retried": len(plan.retry),
-        "failed": [f"{describe(f)}: {f.error}" for f in failed],
-        "parked": [describe(RetryItem.from_dict(f)) for f in state["failed"] if f["parked"]],
-        "watermark": state["streams"],
-    }
-    lines = ["# Data recycling", "", *(f"- {k}: {v}" for k, v in summary.items())]
-    report_markdown("\n".join(lines), artifact_key("recycling"), "Data recycling pass")
-    return summary
+        attempted, failed = attempted + pieces, failed + text_failed
+        report_published(refreshed)
+        if refreshed:
+            report_table(refreshed, artifact_key("recycling-personas"), "Personas refreshed by recycling")
+        done: list[str | RetryItem] = [
+            *attempted,
+            *voiced.get("attempted", []),
+        ]  # index pieces with their parts
+        state = commit_watermark(lake, plan, routed, done, failed)
+        if state["failed"]:
+            report_table(
+                state["failed"], artifact_key("recycling-failures"), "Failed pieces: retried or parked"
+            )
+        summary = {
+            "as_of": day.isoformat(),
+            "chat_files": len(plan.chat_files),
+            "voice_files": len(plan.voice_files),
+            "voice_utterances": voiced.get("utterances", 0),
+            "voice_quarantined": voiced.get("quarantined", 0),
+            "voice_models_published": voiced.get("models_published", 0),
+            "events_staged": sum(s.events for s in staged.result()),
+            "lines_quarantined": sum(s.quarantined for s in staged.result()),
+            **routed.summary(),
+            "indexed": sum(i.indexed for i in indexed),
+            "personas_built": sum(1 for r in refreshed if r["status"] == "built"),
+            "models_published": sum(1 for r in refreshed if r.get("model_version")),
+            "retried": len(plan.retry),
+            "failed": [f"{describe(f)}: {f.error}" for f in failed],
+            "parked": [describe(RetryItem.from_dict(f)) for f in state["failed"] if f["parked"]],
+            "watermark": state["streams"],
+        }
+        lines = ["# Data recycling", "", *(f"- {k}: {v}" for k, v in summary.items())]
+        report_markdown("\n".join(lines), artifact_key("recycling"), "Data recycling pass")
+        return summary

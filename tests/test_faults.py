@@ -172,22 +172,34 @@ def _scenarios(
     }  # fmt: skip
 
 
-def test_every_kill_point_is_in_the_matrix(family_export: Path) -> None:
-    covered = {p.split(":")[0] for _, _, _, points in _scenarios(family_export).values() for p in points}
+@pytest.fixture(scope="module")
+def group_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A family room of 엄마, 나 and 아빠: forgetting 엄마 leaves 나 pairs to rebuild, retrain and re-index."""
+    from parsers.kakao.render import RenderOptions, render_export
+    from parsers.kakao.synth import conversation
+
+    path = tmp_path_factory.mktemp("group") / "kakao_android_ko.txt"
+    lines = conversation(900, seed=13, others=("아빠",))
+    path.write_text(render_export("android_ko", lines, RenderOptions(room="가족")), encoding="utf-8")
+    return path
+
+
+def test_every_kill_point_is_in_the_matrix(group_export: Path) -> None:
+    covered = {p.split(":")[0] for _, _, _, points in _scenarios(group_export).values() for p in points}
     assert covered == set(POINTS)
     assert len(POINTS) >= 15
 
 
 @pytest.fixture(scope="module")
 def worlds(
-    tmp_path_factory: pytest.TempPathFactory, family_export: Path
+    tmp_path_factory: pytest.TempPathFactory, group_export: Path
 ) -> Callable[[str], tuple[Path, dict[str, Any]]]:
     """Per scenario: its template world and the reference fingerprint (built once, on first use)."""
     built: dict[str, tuple[Path, dict[str, Any]]] = {}
 
     def get(name: str) -> tuple[Path, dict[str, Any]]:
         if name not in built:
-            setup, extra, command, _ = _scenarios(family_export)[name]
+            setup, extra, command, _ = _scenarios(group_export)[name]
             template = tmp_path_factory.mktemp(f"template-{name}")
             for args in setup:
                 code, out, _ = _run(template, args)
@@ -201,6 +213,7 @@ def worlds(
             assert code == 0, out[-3000:]
             expected = fingerprint(reference)
             _down(reference)
+            assert expected["production"] and expected["search"]["pairs"], "it must publish and index"
             expected["_seconds"] = seconds
             built[name] = (template, expected)
         return built[name]
@@ -218,10 +231,10 @@ def test_a_run_killed_at_a_point_and_run_again_ends_as_if_never_killed(
     point: str,
     worlds: Callable[[str], tuple[Path, dict[str, Any]]],
     tmp_path: Path,
-    family_export: Path,
+    group_export: Path,
 ) -> None:
     template, expected = worlds(scenario)
-    command = _scenarios(family_export)[scenario][2]
+    command = _scenarios(group_export)[scenario][2]
     world = tmp_path / "world"
     shutil.copytree(template, world)
     try:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from infra.leases import check_fences
 from infra.storage import Storage
 from tasks.runs.retries import RetryItem
 
@@ -67,7 +68,8 @@ def load_state(storage: Storage) -> RecyclingState:
 
 
 def save_state(storage: Storage, state: RecyclingState) -> None:
-    """Replace the state atomically (one writer: the recycling flow runs one at a time)."""
+    """Replace the state atomically (one writer: the recycling pass holding the recycling lock)."""
+    check_fences()
     with storage.open_write(STATE_KEY) as handle:
         handle.write(state.to_json())
 

@@ -15,17 +15,21 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from infra.errors import TransientError
 from infra.faults import fault_point
 from infra.storage import Storage
 from schemas.names import nfc, slug, validate_owner
 from tasks.datasets.clean import persona_key, subject_key
 from tasks.lifecycle.journal import ForgetJournal
+
+if TYPE_CHECKING:
+    from tasks.ingest.watermarks import RecyclingState
 
 TOMBSTONES = "state/tombstones/"
 ALL = "*"
@@ -282,13 +286,13 @@ def _mentions(column: pa.ChunkedArray, markers: list[str]) -> pa.ChunkedArray:
     return hit
 
 
-def ledger_pieces(storage: Storage, subject: Subject) -> list[str]:
+def ledger_pieces(storage: Storage, subject: Subject, state: RecyclingState | None = None) -> list[str]:
     """Keys of the recycling ledger's failed pieces that are the subject's."""
     from tasks.ingest.watermarks import load_state
 
     ids = {slug(n) for n in subject.names}
     return [
-        key for key, item in load_state(storage).failed.items()
+        key for key, item in (state or load_state(storage)).failed.items()
         if item.owner_id == subject.owner_id
         and (subject.whole_owner or (item.persona is not None and slug(item.persona) in ids))
     ]  # fmt: skip
@@ -298,17 +302,23 @@ def forget_ledger(storage: Storage, subject: Subject) -> int:
     """Drop the subject's failed pieces from the recycling ledger; how many went.
 
     A pass racing this one re-checks tombstones when it commits (tasks/ingest/recycling.py), so
-    it does not write them back.
+    it does not write them back; this edit is a compare-and-swap, so it never undoes that commit.
     """
-    from tasks.ingest.watermarks import load_state, save_state
+    from tasks.ingest.watermarks import STATE_KEY, RecyclingState
 
-    theirs = ledger_pieces(storage, subject)
-    if theirs:
-        state = load_state(storage)
+    for _ in range(50):
+        data, token = storage.read_versioned(STATE_KEY)
+        if data is None:
+            return 0
+        state = RecyclingState.from_json(data)
+        theirs = ledger_pieces(storage, subject, state)
+        if not theirs:
+            return 0
         for key in theirs:
             state.failed.pop(key, None)
-        save_state(storage, state)
-    return len(theirs)
+        if storage.replace_if(STATE_KEY, state.to_json(), token):
+            return len(theirs)
+    raise TransientError(f"{STATE_KEY} kept changing under this forget; it is retried")
 
 
 def uploads_holding(storage: Storage, owner_id: str, speakers: list[str]) -> list[str]:

@@ -84,6 +84,22 @@ def persona_locks(
 
 
 @contextlib.contextmanager
+def recycling_lock(storage: Storage, timeout_s: float | None = None) -> Iterator[str]:
+    """One recycling pass at a time per lake, whoever started it (a schedule, the CLI, another host).
+
+    The deployment's concurrency limit only sees runs of its own API server; the watermark and the
+    failed-piece ledger are read at planning and written at the end, so two passes would each undo
+    the other's progress. Its fencing token guards that last write (a pass whose lease was taken over
+    does not move the watermark).
+    """
+    ttl = get_settings().lock_lease_s
+    with lease(
+        storage, "recycling", ttl_s=ttl, timeout_s=timeout_s, on_wait=report_wait, run=_run_id()
+    ) as key:
+        yield key
+
+
+@contextlib.contextmanager
 def persona_lock(
     owner_id: str, persona: str, storage: Storage, timeout_s: float | None = None
 ) -> Iterator[str]:
