@@ -39,7 +39,7 @@ suite:
 # kill-and-resume tests of each flow).
 faults: setup-test
 	@mkdir -p .state && rm -f .state/faults-report.jsonl
-	REMEMBERME_FAULTS_REPORT=$(CURDIR)/.state/faults-report.jsonl $(BIN)/pytest -q -n $(WORKERS) -m faults
+	FAULTS_REPORT=$(CURDIR)/.state/faults-report.jsonl $(BIN)/pytest -q -n $(WORKERS) -m faults
 	@cat .state/faults-report.jsonl  # per kill point: seconds until killed, of the re-run, of a clean run
 
 # Between small steps: lint and the unit tests (no servers, no end-to-end flows), in under 2 minutes.

@@ -252,8 +252,8 @@ def test_a_run_killed_at_a_point_and_run_again_ends_as_if_never_killed(
     assert got == expected
     report = {"scenario": scenario, "point": point, "killed_after_s": round(killed_s, 1),
               "rerun_s": round(rerun_s, 1), "clean_s": round(expected_seconds(worlds, scenario), 1)}  # fmt: skip
-    if os.environ.get("REMEMBERME_FAULTS_REPORT"):  # `make faults` collects these for its summary
-        with Path(os.environ["REMEMBERME_FAULTS_REPORT"]).open("a", encoding="utf-8") as handle:
+    if os.environ.get("FAULTS_REPORT"):  # `make faults` collects these for its summary
+        with Path(os.environ["FAULTS_REPORT"]).open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(report) + "\n")
 
 
