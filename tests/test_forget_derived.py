@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ from infra.settings import Settings
 from infra.storage import open_storage
 from infra.versions import VersionedStore
 from models.train import TrainConfig
-from parsers.kakao.render import Line, RenderOptions, render_export
 from tasks.datasets.build import DatasetOptions, build_dataset
 from tasks.ingest.uploads import ingest_export
 from tasks.lifecycle.forgetting import forget
@@ -20,17 +18,12 @@ from tasks.training.base_model import base_corpus, train_base
 from tasks.training.train import BASE_OWNER, BASE_PERSONA, ModelOptions, train_persona
 from tasks.trust.consent import set_base_opt_in
 from tests.fault_support import KillAt
+from tests.messages import small_family_export
 
 
 @pytest.mark.slow
 def test_a_rerun_retrains_personas_left_on_a_base_a_crashed_forget_retired(tmp_path: Path) -> None:
-    lines, ts = [], datetime(2024, 3, 1, 9, 0)
-    for i in range(60):
-        ts += timedelta(minutes=2 if i % 5 else 240)
-        lines.append(Line(ts, "나", f"오늘 뭐 했어 {i}"))
-        lines.append(Line(ts + timedelta(minutes=1), "엄마", f"엄마는 시장 다녀왔지 {i}"))
-    export = tmp_path / "family.txt"
-    export.write_text(render_export("android_ko", lines, RenderOptions(room="가족")), encoding="utf-8")
+    export = small_family_export(tmp_path / "family.txt")
     storage = open_storage(f"file://{tmp_path}/lake")
     ingest_export(export, "fam", storage, Settings())
     set_base_opt_in(storage, "fam", True)
@@ -66,15 +59,13 @@ def test_a_forget_killed_half_way_is_finished_by_its_rerun(
     and the other persona's model trained with the subject's words (its dataset was rebuilt, so
     it looked untouched).
     """
-    lines, ts = [], datetime(2024, 3, 1, 9, 0)
-    for i in range(60):
-        ts += timedelta(minutes=2 if i % 5 else 240)
-        lines.append(Line(ts, "아빠", f"밥은 먹었니 {i}"))
-        lines.append(Line(ts + timedelta(minutes=1), "민수", f"네 먹었어요 {i}"))
-        lines.append(Line(ts + timedelta(minutes=2), "엄마", f"엄마는 시장 다녀왔지 {i}"))
-        lines.append(Line(ts + timedelta(minutes=3), "민수", f"뭐 샀어요 {i}"))
-    export = tmp_path / "family.txt"
-    export.write_text(render_export("android_ko", lines, RenderOptions(room="가족")), encoding="utf-8")
+    talk = (
+        ("아빠", "밥은 먹었니"),
+        ("민수", "네 먹었어요"),
+        ("엄마", "엄마는 시장 다녀왔지"),
+        ("민수", "뭐 샀어요"),
+    )
+    export = small_family_export(tmp_path / "family.txt", lines=talk)
     storage = open_storage(f"file://{tmp_path}/lake")
     ingest_export(export, "fam", storage, Settings())
     options = ModelOptions(train=TrainConfig(max_steps=2))

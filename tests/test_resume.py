@@ -6,7 +6,6 @@ cheap cases `make test` runs every time.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,11 @@ from infra.settings import Settings
 from infra.storage import open_storage
 from infra.versions import VersionedStore
 from models.train import TrainConfig
-from parsers.kakao.render import Line, RenderOptions, render_export
 from tasks.datasets.build import DatasetOptions, build_dataset
 from tasks.ingest.uploads import ingest_export
 from tasks.training.train import ModelOptions, train_persona
 from tests.fault_support import KillAt
+from tests.messages import small_family_export
 
 
 def test_a_number_reserved_by_a_killed_holder_is_published_by_the_next_holder_of_its_lock(
@@ -52,13 +51,7 @@ def test_a_number_reserved_by_a_killed_holder_is_published_by_the_next_holder_of
 def test_a_training_killed_between_publish_and_the_production_move_is_finished_not_retrained(
     tmp_path: Path, kill_at: KillAt
 ) -> None:
-    lines, ts = [], datetime(2024, 3, 1, 9, 0)
-    for i in range(60):
-        ts += timedelta(minutes=2 if i % 5 else 240)
-        lines.append(Line(ts, "나", f"오늘 뭐 했어 {i}"))
-        lines.append(Line(ts + timedelta(minutes=1), "엄마", f"엄마는 시장 다녀왔지 {i}"))
-    export = tmp_path / "family.txt"
-    export.write_text(render_export("android_ko", lines, RenderOptions(room="가족")), encoding="utf-8")
+    export = small_family_export(tmp_path / "family.txt")
     storage = open_storage(f"file://{tmp_path}/lake")
     ingest_export(export, "fam", storage, Settings())
     dataset = build_dataset(storage, "fam", "엄마", options=DatasetOptions(min_pairs=5))

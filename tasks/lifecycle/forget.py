@@ -253,15 +253,7 @@ def forget_quarantined_lines(storage: Storage, markers: list[str]) -> int:
     removed = 0
     for key in quarantined_platform_parts(storage):
         table = pq.read_table(io.BytesIO(storage.read_bytes(key)))
-        theirs = _mentions(table["raw"], markers)
-        if int(pc.sum(theirs).as_py() or 0):
-            removed += int(pc.sum(theirs).as_py() or 0)
-            kept = table.filter(pc.invert(theirs))
-            if kept.num_rows == 0:
-                storage.delete(key)
-            else:
-                with storage.open_write(key) as handle:
-                    pq.write_table(kept, handle, compression="zstd")
+        removed += _rewrite_without(storage, key, table, _mentions(table["raw"], markers))
     return removed
 
 
@@ -375,6 +367,11 @@ def drop_rows(storage: Storage, key: str, speakers: list[str], column: str = "sp
     if column not in table.column_names:
         return 0
     theirs = pc.fill_null(pc.is_in(table[column], pa.array(speakers, pa.string())), False)
+    return _rewrite_without(storage, key, table, theirs)
+
+
+def _rewrite_without(storage: Storage, key: str, table: pa.Table, theirs: pa.ChunkedArray | pa.Array) -> int:
+    """Rewrite the part `key` without the rows marked in `theirs` (deleted when none is left)."""
     removed = int(pc.sum(theirs).as_py() or 0)
     if not removed:
         return 0
