@@ -35,7 +35,7 @@ suite:
 
 # Kill it and see: SIGKILL restore, recycling and forget at each of the kill points of infra/faults.py,
 # run again, compare with a run never killed; and forget racing recycling over 20 seeded
-# interleavings. About 30 minutes on 2 cores, so not part of `make test` (which runs the in-process
+# interleavings. About 40 minutes on 2 cores, so not part of `make test` (which runs the in-process
 # kill-and-resume tests of each flow).
 faults: setup-test
 	@mkdir -p .state && rm -f .state/faults-report.jsonl
