@@ -43,6 +43,7 @@ SOURCES: Final[tuple[str, ...]] = (
     "kakao_android_txt",
     "kakao_ios_txt",
     "platform_chat",
+    "whatsapp_txt",
 )
 
 #: Timestamps are stored as UTC instants; the zone they were read in is a parse setting.

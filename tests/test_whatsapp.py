@@ -1,0 +1,161 @@
+"""WhatsApp `.txt` exports, written by hand from the format's documentation and what public parsers
+show of real exports (no other project's fixtures): each expected row worked out from the rules,
+not from the parser's output.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pytest
+
+from parsers.base import ParseContext
+from parsers.whatsapp.export import detect, parse_lines, sniff
+
+LRM, NNBSP = "\u200e", "\u202f"
+#: (local time, speaker, text, kind); `None` speaker: a system line.
+Row = tuple[str, str | None, str, str]
+
+CASES: dict[str, tuple[str, str, bool, list[Row]]] = {
+    "android_en_us_12h": (
+        f"12/31/21, 11:58{NNBSP}PM - Messages and calls are end-to-end encrypted. No one outside of this chat, "
+        "not even WhatsApp, can read or listen to them. Tap to learn more.\n"
+        f"12/31/21, 11:59{NNBSP}PM - Mom: Happy new year sweetie\n"
+        "call me tomorrow\n"
+        f"1/13/22, 7:05{NNBSP}AM - Dr: Kim: your results are fine\n"
+        f"1/13/22, 7:06{NNBSP}AM - Mom: <Media omitted>\n"
+        f"1/13/22, 12:30{NNBSP}PM - Dr: Kim: see you: next week\n"
+        f"1/13/22, 12:31{NNBSP}AM - Mom: This message was deleted\n",
+        "mdy",
+        True,
+        [
+            ("2021-12-31T23:58", None, "Messages and calls are end-to-end encrypted. No one outside of this chat, "
+             "not even WhatsApp, can read or listen to them. Tap to learn more.", "system"),
+            ("2021-12-31T23:59", "Mom", "Happy new year sweetie\ncall me tomorrow", "text"),
+            ("2022-01-13T07:05", "Dr: Kim", "your results are fine", "text"),
+            ("2022-01-13T07:06", "Mom", "<Media omitted>", "file"),
+            ("2022-01-13T12:30", "Dr: Kim", "see you: next week", "text"),
+            ("2022-01-13T00:31", "Mom", "This message was deleted", "deleted"),
+        ],
+    ),
+    "android_en_gb_24h": (
+        "03/02/2022, 21:15 - Grandpa: How are the kids?\n"
+        "03/02/2022, 21:16 - Sophie: All good, Anna starts school on 14/03\n"
+        "25/02/2022, 08:00 - Grandpa: IMG-20220225-WA0001.jpg (file attached)\n"
+        "25/02/2022, 08:01 - Grandpa: PTT-20220225-WA0002.opus (file attached)\n"
+        "25/02/2022, 08:02 - Sophie left\n",
+        "dmy",
+        True,
+        [
+            ("2022-02-03T21:15", "Grandpa", "How are the kids?", "text"),
+            ("2022-02-03T21:16", "Sophie", "All good, Anna starts school on 14/03", "text"),
+            ("2022-02-25T08:00", "Grandpa", "IMG-20220225-WA0001.jpg (file attached)", "photo"),
+            ("2022-02-25T08:01", "Grandpa", "PTT-20220225-WA0002.opus (file attached)", "voice"),
+            ("2022-02-25T08:02", None, "Sophie left", "system"),
+        ],
+    ),
+    "ios_de": (
+        f"[31.12.21, 23:59:01] Oma: Frohes neues Jahr!\n"
+        f"[01.01.22, 00:00:15] Jonas: {LRM}Bild weggelassen\n"
+        f"{LRM}[01.01.22, 00:01:00] Jonas: {LRM}<attached: 00000012-PHOTO-2022-01-01-00-01-00.jpg>\n"
+        "[01.01.22, 00:02:00] Oma: Danke: mein Schatz\n",
+        "dmy",
+        True,  # 31.12.21: 31 can only be a day
+        [
+            ("2021-12-31T23:59:01", "Oma", "Frohes neues Jahr!", "text"),
+            ("2022-01-01T00:00:15", "Jonas", "Bild weggelassen", "photo"),
+            ("2022-01-01T00:01:00", "Jonas", "<attached: 00000012-PHOTO-2022-01-01-00-01-00.jpg>", "photo"),
+            ("2022-01-01T00:02:00", "Oma", "Danke: mein Schatz", "text"),
+        ],
+    ),
+    "ios_en_us": (
+        "[1/2/22, 9:05:10 PM] Dad: Landed safely\n"
+        f"[1/2/22, 9:06:00 PM] Dad: {LRM}image omitted\n"
+        f"[1/2/22, 9:07:00 PM] Sam: {LRM}audio omitted\n"
+        "[1/2/22, 9:08:00 PM] Dad: location: https://maps.google.com/?q=37.56,126.97\n",
+        "mdy",
+        False,
+        [
+            ("2022-01-02T21:05:10", "Dad", "Landed safely", "text"),
+            ("2022-01-02T21:06:00", "Dad", "image omitted", "photo"),
+            ("2022-01-02T21:07:00", "Sam", "audio omitted", "voice"),
+            ("2022-01-02T21:08:00", "Dad", "location: https://maps.google.com/?q=37.56,126.97", "location"),
+        ],
+    ),
+    "android_ko": (
+        "2023. 12. 30. 오전 12:05 - 엄마: 아직 안 자니\n"
+        "2023. 12. 30. 오후 12:00 - 민수: 네 이제 자요\n"
+        "내일 봬요\n"
+        "2023. 12. 30. 오후 1:30 - 엄마: 삭제된 메시지입니다.\n",
+        "ymd",
+        True,
+        [
+            ("2023-12-30T00:05", "엄마", "아직 안 자니", "text"),
+            ("2023-12-30T12:00", "민수", "네 이제 자요\n내일 봬요", "text"),
+            ("2023-12-30T13:30", "엄마", "삭제된 메시지입니다.", "deleted"),
+        ],
+    ),
+    "android_es": (
+        "31/12/21 23:59 - Abuela: ¡Feliz año!\n"
+        "1/1/22 0:01 - Lucía: Igualmente abuela\n",
+        "dmy",
+        True,
+        [
+            ("2021-12-31T23:59", "Abuela", "¡Feliz año!", "text"),
+            ("2022-01-01T00:01", "Lucía", "Igualmente abuela", "text"),
+        ],
+    ),
+}  # fmt: skip
+
+
+def _ctx() -> ParseContext:
+    return ParseContext("o1", "u1", "chat.txt", "f" * 64, "whatsapp-file-x", "Asia/Seoul")
+
+
+def _rows(table: pa.Table) -> list[tuple[datetime, str | None, str, str]]:
+    zone = ZoneInfo("Asia/Seoul")
+    return [
+        (r["ts"].astimezone(zone).replace(tzinfo=None), r["speaker"], r["text"], r["kind"])
+        for r in table.to_pylist()
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_each_layout_parses_to_the_rows_worked_out_by_hand(name: str) -> None:
+    text, order, decided, expected = CASES[name]
+    lines = text.splitlines(keepends=True)
+    assert sniff(text)
+    detection = detect(lines)
+    assert detection is not None
+    assert (detection.date_order, detection.date_order_decided) == (order, decided)
+    batches = list(parse_lines(lines, detection, _ctx()))
+    messages = pa.concat_tables([b.messages for b in batches])
+    assert _rows(messages) == [(datetime.fromisoformat(t), *rest) for t, *rest in expected]
+    assert sum(b.quarantine.num_rows for b in batches) == 0
+
+
+def test_kakaotalk_and_plain_text_are_not_whatsapp() -> None:
+    kakao = "2023년 12월 30일 오전 12:05, 외할머니 : 아직 안 자니\n2023년 12월 30일 오전 12:07, 손녀 : 네\n"
+    assert not sniff(kakao) and detect(kakao.splitlines()) is None
+    assert not sniff("hello\nworld\n") and detect(["hello", "world"]) is None
+
+
+def test_a_forced_date_order_wins_and_impossible_dates_are_quarantined_with_the_line() -> None:
+    text = "01/02/22, 10:00 - A: one\n02/03/22, 10:00 - B: two\n13/13/22, 10:00 - A: three\n"
+    lines = text.splitlines(keepends=True)
+    detection = detect(lines, forced_order="mdy")
+    assert detection is not None and detection.date_order == "mdy"
+    (batch,) = list(parse_lines(lines, detection, _ctx()))
+    assert [r["ts"].month for r in batch.messages.to_pylist()] == [1, 2]
+    assert batch.quarantine.to_pylist()[0]["raw"] == "13/13/22, 10:00 - A: three"
+
+
+def test_text_before_the_first_header_is_quarantined_not_lost() -> None:
+    lines = ["garbage at the top\n", "12/31/21, 11:59 PM - Mom: hi\n"]
+    detection = detect(lines)
+    assert detection is not None
+    (batch,) = list(parse_lines(lines, detection, _ctx()))
+    assert batch.messages.num_rows == 1
+    assert batch.quarantine.to_pylist()[0]["reason"] == "text before the first message header"
