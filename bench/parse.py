@@ -86,7 +86,7 @@ def generate(fmt: str, size_mb: int) -> Path:
 
 def run_ours(path: Path) -> int:
     from parsers.base import ParseContext
-    from parsers.kakao.export import inspect_export, iter_batches
+    from parsers.exports import inspect_export, iter_batches
 
     info = inspect_export(path)
     ctx = ParseContext("bench", "bench", path.name, info.sha256, info.conversation_id, "Asia/Seoul")

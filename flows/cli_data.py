@@ -80,7 +80,7 @@ def cmd_parse(
 ) -> None:
     """Print messages (human view, or JSON lines) without touching the lake."""
     from parsers.base import ParseContext
-    from parsers.kakao.export import inspect_export, iter_batches
+    from parsers.exports import inspect_export, iter_batches
     from tasks.ingest.uploads import open_upload
 
     s = settings(tz=tz)
@@ -170,6 +170,7 @@ def cmd_formats(as_json: Json = False) -> None:
 
     rows = [(name, fmt.source, fmt.language) for name, fmt in FORMATS_BY_NAME.items()]
     rows.append(("mac_csv", "kakao_mac_csv", "any"))
+    rows.append(("whatsapp", "whatsapp_txt", "en, de, es, ko, ... (Android and iOS)"))
     if as_json:
         emit_json([{"name": n, "source": s, "language": lang} for n, s, lang in rows])
         return

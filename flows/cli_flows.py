@@ -80,7 +80,8 @@ def cmd_restore(
     from infra import services
     from infra.prefect_env import configure_prefect
     from infra.storage import open_storage
-    from parsers.kakao.export import check_readable, inspect_export
+    from parsers.exports import inspect_export
+    from parsers.kakao.export import check_readable
 
     s = settings(lake=lake)
     storage = open_storage(s.lake_url)

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 
 from parsers.base import ParseContext
-from parsers.kakao.export import inspect_export, iter_batches
+from parsers.exports import inspect_export, iter_batches
 
 SAMPLES = (
     "pc_ko.txt",

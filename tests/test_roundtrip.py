@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from parsers.base import ParseContext
-from parsers.kakao.export import inspect_export, iter_batches
+from parsers.exports import inspect_export, iter_batches
 from parsers.kakao.formats import FORMATS_BY_NAME
 from parsers.kakao.render import Line, RenderOptions, render_export
 

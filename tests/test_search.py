@@ -16,7 +16,7 @@ from infra.indices import ensure_alias, reindex_to
 from infra.search import connect, index_messages, search_messages
 from infra.settings import Settings
 from parsers.base import ParseContext
-from parsers.kakao.export import inspect_export, iter_batches
+from parsers.exports import inspect_export, iter_batches
 
 pytestmark = pytest.mark.integration
 GOLDEN = Path(__file__).parent / "golden"

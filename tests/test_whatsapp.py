@@ -5,7 +5,8 @@ not from the parser's output.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -159,3 +160,58 @@ def test_text_before_the_first_header_is_quarantined_not_lost() -> None:
     (batch,) = list(parse_lines(lines, detection, _ctx()))
     assert batch.messages.num_rows == 1
     assert batch.quarantine.to_pylist()[0]["reason"] == "text before the first message header"
+
+
+def _export(path: Path, rounds: int = 120) -> Path:
+    """A US-English Android export of Mom and Minsu (12 h clock, narrow spaces before AM/PM)."""
+    lines, moment = [], datetime(2023, 1, 5, 8, 0)
+    for i in range(rounds):
+        moment += timedelta(minutes=1 if i % 10 else 600)
+        who, text = (
+            ("Mom", f"밥은 먹었니 오늘은 뭐 했어 {i}") if i % 2 == 0 else ("Minsu", f"네 먹었어요 엄마 {i}")
+        )
+        hour = moment.hour % 12 or 12
+        stamp = f"{moment.month}/{moment.day}/{moment:%y}, {hour}:{moment:%M}{NNBSP}{'AM' if moment.hour < 12 else 'PM'}"
+        lines.append(f"{stamp} - {who}: {text}\n")
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def test_a_whatsapp_export_is_ingested_and_builds_a_persona_dataset(tmp_path: Path) -> None:
+    from infra.settings import Settings
+    from infra.storage import open_storage
+    from tasks.datasets.build import DatasetOptions, build_dataset
+    from tasks.ingest.lake import load_message_table
+    from tasks.ingest.uploads import ingest_export
+
+    storage = open_storage(f"file://{tmp_path}/lake")
+    summary = ingest_export(_export(tmp_path / "chat.txt"), "wa", storage, Settings())
+    (chat,) = summary.files
+    assert (chat.format, chat.source, chat.messages, chat.quarantined) == ("whatsapp", "whatsapp_txt", 120, 0)
+    assert chat.by_speaker == {"Mom": 60, "Minsu": 60}
+    assert chat.conversation_id.startswith("whatsapp-file-")
+    table = load_message_table(storage, "wa")
+    assert set(table["source"].to_pylist()) == {"whatsapp_txt"}
+    dataset = build_dataset(storage, "wa", "Mom", options=DatasetOptions(min_pairs=5))
+    assert dataset.version == 1 and dataset.manifest["persona_names"] == ["Mom"]
+    again = ingest_export(_export(tmp_path / "chat.txt"), "wa", storage, Settings())
+    assert again.resumed  # the same file: the same ids, nothing written twice
+
+
+def test_bad_whatsapp_like_input_fails_in_one_line(tmp_path: Path) -> None:
+    from parsers.errors import InputError
+    from parsers.exports import inspect_export
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shopping list\nmilk\n", encoding="utf-8")
+    with pytest.raises(InputError, match="not a recognised KakaoTalk or WhatsApp export"):
+        inspect_export(notes)
+    forced = tmp_path / "kakao.txt"
+    forced.write_text("2023년 12월 30일 오전 12:05, 외할머니 : 아직 안 자니\n", encoding="utf-8")
+    with pytest.raises(InputError, match="not a recognised WhatsApp export"):
+        inspect_export(forced, forced_format="whatsapp")
+    with pytest.raises(InputError, match="unknown date order"):
+        inspect_export(_export(tmp_path / "chat.txt", 4), date_order="yyy")
+    cut = tmp_path / "cut.txt"  # cut off mid-line: the whole lines parse, the torn one is its text
+    cut.write_bytes(_export(tmp_path / "whole.txt", 4).read_bytes()[:-9])
+    assert inspect_export(cut).whatsapp is not None

@@ -30,6 +30,7 @@ from infra.storage import Storage
 from infra.version import CODE_VERSION
 from parsers.base import ParseBatch, ParseContext
 from parsers.errors import InputError
+from parsers.exports import ExportInfo, inspect_export, iter_batches
 from parsers.kakao.archive import (
     ArchiveLimits,
     AttachmentMatcher,
@@ -38,7 +39,7 @@ from parsers.kakao.archive import (
     plan_archive,
     safe_member_path,
 )
-from parsers.kakao.export import ExportInfo, check_readable, file_sha256, inspect_export, iter_batches
+from parsers.kakao.export import check_readable, file_sha256
 from schemas.message import MESSAGE_SCHEMA, QUARANTINE_SCHEMA
 from schemas.names import validate_owner
 
@@ -276,7 +277,7 @@ def conversation_id(owner_id: str, info: ExportInfo, first: dict[str, Any] | Non
     """
     room = info.detection.room
     if not room or first is None:
-        return "kakao-file-" + hashlib.sha256(f"{owner_id}|{info.sha256}".encode()).hexdigest()[:16]
+        return f"{info.family}-file-" + hashlib.sha256(f"{owner_id}|{info.sha256}".encode()).hexdigest()[:16]
     stamp = first["ts"].isoformat() if first.get("ts") is not None else ""
     seed = f"{owner_id}|{room}|{stamp}|{first.get('speaker') or ''}"
     return "kakao-" + hashlib.sha256(seed.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,141 @@
+"""One entry for every chat export: detect its source from content, then stream its batches.
+
+Sources: KakaoTalk (parsers/kakao/), WhatsApp (parsers/whatsapp/); never decided by the file name.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from parsers.base import ParseBatch, ParseContext
+from parsers.errors import InputError
+from parsers.kakao.detect import SAMPLE_BYTES, Detection, Encoding, detect_encoding, detect_format
+from parsers.kakao.export import ZIP_MAGIC, check_readable, file_sha256, kakao_batches
+from parsers.kakao.formats import CSV_FORMAT_NAME, CSV_SOURCE, FORMATS_BY_NAME
+from parsers.kakao.reader import CHUNK_BYTES
+from parsers.whatsapp import export as whatsapp
+
+#: `--format` names of the other sources (KakaoTalk's are its variants, parsers/kakao/formats.py).
+WHATSAPP = "whatsapp"
+DATE_ORDERS = ("dmy", "mdy", "ymd")
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """What was learnt about an export before parsing it."""
+
+    path: Path
+    display_name: str
+    size: int
+    sha256: str
+    encoding: Encoding
+    detection: Detection
+    #: A WhatsApp export's layout, date order and senders (read from the whole file).
+    whatsapp: whatsapp.WhatsAppDetection | None = None
+
+    @property
+    def format_name(self) -> str:
+        """The detected variant, e.g. `android_ko`, `mac_csv` or `whatsapp`."""
+        return self.detection.format_name
+
+    @property
+    def source(self) -> str:
+        """The Message `source` value for this variant."""
+        if self.whatsapp is not None:
+            return whatsapp.SOURCE
+        if self.format_name == CSV_FORMAT_NAME:
+            return CSV_SOURCE
+        return FORMATS_BY_NAME[self.format_name].source
+
+    @property
+    def family(self) -> str:
+        """The app the export came from: `kakao` or `whatsapp`."""
+        return WHATSAPP if self.whatsapp is not None else "kakao"
+
+    @property
+    def conversation_id(self) -> str:
+        """Stable id of the chat room: from its title when the export names it, else from the file."""
+        if self.detection.room:
+            return "kakao-" + hashlib.sha256(self.detection.room.encode("utf-8")).hexdigest()[:16]
+        return f"{self.family}-file-" + self.sha256[:16]
+
+
+def inspect_export(
+    path: Path,
+    forced_format: str | None = None,
+    display_name: str | None = None,
+    sha256: str | None = None,
+    date_order: str | None = None,
+) -> ExportInfo:
+    """Detect encoding, source and variant from the file's content, and hash the whole file.
+
+    `date_order` (`dmy`, `mdy`, `ymd`) overrides what a WhatsApp export's dates are read as.
+    """
+    name = display_name or str(path)
+    check_readable(path, name)
+    with path.open("rb") as handle:
+        head = handle.read(SAMPLE_BYTES)
+    if head.startswith(ZIP_MAGIC):
+        raise InputError(name, "is a zip archive; its chat file must be extracted first")
+    encoding = detect_encoding(head, name)
+    sample = head[len(encoding.bom) :].decode(encoding.name, errors="replace")
+    known = (*FORMATS_BY_NAME, CSV_FORMAT_NAME, WHATSAPP)
+    if forced_format is not None and forced_format not in known:
+        raise InputError(name, f"unknown format {forced_format!r} (one of {', '.join(known)})")
+    if date_order is not None and date_order not in DATE_ORDERS:
+        raise InputError(name, f"unknown date order {date_order!r} (one of {', '.join(DATE_ORDERS)})")
+    digest = sha256 or file_sha256(path)
+    if forced_format == WHATSAPP or (forced_format is None and whatsapp.sniff(sample)):
+        found = whatsapp.detect(_text_lines(path, encoding), forced_order=date_order)
+        if found is None:
+            raise InputError(
+                name, "not a recognised WhatsApp export (no line like '12/31/21, 11:59 PM - Name: text')"
+            )
+        detection = Detection(WHATSAPP, None, False)
+        return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection, found)
+    try:
+        detection = detect_format(sample, name, forced_format)
+    except InputError as exc:
+        cause = exc.cause.replace(
+            "not a recognised KakaoTalk export", "not a recognised KakaoTalk or WhatsApp export"
+        )
+        raise InputError(name, cause) from None
+    return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection)
+
+
+def iter_batches(
+    info: ExportInfo,
+    ctx: ParseContext,
+    on_progress: Callable[[int], None] | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[ParseBatch]:
+    """Parse the export in chunks; each batch holds messages and quarantined lines."""
+    if info.whatsapp is not None:
+        yield from whatsapp.parse_lines(
+            _text_lines(info.path, info.encoding, on_progress), info.whatsapp, ctx
+        )
+        return
+    yield from kakao_batches(info.path, info.detection, info.encoding, ctx, on_progress, chunk_bytes)
+
+
+def _text_lines(
+    path: Path, encoding: Encoding, on_progress: Callable[[int], None] | None = None
+) -> Iterator[str]:
+    """The file's lines, decoded incrementally (flat memory on any size); undecodable bytes replaced."""
+    decoder = codecs.getincrementaldecoder(encoding.name)(errors="replace")
+    pending = ""
+    with path.open("rb") as stream:
+        stream.read(len(encoding.bom))
+        while block := stream.read(1 << 20):
+            if on_progress is not None:
+                on_progress(len(block))
+            pending += decoder.decode(block)
+            *lines, pending = pending.split("\n")
+            yield from (line + "\n" for line in lines)
+        pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending
