@@ -17,6 +17,7 @@ from flows.cli_options import (
     Aliases,
     BurstGap,
     ContextTurns,
+    DateOrder,
     ExportFormat,
     Json,
     Lake,
@@ -129,6 +130,7 @@ def cmd_ingest(
     owner: Owner,
     lake: Lake = None,
     export_format: ExportFormat = "auto",
+    date_order: DateOrder = None,
     tz: Timezone = None,
     as_json: Json = False,
 ) -> None:
@@ -141,7 +143,7 @@ def cmd_ingest(
     size = export.stat().st_size if export.is_file() else 0
     with progress(size) as on_progress:
         summary = ingest_export(
-            export, owner, storage, s, _forced(export_format), on_progress, display_name=str(export)
+            export, owner, storage, s, _forced(export_format), on_progress, str(export), date_order
         )
     if as_json:
         emit_json(summary.to_dict())
@@ -158,6 +160,8 @@ def _print_summary(s: "IngestSummary") -> None:
         print("    by kind:    " + ", ".join(f"{k} {v}" for k, v in f.by_kind.items()))
         print("    by speaker: " + ", ".join(f"{k} {v}" for k, v in f.by_speaker.items()))
         print(f"    messages:   {f.messages_uri}")
+        for note in f.notes:
+            print(f"    note:       {note}")
     if s.media:
         print(f"  media files: {s.media}")
     print(f"  quarantined: {s.quarantined} -> {s.quarantine_uri}")

@@ -55,6 +55,13 @@ def known_format(name: str) -> str:
     return name
 
 
+def known_date_order(order: str | None) -> str | None:
+    """`dmy`, `mdy`, `ymd` or unset."""
+    if order is not None and order not in ("dmy", "mdy", "ymd"):
+        raise typer.BadParameter(f"unknown date order {order!r} (choose dmy, mdy or ymd)")
+    return order
+
+
 # --- who and where -------------------------------------------------------------------------------
 Lake = Annotated[
     str | None, typer.Option("--lake", metavar="URL", help="lake URL", show_default=from_settings("lake_url"))
@@ -100,6 +107,16 @@ ExportFormat = Annotated[
         metavar="auto|NAME",
         callback=known_format,
         help="export variant (names: `rememberme formats`)",
+    ),
+]
+
+DateOrder = Annotated[
+    str | None,
+    typer.Option(
+        "--date-order",
+        metavar="dmy|mdy|ymd",
+        callback=known_date_order,
+        help="how a WhatsApp export's dates read (default: decided from the whole file)",
     ),
 ]
 

@@ -86,6 +86,8 @@ class FileSummary:
     by_speaker: dict[str, int] = field(default_factory=dict)
     messages_uri: str | None = None
     messages_key: str | None = None
+    #: What the user should know about how the file was read (a date order the file cannot decide).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -159,15 +161,17 @@ def ingest_export(
     forced_format: str | None = None,
     on_progress: Callable[[int], None] | None = None,
     display_name: str | None = None,
+    date_order: str | None = None,
 ) -> IngestSummary:
     """Store the raw upload, write its messages and quarantine to the lake, return a summary.
 
     An upload already ingested completely by this code version (its `_ingest.json` marker and
-    message parts are there) is not parsed again: the stored summary comes back, `resumed=True`.
+    message parts are there) is not parsed again: the stored summary comes back, `resumed=True`
+    (unless a format or a date order is forced: the user asks for another reading).
     """
     owner_id = validate_owner(owner_id)
     name = display_name or path.name
-    if forced_format is None:
+    if forced_format is None and date_order is None:
         check_readable(path, name)
         done = completed_ingest(storage, owner_id, file_sha256(path)[:16])
         if done is not None:
@@ -183,6 +187,7 @@ def ingest_export(
                 forced_format,
                 chat.display_name,
                 upload.sha256 if chat.path == upload.path else None,
+                date_order,
             )
             for chat in upload.chats
         ]
@@ -299,6 +304,13 @@ def _write_messages(
         room=info.detection.room,
         conversation_id=info.conversation_id,
     )
+    found = info.whatsapp
+    if found is not None and not found.date_order_decided:
+        other = "mdy" if found.date_order == "dmy" else "dmy"
+        summary.notes.append(
+            f"dates read as {found.date_order} (no date in the file tells day from month); "
+            f"if they are {other}, ingest again with --date-order {other}"
+        )
     kinds: Counter[str] = Counter()
     speakers: Counter[str] = Counter()
     quarantine: list[pa.Table] = []
