@@ -175,6 +175,7 @@ def cmd_formats(as_json: Json = False) -> None:
     rows = [(name, fmt.source, fmt.language) for name, fmt in FORMATS_BY_NAME.items()]
     rows.append(("mac_csv", "kakao_mac_csv", "any"))
     rows.append(("whatsapp", "whatsapp_txt", "en, de, es, ko, ... (Android and iOS)"))
+    rows.append(("sms", "android_sms_xml", "any (SMS Backup & Restore XML, SMS and MMS)"))
     if as_json:
         emit_json([{"name": n, "source": s, "language": lang} for n, s, lang in rows])
         return

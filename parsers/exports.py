@@ -17,10 +17,12 @@ from parsers.kakao.detect import SAMPLE_BYTES, Detection, Encoding, detect_encod
 from parsers.kakao.export import ZIP_MAGIC, check_readable, file_sha256, kakao_batches
 from parsers.kakao.formats import CSV_FORMAT_NAME, CSV_SOURCE, FORMATS_BY_NAME
 from parsers.kakao.reader import CHUNK_BYTES
+from parsers.sms import export as sms
 from parsers.whatsapp import export as whatsapp
 
 #: `--format` names of the other sources (KakaoTalk's are its variants, parsers/kakao/formats.py).
 WHATSAPP = "whatsapp"
+SMS = "sms"
 DATE_ORDERS = ("dmy", "mdy", "ymd")
 
 
@@ -36,6 +38,8 @@ class ExportInfo:
     detection: Detection
     #: A WhatsApp export's layout, date order and senders (read from the whole file).
     whatsapp: whatsapp.WhatsAppDetection | None = None
+    #: The app the export came from: `kakao`, `whatsapp` or `sms`.
+    family: str = "kakao"
 
     @property
     def format_name(self) -> str:
@@ -45,6 +49,8 @@ class ExportInfo:
     @property
     def source(self) -> str:
         """The Message `source` value for this variant."""
+        if self.family == SMS:
+            return sms.SOURCE
         if self.whatsapp is not None:
             return whatsapp.SOURCE
         if self.format_name == CSV_FORMAT_NAME:
@@ -52,9 +58,9 @@ class ExportInfo:
         return FORMATS_BY_NAME[self.format_name].source
 
     @property
-    def family(self) -> str:
-        """The app the export came from: `kakao` or `whatsapp`."""
-        return WHATSAPP if self.whatsapp is not None else "kakao"
+    def conversations_in_rows(self) -> bool:
+        """Whether each row carries its own conversation (a backup of many threads), not the file."""
+        return self.family == SMS
 
     @property
     def conversation_id(self) -> str:
@@ -83,12 +89,15 @@ def inspect_export(
         raise InputError(name, "is a zip archive; its chat file must be extracted first")
     encoding = detect_encoding(head, name)
     sample = head[len(encoding.bom) :].decode(encoding.name, errors="replace")
-    known = (*FORMATS_BY_NAME, CSV_FORMAT_NAME, WHATSAPP)
+    known = (*FORMATS_BY_NAME, CSV_FORMAT_NAME, WHATSAPP, SMS)
     if forced_format is not None and forced_format not in known:
         raise InputError(name, f"unknown format {forced_format!r} (one of {', '.join(known)})")
     if date_order is not None and date_order not in DATE_ORDERS:
         raise InputError(name, f"unknown date order {date_order!r} (one of {', '.join(DATE_ORDERS)})")
     digest = sha256 or file_sha256(path)
+    if forced_format == SMS or (forced_format is None and sms.sniff(sample)):
+        detection = Detection(SMS, None, False)
+        return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection, family=SMS)
     if forced_format == WHATSAPP or (forced_format is None and whatsapp.sniff(sample)):
         found = whatsapp.detect(_text_lines(path, encoding), forced_order=date_order)
         if found is None:
@@ -96,12 +105,12 @@ def inspect_export(
                 name, "not a recognised WhatsApp export (no line like '12/31/21, 11:59 PM - Name: text')"
             )
         detection = Detection(WHATSAPP, None, False)
-        return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection, found)
+        return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection, found, WHATSAPP)
     try:
         detection = detect_format(sample, name, forced_format)
     except InputError as exc:
         cause = exc.cause.replace(
-            "not a recognised KakaoTalk export", "not a recognised KakaoTalk or WhatsApp export"
+            "not a recognised KakaoTalk export", "not a recognised KakaoTalk, WhatsApp or SMS backup export"
         )
         raise InputError(name, cause) from None
     return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection)
@@ -114,6 +123,9 @@ def iter_batches(
     chunk_bytes: int = CHUNK_BYTES,
 ) -> Iterator[ParseBatch]:
     """Parse the export in chunks; each batch holds messages and quarantined lines."""
+    if info.family == SMS:
+        yield from sms.parse_backup(info.path, ctx, on_progress)
+        return
     if info.whatsapp is not None:
         yield from whatsapp.parse_lines(
             _text_lines(info.path, info.encoding, on_progress), info.whatsapp, ctx

@@ -44,6 +44,7 @@ SOURCES: Final[tuple[str, ...]] = (
     "kakao_ios_txt",
     "platform_chat",
     "whatsapp_txt",
+    "android_sms_xml",
 )
 
 #: Timestamps are stored as UTC instants; the zone they were read in is a parse setting.

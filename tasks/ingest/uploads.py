@@ -318,6 +318,7 @@ def _write_messages(
     last: Any = None
     key = f"messages/owner={ctx.owner_id}/source={info.source}/{info.sha256[:16]}.parquet"
     conversation: str | None = None
+    threads: set[str] = set()
     with storage.open_write(key) as handle:
         writer = None
         for batch in iter_batches(info, ctx, on_progress, settings.parse_chunk_bytes):
@@ -326,12 +327,15 @@ def _write_messages(
                 quarantine.append(batch.quarantine)
             if table.num_rows == 0:
                 continue
-            if conversation is None:  # decided by the file's first message
-                conversation = conversation_id(ctx.owner_id, info, table.slice(0, 1).to_pylist()[0])
-                summary.conversation_id = conversation
-            column = table.schema.get_field_index("conversation_id")
-            ids = pa.repeat(pa.scalar(conversation, pa.string()), table.num_rows)
-            table = table.set_column(column, table.schema.field(column), ids)
+            if info.conversations_in_rows:  # a backup of many threads: each row names its own
+                threads.update(table.column("conversation_id").to_pylist())
+            else:
+                if conversation is None:  # decided by the file's first message
+                    conversation = conversation_id(ctx.owner_id, info, table.slice(0, 1).to_pylist()[0])
+                    summary.conversation_id = conversation
+                column = table.schema.get_field_index("conversation_id")
+                ids = pa.repeat(pa.scalar(conversation, pa.string()), table.num_rows)
+                table = table.set_column(column, table.schema.field(column), ids)
             if writer is None:
                 writer = pq.ParquetWriter(handle, table.schema, compression="zstd")
             writer.write_table(table)
@@ -344,6 +348,8 @@ def _write_messages(
         if writer is None:
             writer = pq.ParquetWriter(handle, MESSAGE_SCHEMA, compression="zstd")
         writer.close()
+    if threads:
+        summary.notes.append(f"{len(threads)} conversations (one per thread)")
     summary.quarantined = sum(t.num_rows for t in quarantine)
     summary.by_kind = dict(kinds.most_common())
     summary.by_speaker = dict(speakers.most_common())

@@ -1,0 +1,1 @@
+"""Android SMS/MMS backups (see export.py)."""
