@@ -20,8 +20,8 @@ from parsers.sms.export import SELF, repair, thread_id
 MOM, DAD = "+82 10-1234-5678", "01098765432"
 
 
-def _ms(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
+def _ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp() * 1000)
 
 
 BACKUP = f"""<?xml version='1.0' encoding='UTF-8' standalone='yes' ?>
