@@ -55,7 +55,10 @@ def _local(source: str) -> str:
 
 def cmd_restore(
     exports: Annotated[
-        list[str], typer.Argument(metavar="EXPORT", help="chat exports (KakaoTalk, WhatsApp, SMS backup): paths or lake keys")
+        list[str],
+        typer.Argument(
+            metavar="EXPORT", help="chat exports (KakaoTalk, WhatsApp, SMS backup): paths or lake keys"
+        ),
     ],
     owner: Owner,
     persona: Persona,
