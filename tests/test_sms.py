@@ -8,6 +8,7 @@ from __future__ import annotations
 import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -176,3 +177,37 @@ def test_an_sms_backup_alone_is_ingested_and_builds_a_persona_dataset(tmp_path: 
     assert chat.notes == ["1 conversations (one per thread)"]
     dataset = build_dataset(storage, "sms-owner", "엄마", options=DatasetOptions(min_pairs=5))
     assert dataset.version == 1
+
+
+def test_kakaotalk_and_sms_of_the_same_mother_make_one_persona_with_more_pairs(
+    tmp_path: Path, family_export: Path
+) -> None:
+    """One person under two names (엄마 in KakaoTalk, Mom in the phone's contacts): one persona (`--alias`)."""
+    from infra.settings import Settings
+    from infra.storage import open_storage
+    from tasks.datasets.build import DatasetOptions, build_dataset
+    from tasks.ingest.uploads import ingest_export
+
+    backup = tmp_path / "backup.xml"
+    with backup.open("w", encoding="utf-8") as handle:
+        handle.write("<?xml version='1.0' encoding='UTF-8'?>\n<smses count=\"120\">\n")
+        for i in range(120):
+            gap = 60_000 if i % 12 else 6 * 3_600_000
+            body = "네 지금 가요" if i % 2 else "어디쯤이니 저녁 먹고 가"
+            handle.write(f'  <sms address="{MOM}" date="{_ms(2024, 3, 1) + i * gap}" type="{1 + i % 2}" '
+                         f'body="{body} {i}" contact_name="Mom" />\n')  # fmt: skip
+        handle.write("</smses>\n")
+    options = DatasetOptions(min_pairs=5)
+    alone = open_storage(f"file://{tmp_path}/alone")
+    ingest_export(family_export, "fam", alone, Settings())
+    kakao_only = build_dataset(alone, "fam", "엄마", options=options)
+    both = open_storage(f"file://{tmp_path}/both")
+    ingest_export(family_export, "fam", both, Settings())
+    ingest_export(backup, "fam", both, Settings())
+    mixed = build_dataset(both, "fam", "엄마", ["Mom"], options=options)
+    assert set(mixed.manifest["persona_names"]) == {"엄마", "Mom"}
+    assert _pairs(mixed.manifest) > _pairs(kakao_only.manifest)
+
+
+def _pairs(manifest: dict[str, Any]) -> int:
+    return int(manifest["counts"]["pairs_train"]) + int(manifest["counts"]["pairs_validation"])
