@@ -176,6 +176,7 @@ def cmd_formats(as_json: Json = False) -> None:
     rows.append(("mac_csv", "kakao_mac_csv", "any"))
     rows.append(("whatsapp", "whatsapp_txt", "en, de, es, ko, ... (Android and iOS)"))
     rows.append(("sms", "android_sms_xml", "any (SMS Backup & Restore XML, SMS and MMS)"))
+    rows.append(("telegram", "telegram_json", "any (Telegram Desktop result.json: one chat or all)"))
     if as_json:
         emit_json([{"name": n, "source": s, "language": lang} for n, s, lang in rows])
         return

@@ -57,7 +57,8 @@ def cmd_restore(
     exports: Annotated[
         list[str],
         typer.Argument(
-            metavar="EXPORT", help="chat exports (KakaoTalk, WhatsApp, SMS backup): paths or lake keys"
+            metavar="EXPORT",
+            help="chat exports (KakaoTalk, WhatsApp, SMS backup, Telegram): paths or lake keys",
         ),
     ],
     owner: Owner,

@@ -1,6 +1,7 @@
 """One entry for every chat export: detect its source from content, then stream its batches.
 
-Sources: KakaoTalk (parsers/kakao/), WhatsApp (parsers/whatsapp/); never decided by the file name.
+Sources: KakaoTalk (parsers/kakao/), WhatsApp (parsers/whatsapp/), Android SMS backups
+(parsers/sms/), Telegram Desktop (parsers/telegram/); never decided by the file name.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from parsers.kakao.export import ZIP_MAGIC, check_readable, file_sha256, kakao_b
 from parsers.kakao.formats import CSV_FORMAT_NAME, CSV_SOURCE, FORMATS_BY_NAME
 from parsers.kakao.reader import CHUNK_BYTES
 from parsers.sms import export as sms
+from parsers.telegram import export as telegram
 from parsers.whatsapp import export as whatsapp
 
 #: `--format` names of the other sources (KakaoTalk's are its variants, parsers/kakao/formats.py).
 WHATSAPP = "whatsapp"
 SMS = "sms"
+TELEGRAM = "telegram"
 DATE_ORDERS = ("dmy", "mdy", "ymd")
 
 
@@ -51,6 +54,8 @@ class ExportInfo:
         """The Message `source` value for this variant."""
         if self.family == SMS:
             return sms.SOURCE
+        if self.family == TELEGRAM:
+            return telegram.SOURCE
         if self.whatsapp is not None:
             return whatsapp.SOURCE
         if self.format_name == CSV_FORMAT_NAME:
@@ -60,7 +65,7 @@ class ExportInfo:
     @property
     def conversations_in_rows(self) -> bool:
         """Whether each row carries its own conversation (a backup of many threads), not the file."""
-        return self.family == SMS
+        return self.family in (SMS, TELEGRAM)
 
     @property
     def conversation_id(self) -> str:
@@ -89,15 +94,16 @@ def inspect_export(
         raise InputError(name, "is a zip archive; its chat file must be extracted first")
     encoding = detect_encoding(head, name)
     sample = head[len(encoding.bom) :].decode(encoding.name, errors="replace")
-    known = (*FORMATS_BY_NAME, CSV_FORMAT_NAME, WHATSAPP, SMS)
+    known = (*FORMATS_BY_NAME, CSV_FORMAT_NAME, WHATSAPP, SMS, TELEGRAM)
     if forced_format is not None and forced_format not in known:
         raise InputError(name, f"unknown format {forced_format!r} (one of {', '.join(known)})")
     if date_order is not None and date_order not in DATE_ORDERS:
         raise InputError(name, f"unknown date order {date_order!r} (one of {', '.join(DATE_ORDERS)})")
     digest = sha256 or file_sha256(path)
-    if forced_format == SMS or (forced_format is None and sms.sniff(sample)):
-        detection = Detection(SMS, None, False)
-        return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection, family=SMS)
+    for family, sniff in ((SMS, sms.sniff), (TELEGRAM, telegram.sniff)):
+        if forced_format == family or (forced_format is None and sniff(sample)):
+            detection = Detection(family, None, False)
+            return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection, family=family)
     if forced_format == WHATSAPP or (forced_format is None and whatsapp.sniff(sample)):
         found = whatsapp.detect(_text_lines(path, encoding), forced_order=date_order)
         if found is None:
@@ -110,7 +116,8 @@ def inspect_export(
         detection = detect_format(sample, name, forced_format)
     except InputError as exc:
         cause = exc.cause.replace(
-            "not a recognised KakaoTalk export", "not a recognised KakaoTalk, WhatsApp or SMS backup export"
+            "not a recognised KakaoTalk export",
+            "not a recognised KakaoTalk, WhatsApp, SMS backup or Telegram export",
         )
         raise InputError(name, cause) from None
     return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection)
@@ -125,6 +132,9 @@ def iter_batches(
     """Parse the export in chunks; each batch holds messages and quarantined lines."""
     if info.family == SMS:
         yield from sms.parse_backup(info.path, ctx, on_progress)
+        return
+    if info.family == TELEGRAM:
+        yield from telegram.parse_export(info.path, ctx, info.display_name)
         return
     if info.whatsapp is not None:
         yield from whatsapp.parse_lines(

@@ -45,6 +45,7 @@ SOURCES: Final[tuple[str, ...]] = (
     "platform_chat",
     "whatsapp_txt",
     "android_sms_xml",
+    "telegram_json",
 )
 
 #: Timestamps are stored as UTC instants; the zone they were read in is a parse setting.

@@ -89,7 +89,9 @@ def test_a_bad_export_fails_the_run_with_its_one_line_cause(tmp_path: Path) -> N
         "flow-owner", "엄마", [str(bad)], lake_url=f"file://{tmp_path}/lake", index=False, return_state=True
     )
     assert state.is_failed()
-    with pytest.raises(InputError, match="not a recognised KakaoTalk, WhatsApp or SMS backup export"):
+    with pytest.raises(
+        InputError, match="not a recognised KakaoTalk, WhatsApp, SMS backup or Telegram export"
+    ):
         state.result()
     run_id = state.state_details.flow_run_id
     assert task_states(run_id)["ingest-upload"] == "Failed"  # no retries for bad input

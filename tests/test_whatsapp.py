@@ -204,7 +204,9 @@ def test_bad_whatsapp_like_input_fails_in_one_line(tmp_path: Path) -> None:
 
     notes = tmp_path / "notes.txt"
     notes.write_text("shopping list\nmilk\n", encoding="utf-8")
-    with pytest.raises(InputError, match="not a recognised KakaoTalk, WhatsApp or SMS backup export"):
+    with pytest.raises(
+        InputError, match="not a recognised KakaoTalk, WhatsApp, SMS backup or Telegram export"
+    ):
         inspect_export(notes)
     forced = tmp_path / "kakao.txt"
     forced.write_text("2023년 12월 30일 오전 12:05, 외할머니 : 아직 안 자니\n", encoding="utf-8")
