@@ -58,7 +58,7 @@ def cmd_restore(
         list[str],
         typer.Argument(
             metavar="EXPORT",
-            help="chat exports (KakaoTalk, WhatsApp, SMS backup, Telegram): paths or lake keys",
+            help="chat exports (KakaoTalk, WhatsApp, SMS, Telegram, Messenger, ...): paths or lake keys",
         ),
     ],
     owner: Owner,

@@ -1,7 +1,8 @@
 """One entry for every chat export: detect its source from content, then stream its batches.
 
 Sources: KakaoTalk (parsers/kakao/), WhatsApp (parsers/whatsapp/), Android SMS backups
-(parsers/sms/), Telegram Desktop (parsers/telegram/); never decided by the file name.
+(parsers/sms/), Telegram Desktop (parsers/telegram/), Messenger and Instagram
+(parsers/messenger/). Never decided by the file name.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from parsers.kakao.detect import SAMPLE_BYTES, Detection, Encoding, detect_encod
 from parsers.kakao.export import ZIP_MAGIC, check_readable, file_sha256, kakao_batches
 from parsers.kakao.formats import CSV_FORMAT_NAME, CSV_SOURCE, FORMATS_BY_NAME
 from parsers.kakao.reader import CHUNK_BYTES
+from parsers.messenger import export as messenger
 from parsers.sms import export as sms
 from parsers.telegram import export as telegram
 from parsers.whatsapp import export as whatsapp
@@ -26,7 +28,9 @@ from parsers.whatsapp import export as whatsapp
 WHATSAPP = "whatsapp"
 SMS = "sms"
 TELEGRAM = "telegram"
+MESSENGER = "messenger"
 DATE_ORDERS = ("dmy", "mdy", "ymd")
+READ = "KakaoTalk, WhatsApp, SMS backups, Telegram, Messenger and Instagram"
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class ExportInfo:
             return sms.SOURCE
         if self.family == TELEGRAM:
             return telegram.SOURCE
+        if self.family == MESSENGER:
+            return messenger.SOURCE
         if self.whatsapp is not None:
             return whatsapp.SOURCE
         if self.format_name == CSV_FORMAT_NAME:
@@ -65,7 +71,7 @@ class ExportInfo:
     @property
     def conversations_in_rows(self) -> bool:
         """Whether each row carries its own conversation (a backup of many threads), not the file."""
-        return self.family in (SMS, TELEGRAM)
+        return self.family in (SMS, TELEGRAM, MESSENGER)
 
     @property
     def conversation_id(self) -> str:
@@ -94,13 +100,13 @@ def inspect_export(
         raise InputError(name, "is a zip archive; its chat file must be extracted first")
     encoding = detect_encoding(head, name)
     sample = head[len(encoding.bom) :].decode(encoding.name, errors="replace")
-    known = (*FORMATS_BY_NAME, CSV_FORMAT_NAME, WHATSAPP, SMS, TELEGRAM)
+    known = (*FORMATS_BY_NAME, CSV_FORMAT_NAME, WHATSAPP, SMS, TELEGRAM, MESSENGER)
     if forced_format is not None and forced_format not in known:
         raise InputError(name, f"unknown format {forced_format!r} (one of {', '.join(known)})")
     if date_order is not None and date_order not in DATE_ORDERS:
         raise InputError(name, f"unknown date order {date_order!r} (one of {', '.join(DATE_ORDERS)})")
     digest = sha256 or file_sha256(path)
-    for family, sniff in ((SMS, sms.sniff), (TELEGRAM, telegram.sniff)):
+    for family, sniff in ((SMS, sms.sniff), (TELEGRAM, telegram.sniff), (MESSENGER, messenger.sniff)):
         if forced_format == family or (forced_format is None and sniff(sample)):
             detection = Detection(family, None, False)
             return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection, family=family)
@@ -115,10 +121,10 @@ def inspect_export(
     try:
         detection = detect_format(sample, name, forced_format)
     except InputError as exc:
-        cause = exc.cause.replace(
-            "not a recognised KakaoTalk export",
-            "not a recognised KakaoTalk, WhatsApp, SMS backup or Telegram export",
-        )
+        cause = exc.cause
+        if cause.startswith("not a recognised KakaoTalk export"):
+            why = cause.partition("(")[2].rstrip(")") or "no known layout"
+            cause = f"not a recognised chat export ({why}; read are {READ}: see `rememberme formats`)"
         raise InputError(name, cause) from None
     return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection)
 
@@ -135,6 +141,9 @@ def iter_batches(
         return
     if info.family == TELEGRAM:
         yield from telegram.parse_export(info.path, ctx, info.display_name)
+        return
+    if info.family == MESSENGER:
+        yield from messenger.parse_part(info.path, ctx, info.display_name)
         return
     if info.whatsapp is not None:
         yield from whatsapp.parse_lines(

@@ -46,6 +46,7 @@ SOURCES: Final[tuple[str, ...]] = (
     "whatsapp_txt",
     "android_sms_xml",
     "telegram_json",
+    "messenger_json",
 )
 
 #: Timestamps are stored as UTC instants; the zone they were read in is a parse setting.

@@ -90,7 +90,8 @@ def test_a_bad_export_fails_the_run_with_its_one_line_cause(tmp_path: Path) -> N
     )
     assert state.is_failed()
     with pytest.raises(
-        InputError, match="not a recognised KakaoTalk, WhatsApp, SMS backup or Telegram export"
+        InputError,
+        match="not a recognised chat export",
     ):
         state.result()
     run_id = state.state_details.flow_run_id

@@ -115,7 +115,7 @@ def test_a_backup_cut_off_mid_message_keeps_what_is_whole(tmp_path: Path) -> Non
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 10, "binary file"),
         (
             b"<?xml version='1.0'?><notsms/>",
-            "not a recognised KakaoTalk, WhatsApp, SMS backup or Telegram export",
+            "not a recognised chat export",
         ),
     ],
 )

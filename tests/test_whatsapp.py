@@ -205,7 +205,8 @@ def test_bad_whatsapp_like_input_fails_in_one_line(tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("shopping list\nmilk\n", encoding="utf-8")
     with pytest.raises(
-        InputError, match="not a recognised KakaoTalk, WhatsApp, SMS backup or Telegram export"
+        InputError,
+        match="not a recognised chat export",
     ):
         inspect_export(notes)
     forced = tmp_path / "kakao.txt"

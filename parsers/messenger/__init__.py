@@ -1,0 +1,1 @@
+"""Facebook Messenger and Instagram JSON exports (see export.py)."""
