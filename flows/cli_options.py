@@ -46,10 +46,10 @@ def fraction(text: str) -> float:
 
 def known_format(name: str) -> str:
     """`auto` or a variant of the parser's registry (imported only to check: it loads pyarrow)."""
-    from parsers.exports import MESSENGER, SMS, TELEGRAM, WHATSAPP
+    from parsers.exports import LINE, MESSENGER, SMS, TELEGRAM, WHATSAPP
     from parsers.kakao.formats import ALL_FORMAT_NAMES
 
-    names = (*ALL_FORMAT_NAMES, WHATSAPP, SMS, TELEGRAM, MESSENGER)
+    names = (*ALL_FORMAT_NAMES, WHATSAPP, SMS, TELEGRAM, LINE, MESSENGER)
     if name != "auto" and name not in names:
         raise typer.BadParameter(f"unknown variant {name!r} (choose auto or one of: {', '.join(names)})")
     return name

@@ -1,7 +1,7 @@
 """One entry for every chat export: detect its source from content, then stream its batches.
 
 Sources: KakaoTalk (parsers/kakao/), WhatsApp (parsers/whatsapp/), Android SMS backups
-(parsers/sms/), Telegram Desktop (parsers/telegram/), Messenger and Instagram
+(parsers/sms/), Telegram Desktop (parsers/telegram/), LINE (parsers/line/), Messenger and Instagram
 (parsers/messenger/). Never decided by the file name.
 """
 
@@ -19,6 +19,7 @@ from parsers.kakao.detect import SAMPLE_BYTES, Detection, Encoding, detect_encod
 from parsers.kakao.export import ZIP_MAGIC, check_readable, file_sha256, kakao_batches
 from parsers.kakao.formats import CSV_FORMAT_NAME, CSV_SOURCE, FORMATS_BY_NAME
 from parsers.kakao.reader import CHUNK_BYTES
+from parsers.line import export as line_chat
 from parsers.messenger import export as messenger
 from parsers.sms import export as sms
 from parsers.telegram import export as telegram
@@ -29,8 +30,9 @@ WHATSAPP = "whatsapp"
 SMS = "sms"
 TELEGRAM = "telegram"
 MESSENGER = "messenger"
+LINE = "line"
 DATE_ORDERS = ("dmy", "mdy", "ymd")
-READ = "KakaoTalk, WhatsApp, SMS backups, Telegram, Messenger and Instagram"
+READ = "KakaoTalk, WhatsApp, SMS backups, Telegram, LINE, Messenger and Instagram"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class ExportInfo:
             return telegram.SOURCE
         if self.family == MESSENGER:
             return messenger.SOURCE
+        if self.family == LINE:
+            return line_chat.SOURCE
         if self.whatsapp is not None:
             return whatsapp.SOURCE
         if self.format_name == CSV_FORMAT_NAME:
@@ -77,7 +81,7 @@ class ExportInfo:
     def conversation_id(self) -> str:
         """Stable id of the chat room: from its title when the export names it, else from the file."""
         if self.detection.room:
-            return "kakao-" + hashlib.sha256(self.detection.room.encode("utf-8")).hexdigest()[:16]
+            return f"{self.family}-" + hashlib.sha256(self.detection.room.encode("utf-8")).hexdigest()[:16]
         return f"{self.family}-file-" + self.sha256[:16]
 
 
@@ -100,7 +104,7 @@ def inspect_export(
         raise InputError(name, "is a zip archive; its chat file must be extracted first")
     encoding = detect_encoding(head, name)
     sample = head[len(encoding.bom) :].decode(encoding.name, errors="replace")
-    known = (*FORMATS_BY_NAME, CSV_FORMAT_NAME, WHATSAPP, SMS, TELEGRAM, MESSENGER)
+    known = (*FORMATS_BY_NAME, CSV_FORMAT_NAME, WHATSAPP, SMS, TELEGRAM, MESSENGER, LINE)
     if forced_format is not None and forced_format not in known:
         raise InputError(name, f"unknown format {forced_format!r} (one of {', '.join(known)})")
     if date_order is not None and date_order not in DATE_ORDERS:
@@ -110,6 +114,12 @@ def inspect_export(
         if forced_format == family or (forced_format is None and sniff(sample)):
             detection = Detection(family, None, False)
             return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection, family=family)
+    if forced_format == LINE or (forced_format is None and line_chat.sniff(sample)):
+        title = (
+            sample.lstrip("\ufeff").splitlines()[0].removeprefix("[LINE]").strip() if sample.strip() else ""
+        )
+        detection = Detection(LINE, title or None, False)
+        return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection, family=LINE)
     if forced_format == WHATSAPP or (forced_format is None and whatsapp.sniff(sample)):
         found = whatsapp.detect(_text_lines(path, encoding), forced_order=date_order)
         if found is None:
@@ -144,6 +154,9 @@ def iter_batches(
         return
     if info.family == MESSENGER:
         yield from messenger.parse_part(info.path, ctx, info.display_name)
+        return
+    if info.family == LINE:
+        yield from line_chat.parse_lines(_text_lines(info.path, info.encoding, on_progress), ctx)
         return
     if info.whatsapp is not None:
         yield from whatsapp.parse_lines(

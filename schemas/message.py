@@ -47,6 +47,7 @@ SOURCES: Final[tuple[str, ...]] = (
     "android_sms_xml",
     "telegram_json",
     "messenger_json",
+    "line_txt",
 )
 
 #: Timestamps are stored as UTC instants; the zone they were read in is a parse setting.

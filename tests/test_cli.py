@@ -83,7 +83,7 @@ def _write(path: Path, data: bytes) -> Path:
         ),
         (
             lambda d: _write(d / "notes.txt", "장보기 목록\n두부\n".encode()),
-            "not a recognised chat export (no known message layout in the first 3 lines; read are KakaoTalk, WhatsApp, SMS backups, Telegram, Messenger and Instagram: see `rememberme formats`)",
+            "not a recognised chat export (no known message layout in the first 3 lines; read are KakaoTalk, WhatsApp, SMS backups, Telegram, LINE, Messenger and Instagram: see `rememberme formats`)",
         ),
         (
             lambda d: _write(d / "latin.txt", b"\x80\x80\x80 caf\xe9\n"),

@@ -285,7 +285,7 @@ def conversation_id(owner_id: str, info: ExportInfo, first: dict[str, Any] | Non
         return f"{info.family}-file-" + hashlib.sha256(f"{owner_id}|{info.sha256}".encode()).hexdigest()[:16]
     stamp = first["ts"].isoformat() if first.get("ts") is not None else ""
     seed = f"{owner_id}|{room}|{stamp}|{first.get('speaker') or ''}"
-    return "kakao-" + hashlib.sha256(seed.encode("utf-8")).hexdigest()[:16]
+    return f"{info.family}-" + hashlib.sha256(seed.encode("utf-8")).hexdigest()[:16]
 
 
 def _write_messages(

@@ -1,0 +1,1 @@
+"""LINE chat histories (see export.py)."""
