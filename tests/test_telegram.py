@@ -132,3 +132,22 @@ def test_a_telegram_chat_is_ingested_and_builds_a_persona_dataset(tmp_path: Path
     (chat,) = ingest_export(path, "tg", storage, Settings()).files
     assert (chat.source, chat.messages, chat.by_speaker) == ("telegram_json", 160, {"엄마": 80, "민수": 80})
     assert build_dataset(storage, "tg", "엄마", options=DatasetOptions(min_pairs=5)).version == 1
+
+
+def test_a_zipped_export_folder_is_read_and_its_other_json_skipped_with_a_reason(tmp_path: Path) -> None:
+    import zipfile
+
+    from infra.settings import Settings
+    from infra.storage import open_storage
+    from tasks.ingest.uploads import ingest_export
+
+    path = tmp_path / "Telegram Desktop.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("ChatExport_2024-01-03/result.json", json.dumps(ONE_CHAT, ensure_ascii=False))
+        archive.writestr("ChatExport_2024-01-03/photos/photo_1@01-01-2024_09-03-00.jpg", b"\xff\xd8\xff")
+        archive.writestr("ChatExport_2024-01-03/css/settings.json", json.dumps({"theme": "night"}))
+    storage = open_storage(f"file://{tmp_path}/lake")
+    summary = ingest_export(path, "tgz", storage, Settings())
+    (chat,) = summary.files
+    assert chat.source == "telegram_json" and chat.messages == 7 and summary.media == 1
+    assert summary.quarantined == 2  # the message without a date, and the settings file with its reason

@@ -20,7 +20,10 @@ from typing import Final
 
 from parsers.errors import InputError
 
-CHAT_SUFFIXES: Final = (".txt", ".csv")
+CHAT_SUFFIXES: Final = (".txt", ".csv", ".json", ".xml")
+#: Members that may be a chat export or something else an app put beside it (Telegram's and
+#: Instagram's exports hold many JSON files): one that is not a chat export is skipped, with its reason.
+MAYBE_CHAT_SUFFIXES: Final = (".json", ".xml")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # Media saved by the app are often named by their time: 20240705_150422.jpg, 2024-07-05-15-04-22.jpg.
 _STAMP = re.compile(
@@ -96,7 +99,7 @@ def plan_archive(zf: zipfile.ZipFile, display: str, limits: ArchiveLimits) -> Ar
             continue  # macOS resource forks, not content
         (chats if name.lower().endswith(CHAT_SUFFIXES) else media).append(info)
     if not chats:
-        raise InputError(display, "zip holds no chat file (.txt or .csv)")
+        raise InputError(display, "zip holds no chat file (.txt, .csv, .json or .xml)")
     return ArchivePlan(tuple(chats), tuple(media), tuple(rejected))
 
 

@@ -30,8 +30,9 @@ from infra.storage import Storage
 from infra.version import CODE_VERSION
 from parsers.base import ParseBatch, ParseContext
 from parsers.errors import InputError
-from parsers.exports import ExportInfo, inspect_export, iter_batches
+from parsers.exports import READ, ExportInfo, inspect_export, iter_batches
 from parsers.kakao.archive import (
+    MAYBE_CHAT_SUFFIXES,
     ArchiveLimits,
     AttachmentMatcher,
     extract_member,
@@ -181,16 +182,26 @@ def ingest_export(
     )
     with open_upload(path, name, limits) as upload:
         # Detect every chat file before writing anything: bad input leaves the lake untouched.
-        infos = [
-            inspect_export(
-                chat.path,
-                forced_format,
-                chat.display_name,
-                upload.sha256 if chat.path == upload.path else None,
-                date_order,
-            )
-            for chat in upload.chats
-        ]
+        infos = []
+        for chat in upload.chats:
+            try:
+                infos.append(
+                    inspect_export(
+                        chat.path,
+                        forced_format,
+                        chat.display_name,
+                        upload.sha256 if chat.path == upload.path else None,
+                        date_order,
+                    )
+                )
+            except InputError as exc:
+                if chat.path == upload.path or not chat.path.name.lower().endswith(MAYBE_CHAT_SUFFIXES):
+                    raise
+                upload.rejected.append(
+                    (chat.display_name.partition("!")[2], f"not a chat export: {exc.cause}")
+                )
+        if not infos:
+            raise InputError(name, f"holds no chat export ({READ} are read)")
         raw_prefix = f"raw/{owner_id}/{upload.upload_id}"
         media_keys = {rel.name: f"{raw_prefix}/media/{rel.as_posix()}" for rel, _ in upload.media}
         media_uris = {name: storage.uri(key) for name, key in media_keys.items()}
