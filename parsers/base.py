@@ -89,6 +89,17 @@ def build_messages(
     return pa.Table.from_arrays(columns, schema=MESSAGE_SCHEMA)
 
 
+def instants_ms(milliseconds: list[int]) -> pa.Array:
+    """UTC instants from milliseconds since the epoch (SMS backups, Messenger)."""
+    return pa.array(np.array(milliseconds, dtype=np.int64) * 1000, pa.timestamp("us", tz="UTC")).cast(TS_TYPE)
+
+
+def with_conversations(table: pa.Table, conversations: list[str] | pa.Array) -> pa.Table:
+    """`table` whose rows belong to the given conversations (sources of several chats in one file)."""
+    index = table.schema.get_field_index("conversation_id")
+    return table.set_column(index, table.schema.field(index), pa.array(conversations, pa.string()))
+
+
 def build_quarantine(ctx: ParseContext, line_no: list[int], reasons: list[str], raw: list[str]) -> pa.Table:
     """Assemble a QUARANTINE_SCHEMA table for rejected lines."""
     n = len(line_no)

@@ -27,9 +27,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from parsers.base import ParseBatch, ParseContext, build_messages, build_quarantine
+from parsers.base import (
+    ParseBatch,
+    ParseContext,
+    build_messages,
+    build_quarantine,
+    instants_ms,
+    with_conversations,
+)
 from parsers.errors import InputError
-from schemas.message import TS_TYPE
 
 SOURCE = "messenger_json"
 _MEDIA = (("photos", "photo"), ("videos", "video"), ("gifs", "video"), ("audio_files", "voice"),
@@ -126,14 +132,11 @@ def parse_part(path: Path, ctx: ParseContext, display_name: str | None = None) -
     table = build_messages(
         ctx,
         SOURCE,
-        pa.array(np.array(ts, dtype=np.int64) * 1000, pa.timestamp("us", tz="UTC")).cast(TS_TYPE),
+        instants_ms(ts),
         pa.array(speaker, pa.string()),
         pa.array(text, pa.string()),
         pa.array(kind, pa.string()),
         np.array(record, dtype=np.int64),
     )
-    index = table.schema.get_field_index("conversation_id")
-    table = table.set_column(
-        index, table.schema.field(index), pa.repeat(pa.scalar(conversation, pa.string()), table.num_rows)
-    )
+    table = with_conversations(table, [conversation] * table.num_rows)
     yield ParseBatch(table, build_quarantine(ctx, *rejected))

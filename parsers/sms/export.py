@@ -30,8 +30,14 @@ from typing import cast
 import numpy as np
 import pyarrow as pa
 
-from parsers.base import ParseBatch, ParseContext, build_messages, build_quarantine
-from schemas.message import TS_TYPE
+from parsers.base import (
+    ParseBatch,
+    ParseContext,
+    build_messages,
+    build_quarantine,
+    instants_ms,
+    with_conversations,
+)
 
 SOURCE = "android_sms_xml"
 SELF = "나"
@@ -203,16 +209,13 @@ def _record(
 
 
 def _batch(rows: _Rows, rejected: Rejections, ctx: ParseContext) -> ParseBatch:
-    ts = pa.array(np.array(rows.ts_ms, dtype=np.int64) * 1000, pa.timestamp("us", tz="UTC")).cast(TS_TYPE)
     table = build_messages(
         ctx,
         SOURCE,
-        ts,
+        instants_ms(rows.ts_ms),
         pa.array(rows.speaker, pa.string()),
         pa.array(rows.text, pa.string()),
         pa.array(rows.kind, pa.string()),
         np.array(rows.record, dtype=np.int64),
     )
-    index = table.schema.get_field_index("conversation_id")
-    table = table.set_column(index, table.schema.field(index), pa.array(rows.thread, pa.string()))
-    return ParseBatch(table, build_quarantine(ctx, *rejected))
+    return ParseBatch(with_conversations(table, rows.thread), build_quarantine(ctx, *rejected))

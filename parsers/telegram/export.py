@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from parsers.base import ParseBatch, ParseContext, build_messages, build_quarantine
+from parsers.base import ParseBatch, ParseContext, build_messages, build_quarantine, with_conversations
 from parsers.errors import InputError
 from schemas.message import TS_TYPE
 
@@ -161,6 +161,4 @@ def _batch(
         pa.array(rows["kind"], pa.string()),
         np.array(rows["record"], dtype=np.int64),
     )
-    index = table.schema.get_field_index("conversation_id")
-    table = table.set_column(index, table.schema.field(index), pa.array(rows["thread"], pa.string()))
-    return ParseBatch(table, build_quarantine(ctx, *rejected))
+    return ParseBatch(with_conversations(table, rows["thread"]), build_quarantine(ctx, *rejected))
