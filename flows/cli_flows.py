@@ -14,6 +14,7 @@ import typer
 
 from flows.cli_options import (
     Aliases,
+    DateOrder,
     Day,
     Json,
     Lake,
@@ -78,6 +79,7 @@ def cmd_restore(
     ] = None,
     steps: Steps = None,
     min_pairs: MinPairsOrDefault = None,
+    date_order: DateOrder = None,
     as_json: Json = False,
 ) -> None:
     """Run the instant-restore flow; bad exports are refused before any run starts."""
@@ -94,7 +96,7 @@ def cmd_restore(
         if path.exists() or not storage.exists(source):
             check_readable(path, source)
             if path.suffix.lower() != ".zip":
-                inspect_export(path, None, source)
+                inspect_export(path, None, source, date_order=date_order)
     for clip in audio or []:  # refused before any run starts, like a bad export
         if not Path(clip).is_file() and not storage.exists(clip):
             raise InputError(clip, "no such audio file")
@@ -115,6 +117,7 @@ def cmd_restore(
         train_steps=steps,
         min_pairs=min_pairs,
         audio=[_local(a) for a in audio or []],
+        date_order=date_order,
     )
     if as_json:
         emit_json(result)

@@ -44,13 +44,17 @@ def instant_restore(
     audio: list[str] | None = None,
     voice: bool = True,
     min_pairs: int | None = None,
+    date_order: str | None = None,
 ) -> dict[str, Any]:
-    """Restore `persona` for `owner_id` from KakaoTalk exports (local paths or lake keys)."""
+    """Restore `persona` for `owner_id` from chat exports of any source read (local paths or lake keys).
+
+    `date_order` (`dmy`, `mdy`, `ymd`) says how a WhatsApp export's dates read when the file cannot.
+    """
     readable_failure_logs()
     settings = Settings()
     lake = lake_url or settings.lake_url
     with persona_lock(owner_id, persona, open_storage(lake)):
-        ingests = [ingest_upload(source, owner_id, lake) for source in sources]
+        ingests = [ingest_upload(source, owner_id, lake, date_order) for source in sources]
         report_ingest(owner_id, ingests)
         options = None if min_pairs is None else DatasetOptions(min_pairs=min_pairs)
         dataset = build_persona_dataset(lake, owner_id, persona, aliases or [], options)

@@ -32,8 +32,9 @@ from parsers.base import ParseBatch, ParseContext, build_messages, build_quarant
 
 SOURCE = "whatsapp_txt"
 #: Marks WhatsApp puts before media and system lines, and the narrow spaces of newer time stamps.
-_MARKS = dict.fromkeys(map(ord, "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\ufeff"))
 _SPACES = {0x202F: " ", 0x00A0: " "}
+_MARK_RE = re.compile("[\u200e\u200f\u202a-\u202e\ufeff]")
+_ODD = re.compile("[\u200e\u200f\u202a-\u202f\ufeff\u00a0]")
 _DATE = r"(?P<a>\d{1,4})[./-] ?(?P<b>\d{1,2})[./-] ?(?P<c>\d{1,4})\.?"
 _AMPM = r"(?:[AaPp]\.? ?[Mm]\.?)"
 _TIME = (
@@ -82,7 +83,10 @@ class WhatsAppDetection:
 
 def clean_line(raw: str) -> str:
     """A line without WhatsApp's direction marks and with plain spaces (what the patterns read)."""
-    return raw.translate(_MARKS).translate(_SPACES).rstrip("\r\n")
+    line = raw.rstrip("\r\n")
+    if _ODD.search(line) is None:  # most lines: nothing to clean (str.translate costs a third of a parse)
+        return line
+    return _MARK_RE.sub("", line).replace("\u202f", " ").replace("\u00a0", " ")
 
 
 def _header(line: str) -> re.Match[str] | None:

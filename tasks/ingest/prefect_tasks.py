@@ -39,11 +39,13 @@ def _ingest_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> st
 
 
 @task(name="ingest-upload", cache_key_fn=_ingest_cache_key, persist_result=True, **RETRY)
-def ingest_upload(source: str, owner_id: str, lake_url: str) -> IngestSummary:
-    """Parse one KakaoTalk export into the owner's lake (resumes a finished upload)."""
+def ingest_upload(source: str, owner_id: str, lake_url: str, date_order: str | None = None) -> IngestSummary:
+    """Parse one chat export into the owner's lake (resumes a finished upload)."""
     storage = open_storage(lake_url)
     with local_copy(source, storage) as path:
-        return ingest_export(path, owner_id, storage, Settings(), display_name=Path(source).name)
+        return ingest_export(
+            path, owner_id, storage, Settings(), display_name=Path(source).name, date_order=date_order
+        )
 
 
 @task(name="plan-recycling", **RETRY)
