@@ -5,8 +5,9 @@ The file is `<smses count="N">` holding `<sms address date type body contact_nam
 address type/></addrs></mms>` (the app's documentation and public parsers' code):
 - `date` is milliseconds since the epoch (an instant: no zone to guess);
 - the owner's own messages are `type` 2 (sent) for SMS, `msg_box` 2 for MMS; they are spoken by
-  `SELF` ("나"), everyone else by their contact name, else their number (personal data: the
-  same redaction rules apply downstream as to any name);
+  `SELF` ("나"), everyone else by their contact name, else by a stable handle (`번호 1a2b3c`, from
+  the number and the owner), never the number: a number is personal data and a speaker name
+  travels into derived stores (the search index, lineage);
 - one conversation per thread, keyed by the other side's number(s) (several in a group MMS);
 - emoji are written as XML character references of UTF-16 surrogate halves (`&#55357;&#56832;`),
   which strict XML parsers refuse: they are joined into the real character before parsing (an
@@ -104,6 +105,17 @@ class _Rows:
         self.thread.append(thread)
 
 
+def unnamed(owner_id: str, address: str) -> str:
+    """The speaker name of a number with no contact name: a stable handle, never the number itself.
+
+    A phone number is personal data, and a speaker name travels into derived stores (the search
+    index's `speaker`, datasets' lineage) that must hold none; the handle is the same in every
+    backup of the owner, so `--persona` or `--alias` can name it.
+    """
+    digits = re.sub(r"[^\d+]", "", address) or address or "?"
+    return "번호 " + hashlib.sha256(f"{owner_id}|{digits}".encode()).hexdigest()[:6]
+
+
 def thread_id(owner_id: str, addresses: list[str]) -> str:
     """The conversation of a thread: the other side's numbers, normalised, within the owner."""
     numbers = sorted({re.sub(r"[^\d+]", "", a) or a for a in addresses if a})
@@ -188,13 +200,13 @@ def _record(
         if contact not in _UNKNOWN and "," not in contact:
             names[address] = contact
         mine = attrs.get("type") == "2"
-        speaker = SELF if mine else names.get(address, address or "(unknown)")
+        speaker = SELF if mine else names.get(address) or unnamed(ctx.owner_id, address)
         rows.add(ts_ms, speaker, attrs.get("body", ""), "text", record, thread_id(ctx.owner_id, [address]))
         return
     addrs = [(a.get("address", ""), a.get("type", "")) for a in element.iter("addr")]
     mine = attrs.get("msg_box") == "2"
     sender = next((a for a, kind in addrs if kind == _FROM), address)
-    speaker = SELF if mine else names.get(sender, sender or "(unknown)")
+    speaker = SELF if mine else names.get(sender) or unnamed(ctx.owner_id, sender)
     texts, kind = [], "text"
     for part in element.iter("part"):
         content = part.get("ct", "")
