@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +89,21 @@ def build_messages(
         pa.nulls(n, pa.string()),
     ]
     return pa.Table.from_arrays(columns, schema=MESSAGE_SCHEMA)
+
+
+#: A sender shown as a phone number (WhatsApp without a saved contact, an SMS without a name).
+PHONE_NAME = re.compile(r"^\+?[\d\s\-().]{7,}$")
+
+
+def number_handle(owner_id: str, number: str) -> str:
+    """The speaker name of a phone number with no contact name: a stable handle, never the number.
+
+    A number is personal data, and a speaker name travels into derived stores (the search index's
+    `speaker`, lineage) that must hold none; the handle is the same in every export of the owner,
+    so `--persona` or `--alias` can name it.
+    """
+    digits = re.sub(r"[^\d+]", "", number) or number or "?"
+    return "번호 " + hashlib.sha256(f"{owner_id}|{digits}".encode()).hexdigest()[:6]
 
 
 def instants_ms(milliseconds: list[int]) -> pa.Array:

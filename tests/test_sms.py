@@ -13,10 +13,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from parsers.base import ParseContext
+from parsers.base import ParseContext, number_handle
 from parsers.errors import InputError
 from parsers.exports import inspect_export, iter_batches
-from parsers.sms.export import SELF, repair, thread_id, unnamed
+from parsers.sms.export import SELF, repair, thread_id
 
 MOM, DAD = "+82 10-1234-5678", "01098765432"
 
@@ -78,7 +78,12 @@ def test_a_backup_parses_to_the_rows_worked_out_by_hand(tmp_path: Path) -> None:
     assert rows == [
         (datetime(2024, 1, 1, 0, 0, tzinfo=UTC), "엄마", "새해 복 많이 받아 😀", "text"),
         (datetime(2024, 1, 1, 0, 5, tzinfo=UTC), SELF, "엄마도요\n건강하세요", "text"),
-        (datetime(2024, 1, 1, 1, 0, tzinfo=UTC), unnamed("o1", DAD), "밥 먹었냐 & 어디야", "text"),  # no name
+        (
+            datetime(2024, 1, 1, 1, 0, tzinfo=UTC),
+            number_handle("o1", DAD),
+            "밥 먹었냐 & 어디야",
+            "text",
+        ),  # no name
         (datetime(2024, 1, 2, 3, 0, tzinfo=UTC), "엄마", "손주 사진이야", "text"),
         (datetime(2024, 1, 2, 4, 0, tzinfo=UTC), SELF, "[photo]", "photo"),
     ]

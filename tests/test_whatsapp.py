@@ -218,3 +218,15 @@ def test_bad_whatsapp_like_input_fails_in_one_line(tmp_path: Path) -> None:
     cut = tmp_path / "cut.txt"  # cut off mid-line: the whole lines parse, the torn one is its text
     cut.write_bytes(_export(tmp_path / "whole.txt", 4).read_bytes()[:-9])
     assert inspect_export(cut).whatsapp is not None
+
+
+def test_an_unsaved_contact_speaks_as_a_stable_handle_never_the_number() -> None:
+    from parsers.base import number_handle
+
+    lines = [f"1/13/22, 7:05{NNBSP}AM - +82 10-1234-5678: 안녕하세요\n", f"1/13/22, 7:06{NNBSP}AM - Mom: hi\n"]
+    detection = detect(lines)
+    assert detection is not None
+    (batch,) = list(parse_lines(lines, detection, _ctx()))
+    speakers = batch.messages["speaker"].to_pylist()
+    assert speakers == [number_handle("o1", "+821012345678"), "Mom"]
+    assert "1234" not in speakers[0]

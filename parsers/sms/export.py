@@ -37,6 +37,7 @@ from parsers.base import (
     build_messages,
     build_quarantine,
     instants_ms,
+    number_handle,
     with_conversations,
 )
 
@@ -103,17 +104,6 @@ class _Rows:
         self.kind.append(kind)
         self.record.append(record)
         self.thread.append(thread)
-
-
-def unnamed(owner_id: str, address: str) -> str:
-    """The speaker name of a number with no contact name: a stable handle, never the number itself.
-
-    A phone number is personal data, and a speaker name travels into derived stores (the search
-    index's `speaker`, datasets' lineage) that must hold none; the handle is the same in every
-    backup of the owner, so `--persona` or `--alias` can name it.
-    """
-    digits = re.sub(r"[^\d+]", "", address) or address or "?"
-    return "번호 " + hashlib.sha256(f"{owner_id}|{digits}".encode()).hexdigest()[:6]
 
 
 def thread_id(owner_id: str, addresses: list[str]) -> str:
@@ -200,13 +190,13 @@ def _record(
         if contact not in _UNKNOWN and "," not in contact:
             names[address] = contact
         mine = attrs.get("type") == "2"
-        speaker = SELF if mine else names.get(address) or unnamed(ctx.owner_id, address)
+        speaker = SELF if mine else names.get(address) or number_handle(ctx.owner_id, address)
         rows.add(ts_ms, speaker, attrs.get("body", ""), "text", record, thread_id(ctx.owner_id, [address]))
         return
     addrs = [(a.get("address", ""), a.get("type", "")) for a in element.iter("addr")]
     mine = attrs.get("msg_box") == "2"
     sender = next((a for a, kind in addrs if kind == _FROM), address)
-    speaker = SELF if mine else names.get(sender) or unnamed(ctx.owner_id, sender)
+    speaker = SELF if mine else names.get(sender) or number_handle(ctx.owner_id, sender)
     texts, kind = [], "text"
     for part in element.iter("part"):
         content = part.get("ct", "")

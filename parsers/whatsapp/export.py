@@ -28,7 +28,15 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 
-from parsers.base import ParseBatch, ParseContext, build_messages, build_quarantine, local_to_utc
+from parsers.base import (
+    PHONE_NAME,
+    ParseBatch,
+    ParseContext,
+    build_messages,
+    build_quarantine,
+    local_to_utc,
+    number_handle,
+)
 
 SOURCE = "whatsapp_txt"
 #: Marks WhatsApp puts before media and system lines, and the narrow spaces of newer time stamps.
@@ -218,6 +226,8 @@ def parse_lines(
         rest = match["rest"]
         speaker = next((n for n in detection.senders if rest.startswith(f"{n}: ")), None)
         text = rest[len(speaker) + 2 :] if speaker is not None else rest
+        if speaker is not None and PHONE_NAME.match(speaker):  # an unsaved contact: never the number
+            speaker = number_handle(ctx.owner_id, speaker)
         current = _Message(line_no, seconds, speaker, [text])
         if len(pending) >= batch:
             yield _batch(pending, rejected, ctx)
