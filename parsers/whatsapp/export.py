@@ -40,7 +40,6 @@ from parsers.base import (
 
 SOURCE = "whatsapp_txt"
 #: Marks WhatsApp puts before media and system lines, and the narrow spaces of newer time stamps.
-_SPACES = {0x202F: " ", 0x00A0: " "}
 _MARK_RE = re.compile("[\u200e\u200f\u202a-\u202e\ufeff]")
 _ODD = re.compile("[\u200e\u200f\u202a-\u202f\ufeff\u00a0]")
 _DATE = r"(?P<a>\d{1,4})[./-] ?(?P<b>\d{1,2})[./-] ?(?P<c>\d{1,4})\.?"
@@ -195,6 +194,21 @@ def _seconds(match: re.Match[str], order: str) -> int | None:
     return int((moment - datetime(1970, 1, 1)).total_seconds())
 
 
+def _as_written(raw: str, length: int) -> str:
+    """The last `length` characters of the cleaned line, as the raw line has them.
+
+    Only the header is normalised (its marks and narrow spaces): a message keeps its own no-break
+    spaces. Cleaning deletes marks and swaps spaces one for one, so the raw tail is found by
+    counting the characters that are not marks from the end; the marks WhatsApp puts before a
+    media placeholder (`\u200eimage omitted`) go.
+    """
+    start = len(raw)
+    while length > 0 and start > 0:
+        start -= 1
+        length -= _MARK_RE.match(raw[start]) is None
+    return _MARK_RE.sub("", raw[start:]) if _MARK_RE.match(raw[start : start + 1] or "x") else raw[start:]
+
+
 def parse_lines(
     lines: Iterable[str], detection: WhatsAppDetection, ctx: ParseContext, batch: int = _BATCH
 ) -> Iterator[ParseBatch]:
@@ -218,14 +232,14 @@ def parse_lines(
                     rejected[1].append("text before the first message header")
                     rejected[2].append(raw.rstrip("\r\n"))
                 continue
-            current.lines.append(raw.rstrip("\r\n").translate(_SPACES))
+            current.lines.append(raw.rstrip("\r\n"))  # as written
             continue
         assert seconds is not None
         if current is not None:
             pending.append(current)
         rest = match["rest"]
         speaker = next((n for n in detection.senders if rest.startswith(f"{n}: ")), None)
-        text = rest[len(speaker) + 2 :] if speaker is not None else rest
+        text = _as_written(raw.rstrip("\r\n"), len(rest) - (len(speaker) + 2 if speaker is not None else 0))
         if speaker is not None and PHONE_NAME.match(speaker):  # an unsaved contact: never the number
             speaker = number_handle(ctx.owner_id, speaker)
         current = _Message(line_no, seconds, speaker, [text])
