@@ -7,7 +7,6 @@ Sources: KakaoTalk (parsers/kakao/), WhatsApp (parsers/whatsapp/), Android SMS b
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from parsers.line import export as line_chat
 from parsers.messenger import export as messenger
 from parsers.sms import export as sms
 from parsers.telegram import export as telegram
+from parsers.textlines import file_chunks
 from parsers.whatsapp import export as whatsapp
 
 #: `--format` names of the other sources (KakaoTalk's are its variants, parsers/kakao/formats.py).
@@ -121,7 +121,7 @@ def inspect_export(
         detection = Detection(LINE, title or None, False)
         return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection, family=LINE)
     if forced_format == WHATSAPP or (forced_format is None and whatsapp.sniff(sample)):
-        found = whatsapp.detect(_text_lines(path, encoding), forced_order=date_order)
+        found = whatsapp.detect_chunks(file_chunks(path, encoding), forced_order=date_order)
         if found is None:
             raise InputError(
                 name, "not a recognised WhatsApp export (no line like '12/31/21, 11:59 PM - Name: text')"
@@ -156,30 +156,12 @@ def iter_batches(
         yield from messenger.parse_part(info.path, ctx, info.display_name)
         return
     if info.family == LINE:
-        yield from line_chat.parse_lines(_text_lines(info.path, info.encoding, on_progress), ctx)
-        return
-    if info.whatsapp is not None:
-        yield from whatsapp.parse_lines(
-            _text_lines(info.path, info.encoding, on_progress), info.whatsapp, ctx
+        yield from line_chat.parse_chunks(
+            file_chunks(info.path, info.encoding, on_progress, chunk_bytes), ctx
         )
         return
+    if info.whatsapp is not None:
+        chunks = file_chunks(info.path, info.encoding, on_progress, chunk_bytes)
+        yield from whatsapp.parse_chunks(chunks, info.whatsapp, ctx)
+        return
     yield from kakao_batches(info.path, info.detection, info.encoding, ctx, on_progress, chunk_bytes)
-
-
-def _text_lines(
-    path: Path, encoding: Encoding, on_progress: Callable[[int], None] | None = None
-) -> Iterator[str]:
-    """The file's lines, decoded incrementally (flat memory on any size); undecodable bytes replaced."""
-    decoder = codecs.getincrementaldecoder(encoding.name)(errors="replace")
-    pending = ""
-    with path.open("rb") as stream:
-        stream.read(len(encoding.bom))
-        while block := stream.read(1 << 20):
-            if on_progress is not None:
-                on_progress(len(block))
-            pending += decoder.decode(block)
-            *lines, pending = pending.split("\n")
-            yield from (line + "\n" for line in lines)
-        pending += decoder.decode(b"", final=True)
-    if pending:
-        yield pending

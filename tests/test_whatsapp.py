@@ -297,3 +297,54 @@ def _looks_like_header(text: str) -> bool:
     from parsers.whatsapp.export import _header, clean_line
 
     return _header(clean_line(text)) is not None
+
+
+_PIECES = st.sampled_from([
+    "[", "]", " ", "  ", "-", "–", ".", "/", ",", ":", ": ", "1", "12", "13", "2021", "21", "0", "99", "오전 ", "오후 ",
+    "AM", "PM", "a.m.", "p. m.", "\u202f", "\u00a0", "\u200e", "\u200f", "\ufeff", "Mom", "Dr: Kim", "x",
+])  # fmt: skip
+_HEADERISH = st.builds(
+    lambda stamp, tail: stamp + tail,
+    st.sampled_from(
+        [
+            "12/31/21, 11:59 PM - ",
+            "[31.12.21, 23:59:59] ",
+            "2021. 12. 31. 오후 11:59 - ",
+            "1/2/2022, 9:05\u202fa.m. - ",
+            "\u200e[1/2/22, 09:05:07] ",
+            "31-12-2021 23:59 – ",
+            "12/31/21, 11:59:5 PM - ",
+            "[12/31/21 11.59.59] ",
+        ]
+    ),
+    st.lists(_PIECES, max_size=6).map("".join),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lines=st.lists(st.one_of(_HEADERISH, st.lists(_PIECES, max_size=14).map("".join)), min_size=1, max_size=8)
+)
+def test_the_byte_scanner_reads_every_line_as_the_cleaned_line_regex_does(lines: list[str]) -> None:
+    """Differential: the vectorised header scan agrees with the per-line regex on any mix of header pieces."""
+    from parsers.whatsapp.export import _header, clean_line
+    from parsers.whatsapp.headers import scan_headers
+
+    lines = [x.replace("\n", " ") for x in lines]
+    data = "".join(f"{x}\n" for x in lines).encode()
+    found = scan_headers(data, pieces=True)
+    rows = iter(range(int(found.header.sum())))
+    for i, line in enumerate(lines):
+        match = _header(clean_line(line))
+        assert bool(found.header[i]) == (match is not None), line
+        if match is None:
+            continue
+        row = next(rows)
+        assert found.fields["a"][i] == int(match["a"]) and found.fields["c"][i] == int(match["c"])
+        assert found.fields["h"][i] == int(match["h"]) and found.fields["s"][i] == int(match["s"] or 0)
+        assert found.fields["ap"][i] == {"": 0, "a": 1, "p": 2}[(match["ap"] or "")[:1].lower()], line
+        rest = match["rest"]
+        head, colon, tail = rest.partition(": ")
+        assert found.head[row].as_py() == (head if colon else None), line
+        written = data[found.tail_a[row] : found.lines.end[i]].decode() if colon else None
+        assert (clean_line(written) if written is not None else None) == (tail if colon else None), line

@@ -30,7 +30,7 @@ from parsers.dates import days_from_civil, days_in_month, ffill
 from parsers.errors import InputError
 from parsers.kakao.formats import LineFormat
 from parsers.kakao.kinds import KIND_CODE, classify_kinds, kinds_to_arrow
-from parsers.kakao.reader import Chunk
+from parsers.kakao.reader import Chunk, valid_utf8
 from parsers.kakao.records import Records, digits, line_records, months
 from parsers.kakao.scan import (
     Lines,
@@ -94,7 +94,7 @@ class LineExportParser:
 
     def feed(self, chunk: Chunk) -> ParseBatch:
         """Parse one chunk; lines of a message that may continue in the next chunk are held back."""
-        data, bad_bytes = _valid_utf8(chunk)
+        data, bad_bytes = valid_utf8(chunk)
         carry = self.carry
         bad_bytes = bad_bytes or (carry.bad_bytes and bool(carry.data))
         base_line_no = carry.first_line_no if carry.data else self._next_line_no
@@ -320,17 +320,3 @@ class LineExportParser:
 
     def _empty(self) -> ParseBatch:
         return empty_batch(self.ctx)
-
-
-def _valid_utf8(chunk: Chunk) -> tuple[bytes, bool]:
-    data = chunk.data
-    if not data:
-        return data, chunk.had_decode_errors
-    whole = pa.LargeStringArray.from_buffers(
-        1, pa.py_buffer(np.array([0, len(data)], dtype=np.int64)), pa.py_buffer(data)
-    )
-    try:
-        whole.validate(full=True)
-    except pa.ArrowInvalid:
-        return data.decode("utf-8", errors="replace").encode("utf-8"), True
-    return data, chunk.had_decode_errors

@@ -10,6 +10,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+import numpy as np
+import pyarrow as pa
+
 from parsers.kakao.detect import Encoding
 
 CHUNK_BYTES: Final = 4 * 1024 * 1024
@@ -83,3 +86,18 @@ class _Transcoder:
             self.decoder.setstate(state)
             self.replacing = True
             return self.decoder.decode(raw, final=final).encode("utf-8"), True
+
+
+def valid_utf8(chunk: Chunk) -> tuple[bytes, bool]:
+    """The chunk's bytes as valid UTF-8 (undecodable bytes replaced) and whether any were."""
+    data = chunk.data
+    if not data:
+        return data, chunk.had_decode_errors
+    whole = pa.LargeStringArray.from_buffers(
+        1, pa.py_buffer(np.array([0, len(data)], dtype=np.int64)), pa.py_buffer(data)
+    )
+    try:
+        whole.validate(full=True)
+    except pa.ArrowInvalid:
+        return data.decode("utf-8", errors="replace").encode("utf-8"), True
+    return data, chunk.had_decode_errors
