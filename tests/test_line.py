@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from parsers.base import ParseContext
 from parsers.exports import inspect_export, iter_batches
@@ -107,3 +109,51 @@ def test_a_line_before_the_first_day_is_quarantined(tmp_path: Path) -> None:
     (batch,) = list(iter_batches(inspect_export(path), _ctx()))
     assert batch.messages["text"].to_pylist() == ["kept"]
     assert batch.quarantine.to_pylist()[0]["reason"] == "a line before the first day"
+
+
+_DAYS = ["2024/01/01(Mon)", "Tue, 1/2/2024", "2024.01.03 Wednesday", "2024. 1. 4. (목)", "2024/01/05(金)",
+         "2024/02/30(Fri)", "13/45/2024"]  # fmt: skip
+_CLOCKS = ["09:05", "AM 9:05", "9:05 PM", "오후 3:04", "午後3:04", "pm 12:30", "25:00", "9:5", " 10:10 "]
+_WORDS = ['"', '""', "hi", "09:0", "2024/01/0", "오후 3", "엄마", "see you", "[Sticker]", "[사진]", "☎ Call time 0:42", "09:00\tX\ty", "2024/03/01(Fri)",
+          "\t", "[LINE] x", " ", ""]  # fmt: skip
+_TEXT = st.lists(st.sampled_from(_WORDS), max_size=4).map("".join)
+_LINE_OF = st.one_of(
+    st.sampled_from(_DAYS),
+    st.builds(
+        lambda c, n, t: f"{c}\t{n}\t{t}",
+        st.sampled_from(_CLOCKS),
+        st.sampled_from(["Mom", "민수", ""]),
+        _TEXT,
+    ),
+    st.builds(lambda c, t: f"{c}\t{t}", st.sampled_from(_CLOCKS), _TEXT),
+    _TEXT,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.lists(_LINE_OF, max_size=25),
+    crlf=st.booleans(),
+    chunk=st.sampled_from([16, 64, 1 << 20]),
+    unterminated=st.booleans(),
+)
+def test_the_vectorised_reader_gives_the_per_line_readers_rows(
+    body: list[str], crlf: bool, chunk: int, unterminated: bool
+) -> None:
+    """Differential: quotes over day and message lines, loose lines, bad clocks and days, any chunking."""
+    from parsers.line.export import parse_chunks
+    from parsers.textlines import text_chunks
+    from tests.line_reference import reference_rows
+
+    end = "\r\n" if crlf else "\n"
+    lines = [f"{x}{end}" for x in ["[LINE] Chat history with Mom", "Saved on: 2024/01/03 09:00", "", *body]]
+    if unterminated:  # the file cut off at its end: a last line without its line end
+        lines[-1] = lines[-1].rstrip("\r\n")
+    expected, rejected = reference_rows(lines)
+    batches = list(parse_chunks(text_chunks(lines, chunk_bytes=chunk), _ctx()))
+    got = [r for b in batches for r in b.messages.to_pylist()]
+    epoch = datetime(1970, 1, 1, tzinfo=ZoneInfo("Asia/Seoul"))
+    assert [(r["line_no"], int((r["ts"] - epoch).total_seconds()), r["speaker"], r["text"], r["kind"])
+            for r in got] == expected  # fmt: skip
+    quarantined = [(r["line_no"], r["reason"], r["raw"]) for b in batches for r in b.quarantine.to_pylist()]
+    assert quarantined == rejected
