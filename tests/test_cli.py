@@ -87,7 +87,7 @@ def _write(path: Path, data: bytes) -> Path:
         ),
         (
             lambda d: _write(d / "latin.txt", b"\x80\x80\x80 caf\xe9\n"),
-            "unknown text encoding (not UTF-8, UTF-16 or CP949/EUC-KR)",
+            "unknown text encoding (not UTF-8, UTF-16, CP949/EUC-KR or Windows-1252)",
         ),
         (
             lambda d: _write(d / "chat.zip", b"PK\x03\x04 not really a zip"),

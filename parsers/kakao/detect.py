@@ -66,9 +66,24 @@ def detect_encoding(head: bytes, path: str) -> Encoding:
         errors = text.count("\ufffd")
         scored.append((errors, rank, name, len(text)))
     errors, _, name, length = min(scored)
-    if errors <= MAX_UNDECODABLE_SHARE * max(length, 1):
+    if errors <= MAX_UNDECODABLE_SHARE * max(length, 1) and (name != "cp949" or _reads_as_korean(head)):
         return Encoding(name)
-    raise InputError(path, "unknown text encoding (not UTF-8, UTF-16 or CP949/EUC-KR)")
+    western = codecs.decode(head, "cp1252", errors="replace")
+    if name == "cp949" and western.count("\ufffd") <= MAX_UNDECODABLE_SHARE * len(western):
+        return Encoding("cp1252")
+    raise InputError(path, "unknown text encoding (not UTF-8, UTF-16, CP949/EUC-KR or Windows-1252)")
+
+
+def _reads_as_korean(head: bytes) -> bool:
+    """Whether CP949's reading of the head is Korean text: most of its two-byte characters in KS X 1001.
+
+    Real Korean text keeps to the 2,350 common syllables (both bytes 0xA1-0xFE); a Western file
+    (cp1252 `Ångström`) read as CP949 falls in the extension area (`흋`) or does not decode.
+    """
+    text = codecs.getincrementaldecoder("cp949")(errors="replace").decode(head, final=False)
+    wide = [c.encode("cp949") for c in text if ord(c) > 0x7F and c != "\ufffd"]
+    common = sum(1 for b in wide if len(b) == 2 and b[0] >= 0xA1 and b[1] >= 0xA1)
+    return common >= 0.5 * (len(wide) + text.count("\ufffd"))
 
 
 @cache
