@@ -177,3 +177,68 @@ def test_ui_shows_deployments_a_rest_triggered_run_and_its_artifacts(served, tmp
     finally:
         driver.quit()
     assert (out / "flow-run.png").stat().st_size > 10_000
+
+
+def _whatsapp_and_sms(folder: Path) -> tuple[Path, Path]:
+    """The same mother in a WhatsApp export (as `Mom`) and an SMS backup (as `엄마`).
+
+    The WhatsApp dates never pass 12 and carry AM/PM, so the file alone reads them month first:
+    `03/02/22` is March 2nd unless the run says `dmy`.
+    """
+    chat, backup = folder / "whatsapp.txt", folder / "backup.xml"
+    lines = []
+    for i in range(80):
+        who, text = (
+            ("Mom", f"밥은 먹었니 오늘은 뭐 했어 {i}") if i % 2 == 0 else ("Minsu", f"네 먹었어요 엄마 {i}")
+        )
+        lines.append(f"03/02/22, {1 + i // 8 % 11}:{10 + i % 8 * 5:02d} PM - {who}: {text}\n")
+    chat.write_text("".join(lines), encoding="utf-8")
+    with backup.open("w", encoding="utf-8") as handle:
+        handle.write("<?xml version='1.0' encoding='UTF-8'?>\n<smses count=\"80\">\n")
+        for i in range(80):
+            body = f"응 조심히 다녀와 {i}" if i % 2 == 0 else f"네 지금 출발해요 {i}"
+            stamp = 1_704_067_200_000 + i * 60_000
+            handle.write(
+                f'  <sms address="01012345678" date="{stamp}" type="{1 + i % 2}" body="{body}" contact_name="엄마" />\n'
+            )
+        handle.write("</smses>\n")
+    return chat, backup
+
+
+def test_a_rest_triggered_restore_mixes_whatsapp_and_sms_and_takes_a_date_order(
+    served, tmp_path: Path
+) -> None:
+    """What the platform backend sends: two sources of one mother, her second name, and how dates read."""
+    from infra.storage import open_storage
+    from tasks.ingest.lake import load_message_table
+
+    server, env = served
+    chat, backup = _whatsapp_and_sms(tmp_path)
+    deadline = time.monotonic() + 90
+    deployment = None
+    while deployment is None and time.monotonic() < deadline:
+        try:
+            deployment = _api(server.api_url, "GET", "/deployments/name/instant-restore/on-demand")
+        except OSError:
+            time.sleep(0.5)
+    assert deployment is not None, "rememberme serve did not register its deployments"
+    parameters = {"owner_id": "mixed", "persona": "Mom", "aliases": ["엄마"], "sources": [str(chat), str(backup)],
+                  "date_order": "dmy", "index": False, "train": False, "voice": False, "min_pairs": 5}  # fmt: skip
+    run = _api(
+        server.api_url, "POST", f"/deployments/{deployment['id']}/create_flow_run", {"parameters": parameters}
+    )
+    state = None
+    while time.monotonic() < deadline + 240:
+        state = _api(server.api_url, "GET", f"/flow_runs/{run['id']}")["state"]["type"]
+        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            break
+        time.sleep(1)
+    assert state == "COMPLETED", (tmp_path / "serve.log").read_text(errors="replace")[-3000:]
+    table = load_message_table(open_storage(env["REMEMBERME_LAKE_URL"]), "mixed").to_pylist()
+    whatsapp = [r for r in table if r["source"] == "whatsapp_txt"]
+    assert {(r["ts"].month, r["ts"].day) for r in whatsapp} == {(2, 3)}  # day first, as the run said
+    assert {r["source"] for r in table} == {"whatsapp_txt", "android_sms_xml"} and len(table) == 160
+    artifacts = _api(
+        server.api_url, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}
+    )
+    assert any((a.get("key") or "").startswith("restore-mixed") for a in artifacts)
