@@ -1,6 +1,7 @@
 """Parse throughput of the project parser against a naive baseline, measured side by side.
 
     python bench/parse.py [--size-mb 200] [--formats android_ko,pc_ko,ios_ko,mac_csv] [--rss-mb 1000]
+                          [--sources whatsapp,sms,telegram,line,messenger] [--sources-mb 50]
 
 Generates large realistic exports (cached under bench/out/), then for each one runs, in a fresh
 process pinned to one CPU, (a) the project parser (`iter_batches`, every batch materialised as an
@@ -10,6 +11,8 @@ Arrow table of canonical rows) and (b) a naive baseline written here: line-by-li
 honest bar, since `strptime` alone is most of (b)'s time. Prints MB/s, messages/s, peak RSS and
 both ratios. Targets (issue 2): >= 5x the baseline,
 >= 1M messages/s on one core, peak RSS flat in file size (< 300 MB on a 1 GB export).
+Then the other apps' exports (WhatsApp, SMS, Telegram, LINE, Messenger) against their peers'
+readers, through bench/parse_sources.py (issue 27: >= 3x, flat memory on a large SMS backup).
 """
 
 from __future__ import annotations
@@ -256,6 +259,12 @@ def main() -> None:
     parser.add_argument(
         "--rss-mb", type=int, default=1000, help="size of the export for the RSS check (0: skip)"
     )
+    parser.add_argument(
+        "--sources",
+        default="whatsapp,sms,telegram,line,messenger",
+        help="the other apps' exports, each against its peers' reader (bench/parse_sources.py; '' skips)",
+    )
+    parser.add_argument("--sources-mb", type=int, default=50, help="size of those exports (SMS: 4x)")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "PATH", "FORMAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -281,6 +290,11 @@ def main() -> None:
             f"{fmt:10} {mb:6.0f} {ours_rate:12,.0f} {ours_mb_s:10.1f} {ours['peak_rss'] / 2**20:8.0f}M "
             f"{naive_rate:12,.0f} {lean_rate:11,.0f} "
             f"{ours_rate / naive_rate:8.1f}x {ours_rate / lean_rate:7.1f}x"
+        )
+    if args.sources:
+        others = [sys.executable, str(ROOT / "bench" / "parse_sources.py"), "--sources", args.sources]
+        subprocess.run(
+            [*others, "--size-mb", str(args.sources_mb), "--sms-mb", str(4 * args.sources_mb)], check=True
         )
     if args.rss_mb:
         small = measure("ours", generate("android_ko", args.size_mb), "android_ko")
