@@ -1,5 +1,5 @@
 # Entry points named in the README. Every target sets itself up first (idempotent, fast when done).
-.PHONY: setup setup-test demo test check lint static suite bench faults
+.PHONY: setup setup-test demo test check lint static suite bench faults docs
 
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -29,6 +29,11 @@ static:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The documentation site (docs/, mkdocs.yml) into build/site; `make test` builds it with --strict too.
+docs: setup-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 suite:
 	$(BIN)/pytest -q -n $(SUITE_WORKERS) --dist worksteal --durations=25 -m "not faults"

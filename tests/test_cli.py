@@ -7,14 +7,12 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import typer
 
-from flows.cli import app, main
+from flows.cli import main
+from flows.cli_docs import command_tree
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -127,16 +125,6 @@ def test_unsupported_lake_scheme_is_one_line(capsys, golden: Path) -> None:
     assert err == ("rememberme: error: unsupported lake URL 's3://bucket/x': use file:// or gs://\n")
 
 
-def command_tree(
-    command: Any | None = None, path: tuple[str, ...] = ()
-) -> Iterator[tuple[tuple[str, ...], Any]]:
-    """Every command of the Typer app as (path, click command), the root first."""
-    command = command if command is not None else typer.main.get_command(app)
-    yield path, command
-    for name, sub in getattr(command, "commands", {}).items():
-        yield from command_tree(sub, (*path, name))
-
-
 def test_every_command_has_help_and_is_documented() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     tree = dict(command_tree())
@@ -163,6 +151,25 @@ def test_every_command_has_help_and_is_documented() -> None:
             a for listed in re.findall(rf"rememberme {group} ([a-z|-]+)", readme) for a in listed.split("|")
         }
         assert action in documented, f"`rememberme {group} {action}` is not in the README's command list"
+
+
+def test_the_docs_cli_reference_is_the_app_itself() -> None:
+    """The site's CLI reference is generated from the Typer app: every command, its usage, its options."""
+    from flows.cli_docs import cli_reference
+
+    page = cli_reference()
+    for path, command in command_tree():
+        if not path:
+            continue
+        name = " ".join(("rememberme", *path))
+        assert f"## `{name}`" in page, f"`{name}` is missing from the CLI reference"
+        for param in command.params:
+            if param.name != "help" and param.opts[0].startswith("-"):
+                assert f"`{param.opts[0]}`" in page, (
+                    f"{name} {param.opts[0]} is missing from the CLI reference"
+                )
+    hook = (Path(__file__).parents[1] / "mkdocs.yml").read_text(encoding="utf-8")
+    assert "docs/hooks/cli_reference.py" in hook and "reference/cli.md" in hook
 
 
 @pytest.mark.parametrize(
