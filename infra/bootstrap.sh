@@ -36,5 +36,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     # The machine's pip config lists optional local indexes; their "is ignored" notes are noise.
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 \
         | { grep -v "^WARNING: Location '.*' is ignored" || true; } >&2
+    # The speaker encoder's weights (tasks/voice/similarity.py) ship in the resemblyzer wheel; its
+    # own code (librosa, webrtcvad) is not needed: models/speaker.py re-implements it.
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps resemblyzer==0.1.4 2>&1 \
+        | { grep -v "^WARNING: Location '.*' is ignored" || true; } >&2
     echo "$want" > "$stamp"
 fi

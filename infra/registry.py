@@ -245,6 +245,11 @@ class Registry:
             raise RegistryError(
                 f"no published {kind} model for {owner_id}/{persona} (alias {name!r} not set)"
             )
+        if ref is None and name == "latest" and not self._passed_gate(owner_id, persona, kind, aliases[name]):
+            raise RegistryError(  # never serve what the gate refused, even when it is all there is
+                f"no {kind} model of {owner_id}/{persona} passed its gate yet "
+                f"(`rememberme models show --kind {kind} --version {aliases[name]}` says why)"
+            )
         return aliases[name]
 
     def load(self, owner_id: str, persona: str, kind: str, ref: str | int | None = None) -> Checkpoint:

@@ -84,6 +84,24 @@ class Settings(BaseSettings):
         description="Local Hugging Face speech-recognition directory (Whisper, wav2vec2-CTC, ...) that "
         "transcribes utterances without words, e.g. KakaoTalk voice messages. Unset: none are transcribed.",
     )
+    speaker_encoder: str | None = Field(
+        default=None,
+        description="Speaker-encoder weights (Resemblyzer's pretrained.pt format) that measure how much a "
+        "voice sounds like its persona. Unset: the installed resemblyzer wheel's.",
+    )
+    voice_gate_similarity_tolerance: float = Field(
+        default=0.02,
+        ge=0.0,
+        description="Voice gate: how far below production a candidate's speaker similarity to the persona "
+        "(held-out sentences, cosine) may be.",
+    )
+    voice_gate_min_identified: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Voice gate: the least share of held-out sentences a voice must read nearer the persona "
+        "than any other voice known (the owner's other personas, reference voices) to be served at all.",
+    )
     lock_lease_s: float = Field(
         default=60.0,
         gt=0.0,

@@ -289,9 +289,25 @@ def voice_model_card(manifest: dict[str, Any]) -> str:
         ("validation length error (predicted durations)", f"{m.get('val_length_error', nan):.1%}"),
         ("ONNX parity (max abs diff)", f"{manifest.get('parity', {}).get('max_abs_diff', nan):.1e}"),
     ]
+    similar = (manifest.get("similarity") or {}).get("candidate")
+    if similar:  # how much it sounds like them, on held-out sentences (tasks/voice/similarity.py)
+        rows += [
+            ("speaker similarity to them (synthesised held-out sentences)", f"{similar['similarity']:.3f}"),
+            ("... their own held-out recordings (the ceiling)", f"{similar['real_similarity']:.3f}"),
+            (f"identified as them among {similar['competitors'] + 1} voices", f"{similar['identified']:.0%}"),
+            ("length / real length", f"{similar['length_ratio']:.2f}"),
+            ("pitch contour correlation", f"{similar['f0_correlation']:.2f}"),
+            ("log-mel distance to the real recording (DTW)", f"{similar['mel_distance']:.3f}"),
+        ]
+    promotion = manifest.get("promotion") or {}
+    verdict = ("served" if promotion.get("promote", True) else "not served") + (
+        f": {promotion['reason']}" if promotion.get("reason") else ""
+    )
     return "\n".join(
         [
             f"# Model card: {manifest['owner_id']}/{manifest['persona']} voice v{manifest['version']}",
+            "",
+            f"- gate: {verdict}",
             "",
             f"- base: {f'voice base v{base}' if base else 'none (trained from scratch)'}",
             f"- dataset: voice v{dataset['version']} (`{dataset['content_hash'][:16]}`)",

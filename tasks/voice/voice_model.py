@@ -22,6 +22,7 @@ import torch
 from pydub import AudioSegment
 
 from infra.registry import Registry, RegistryError
+from infra.settings import Settings
 from infra.storage import Storage
 from infra.versions import read_verified
 from models.align import index_from_durations, uniform_index
@@ -44,6 +45,8 @@ from models.voice import (
 from parsers.errors import InputError
 from schemas.names import slug
 from tasks.datasets.clean import persona_key
+from tasks.voice.similarity import Utterance
+from tasks.voice.voice_gate import card_line, judge_voice
 
 if TYPE_CHECKING:
     from tasks.trust.consent import BaseConsents
@@ -54,19 +57,30 @@ MIN_TRANSCRIBED = 2  # utterances with words a user's voice model needs (one is 
 
 def voice_items(storage: Storage, owner_id: str, persona: str, version: int, config: MelConfig) -> list[Any]:
     """(jamo ids, log-mel) of every transcribed utterance in a voice dataset version."""
+    return [_item(u, config) for u in voice_recordings(storage, owner_id, persona, version, config)]
+
+
+def voice_recordings(
+    storage: Storage, owner_id: str, persona: str, version: int, config: MelConfig
+) -> list[Utterance]:
+    """Every transcribed utterance of a voice dataset version, mono at the model's sample rate."""
     prefix = f"voice/owner={owner_id}/datasets/{slug(persona)}/v{version}"
     if not storage.exists(f"{prefix}/manifest.json"):
         raise InputError(prefix, "no such voice dataset version (build it first)")
     rows = pq.read_table(io.BytesIO(read_verified(storage, f"{prefix}/segments.parquet"))).to_pylist()
-    items = []
+    out = []
     for row in rows:
         if not row["transcript"]:
             continue
         audio = AudioSegment.from_wav(io.BytesIO(storage.read_bytes(storage.key(row["audio_uri"]))))
         audio = audio.set_channels(1).set_frame_rate(config.sample_rate).set_sample_width(2)
         samples = np.frombuffer(audio.raw_data, dtype=np.int16).astype(np.float32) / 32768
-        items.append((torch.tensor(jamo_ids(row["transcript"])), torch.from_numpy(log_mel(samples, config))))
-    return items
+        out.append(Utterance(row["transcript"], samples, config.sample_rate))
+    return out
+
+
+def _item(utterance: Utterance, config: MelConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.tensor(jamo_ids(utterance.text)), torch.from_numpy(log_mel(utterance.samples, config))
 
 
 def train_user_voice(
@@ -74,7 +88,8 @@ def train_user_voice(
 ) -> dict[str, Any]:
     """Adapt (or train) an acoustic model to one user's voice and publish it (parity-checked)."""
     mel_config = MelConfig()
-    items = voice_items(storage, owner_id, persona, dataset_version, mel_config)
+    recordings = voice_recordings(storage, owner_id, persona, dataset_version, mel_config)
+    items = [_item(u, mel_config) for u in recordings]
     if len(items) < MIN_TRANSCRIBED:
         reason = f"{len(items)} transcribed utterances; at least {MIN_TRANSCRIBED} needed"
         raise InputError(f"voice of {owner_id}/{persona}", reason)
@@ -112,15 +127,15 @@ def train_user_voice(
     )
     minutes = frames * mel_config.hop / mel_config.sample_rate / 60
     asr = dataset.get("transcripts_by_source", {}).get("asr", 0)
-    return registry.publish(
+    files = {**graphs, "weights.pt": weights.getvalue(), "config.json": json.dumps(config).encode()}
+    similarity, promotion = judge_voice(
+        storage, owner_id, persona, files, recordings[:n_val], recordings[n_val:], Settings()
+    )
+    published = registry.publish(
         owner_id,
         slug(persona),
         "voice",
-        {
-            **graphs,
-            "weights.pt": weights.getvalue(),
-            "config.json": json.dumps(config).encode(),
-        },
+        files,
         {
             "base_version": base_version,
             "dataset": {"version": dataset_version, "content_hash": dataset["content_hash"]},
@@ -134,46 +149,55 @@ def train_user_voice(
             },
             "parity": {"max_abs_diff": diff},
             "curve": result.history,
+            "similarity": similarity,
+            "promotion": promotion,
             "model_card": (
-                f"Trained on {minutes:.1f} minutes of transcribed speech ({asr} of {len(items)} "
-                "utterances transcribed by speech recognition, which may have misheard). Expect a robotic, "
-                "Griffin-Lim voice with the speaker's rough pitch and pace (durations learned from the "
-                "recordings) from a few minutes of audio; it does not "
-                "sound like the person until tens of minutes and a neural vocoder (not included)."
+                f"Trained on {minutes:.1f} minutes of transcribed speech, {len(items)} utterances kept "
+                f"({asr} transcribed by speech recognition, which may have misheard). "
+                f"{card_line(similarity)} A robotic Griffin-Lim vocoder renders it. "
+                + ("Served." if promotion["promote"] else f"Not served: {promotion['reason']}.")
             ),
         },
     )
+    if promotion["promote"]:
+        registry.set_alias(owner_id, slug(persona), "voice", "production", int(published["version"]))
+    return published
 
 
 def speak(
     storage: Storage, owner_id: str, persona: str, text: str, version: str | int | None = None
 ) -> bytes:
     """A WAV of `text` in the persona's published voice (onnxruntime + Griffin-Lim)."""
+    checkpoint = Registry(storage).load(owner_id, slug(persona), "voice", version)
+    samples, rate = synthesize(checkpoint.files, text)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((samples * 32767).astype(np.int16).tobytes())
+    return buffer.getvalue()
+
+
+def synthesize(files: dict[str, bytes], text: str) -> tuple[np.ndarray, int]:
+    """Samples and rate of `text` read by a voice checkpoint's files (onnxruntime + Griffin-Lim)."""
     import onnxruntime as ort
 
-    checkpoint = Registry(storage).load(owner_id, slug(persona), "voice", version)
-    config = json.loads(checkpoint.files["config.json"])
+    config = json.loads(files["config.json"])
     mel_config = MelConfig(**config["mel"])
     ids = np.asarray([jamo_ids(text)], dtype=np.int64)
     speaker = np.array([config["speaker"]], dtype=np.int64)
     providers = ["CPUExecutionProvider"]
-    if "durations.onnx" in checkpoint.files:  # learned durations place the frames
-        durations = ort.InferenceSession(checkpoint.files["durations.onnx"], providers=providers)
+    if "durations.onnx" in files:  # learned durations place the frames
+        durations = ort.InferenceSession(files["durations.onnx"], providers=providers)
         (log_durations,) = durations.run(["log_durations"], {"ids": ids, "speaker": speaker})
         pace = float(config.get("pace", 1.0))
         frame_index = index_from_durations(frames_from_log_durations(log_durations[0], pace))
     else:  # a checkpoint from before duration prediction: the speaker's average rate
         frame_index = uniform_index(ids.shape[1], max(4, round(ids.shape[1] * config["frames_per_jamo"])))
-    session = ort.InferenceSession(checkpoint.files["model.onnx"], providers=providers)
+    session = ort.InferenceSession(files["model.onnx"], providers=providers)
     (mel,) = session.run(["mel"], {"ids": ids, "frame_index": frame_index, "speaker": speaker})
-    samples = griffin_lim(mel[0], mel_config)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(mel_config.sample_rate)
-        out.writeframes((samples * 32767).astype(np.int16).tobytes())
-    return buffer.getvalue()
+    return griffin_lim(mel[0], mel_config), mel_config.sample_rate
 
 
 def train_voice_base(storage: Storage, steps: int = 600, seed: int = 13) -> dict[str, Any]:
