@@ -67,3 +67,14 @@ bench: setup-test  # audio and voice benches speak with espeak-ng
 	$(BIN)/python bench/tokenizer.py
 	$(BIN)/python bench/audio.py
 	$(BIN)/python bench/voice.py
+
+# Production rehearsal without containers (infra/production/rehearsal.py): PostgreSQL, the Prefect
+# server with its auth string, work pools and process workers, a Dask scheduler and two workers, the
+# GCS emulator and the search stand-in as local processes; restore, recycling and forget over the
+# REST API, then killed workers, a database outage and the automations' notifications. Prints each
+# scenario's result and time (about 15 minutes on 2 cores); stops every process, also on Ctrl-C.
+.PHONY: rehearsal
+rehearsal: setup-test
+	@dpkg -s postgresql-15 >/dev/null 2>&1 || { S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$S apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq postgresql-15 >/dev/null; }
+	$(BIN)/python -m infra.production.rehearsal

@@ -22,6 +22,7 @@ from tasks.indexing.prefect_tasks import index_owner
 from tasks.ingest.prefect_tasks import commit_watermark, plan_recycling, route_to_owners, stage_landing_file
 from tasks.lifecycle.locks import recycling_lock
 from tasks.runs.artifacts import artifact_key, report_index, report_markdown, report_published, report_table
+from tasks.runs.events import announce_parked
 from tasks.runs.fanout import describe, gather, subflow_outcome
 from tasks.runs.retries import RetryItem
 from tasks.runs.run_logs import readable_failure_logs
@@ -91,6 +92,7 @@ def data_recycling(
             *voiced.get("attempted", []),
         ]  # index pieces with their parts
         state = commit_watermark(lake, plan, routed, done, failed)
+        announce_parked(failed, state["failed"])  # operators' automations notify (a Prefect event)
         if state["failed"]:
             report_table(
                 state["failed"], artifact_key("recycling-failures"), "Failed pieces: retried or parked"

@@ -1,0 +1,1 @@
+"""The production stack's declarations and its rehearsal without containers (rehearsal.py)."""
