@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from parsers.base import ParseContext, number_handle
+from parsers.base import ParseBatch, ParseContext, number_handle
 from parsers.errors import InputError
 from parsers.exports import inspect_export, iter_batches
 from parsers.sms.export import SELF, repair, thread_id
@@ -219,3 +219,234 @@ def test_kakaotalk_and_sms_of_the_same_mother_make_one_persona_with_more_pairs(
 
 def _pairs(manifest: dict[str, Any]) -> int:
     return int(manifest["counts"]["pairs_train"]) + int(manifest["counts"]["pairs_validation"])
+
+
+# The fast reader (plain SMS with numpy, the rest with ElementTree: parsers/sms/fast.py) against
+# the exact one (the whole file through a pull parser: parsers/sms/exact.py) on generated backups,
+# read in tiny chunks and batches: the same batches, rows, ids, threads and quarantine.
+
+import tempfile  # noqa: E402
+from unittest import mock  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from parsers.sms import fast as fast_reader  # noqa: E402
+from parsers.sms import records  # noqa: E402
+from parsers.sms.export import parse_backup  # noqa: E402
+
+#: Text of a value: words, references (surrogate pairs, lone halves, entities), characters XML
+#: allows in an attribute but a careless scanner would not.
+_SAFE = [
+    *("안녕", "hello", " ", "😀", "é", "\u0080", "'", ">", "/", "=", "]]>"),
+    *("&#55357;&#56832;", "&#55357;&#56845;", "&#55357;", "&#56832;", "&#56832;&#55357;", "&amp;#55357;"),
+    *(
+        "&amp;",
+        "&lt;",
+        "&gt;",
+        "&quot;",
+        "&apos;",
+        "&#10;",
+        "&#13;",
+        "&#9;",
+        "&#x41;",
+        "&#065;",
+        "&#1114111;",
+    ),
+]
+#: Characters and references a parser refuses, or (literal whitespace) normalises.
+_BAD = [
+    *("&#0;", "&bogus;", "&", "&#xD83D;", "&#055357;", "&#X41;", "&#65534;", "&#1114112;", "&#99999999999;"),
+    *("&#55357;&#56832", "\n", "\t", "\r\n", "\x01", "\ufffe", "<"),
+]
+_NUMBERS = [
+    MOM,
+    MOM,
+    DAD,
+    "",
+    "+821011112222",
+    "010-1111-2222 ext 1234567",
+    "&#48;1012345678",
+    "a&amp;b",
+    "1~2",
+]
+_NAMES = [
+    "엄마",
+    "엄마",
+    "",
+    "(Unknown)",
+    "null",
+    "Kim, Lee",
+    "Tom &amp; Jerry",
+    "Mom &#55357;&#56845;",
+    "아빠",
+]
+_DATES = ["1704067200000", "1704067260000", "1704067320000", "0", "0017", "9" * 16]
+_ODD_DATES = ["", "abc", " 1704067200000", "+5", "1_000", "-5", "12345678901234567", "&#49;7", "1.5", "١٢"]
+_SEPARATORS = [" ", "  ", "\n       ", "\t", "\r\n "]
+_ODD_NAMES = ["xmlns", "a:b", "xml:lang", "x" * 20, "date", "body"]  # the last two: duplicates, mostly
+#: Elements or text the fast path leaves to the parser, all well-formed.
+_OTHERS = [
+    '<!-- <sms date="1" body="in a comment" /> -->',
+    "<!-- a < b -->",
+    '<?pi <sms date="3" /> ?>',
+    '<![CDATA[ <sms date="2" body="x" /> ]]>',
+    "text between",
+    "&amp;",
+    '<other a="1"/>',
+    '<sms date="4" body="open"></sms>',
+    "<sms/>",
+    "<sms date=\"5\" body='single' />",
+    '<sms date = "9" body="spaced" />',
+    '<sms\ndate="13" />',
+    '<wrap><sms date="10" body="in" /></wrap>',
+    '<mms date="11"><sms date="12" body="nested" /></mms>',
+]
+#: What breaks the XML from where it stands.
+_BREAKING = [
+    "</smses>",
+    '<sms date="5"',
+    "<!DOCTYPE x>",
+    "<sms date='6\" />",
+    '<sms date="7" body="a"b" />',
+    '<sms date="8"body="x" />',
+    "<!-- a -- b -->",
+    '<sms date="1" />>',
+    "</wrap>",
+    "&bogus;",
+    '<sms date="1" body="&#0;" />',
+    '<sms date="1" date="2" />',
+    "<a:b/>",
+    "\x00",
+]
+_HEADERS = [
+    "<?xml version='1.0' encoding='UTF-8' standalone='yes' ?>\n<!--SMS Backup & Restore-->\n<smses count=\"3\">",
+    '<?xml version="1.0" encoding="utf-8"?>\n<?xml-stylesheet type="text/xsl" href="sms.xsl"?>\n<smses>',
+    '<smses count="3" type="full">',
+    '\ufeff<?xml version="1.0"?><smses>',
+    "<smses>",
+    "<?xml version='1.0' encoding='ISO-8859-1'?><smses>",  # the rest: read by the exact reader
+    '<smses xmlns="urn:x">',
+]
+
+
+@st.composite
+def _text(draw: st.DrawFn, quote: str, bad: bool = False) -> str:
+    if bad:
+        pieces = st.sampled_from(_SAFE + _BAD) | st.text(max_size=3)
+    else:
+        chars = st.characters(exclude_categories=["Cs", "Cc"], exclude_characters="<&\ufffe\uffff")
+        pieces = st.sampled_from(_SAFE) | st.text(chars, max_size=3)
+    text = "".join(draw(st.lists(pieces, max_size=6)))
+    return text.replace(quote, "&quot;" if quote == '"' else "&apos;")
+
+
+@st.composite
+def _sms(draw: st.DrawFn) -> str:
+    odd = draw(st.sampled_from([""] * 18 + ["quote", "date", "text", "name", "space", "mixed"]))
+    quote = "'" if odd == "quote" else '"'
+    attrs = {
+        "protocol": "0",
+        "address": draw(st.sampled_from(_NUMBERS)),
+        "date": draw(st.sampled_from(_ODD_DATES if odd == "date" else _DATES)),
+        "type": draw(st.sampled_from(["1", "2", "2", "&#50;", "3"])),
+        "subject": "null",
+        "body": draw(_text(quote, bad=odd == "text")),
+        "read": "1",
+        "contact_name": draw(st.sampled_from(_NAMES)),
+        "readable_date": "2024. 1. 1. 오전 9:00:00",
+    }
+    names = [n for n in draw(st.permutations(list(attrs))) if n in ("date", "body") or draw(st.booleans())]
+    if odd == "name":
+        names.insert(draw(st.integers(0, len(names))), draw(st.sampled_from(_ODD_NAMES)))
+    parts = []
+    for name in names:
+        value = attrs.get(name, "v").replace(quote, "&quot;" if quote == '"' else "&apos;")
+        mark = "'" if odd == "mixed" and draw(st.booleans()) else quote
+        space = draw(st.sampled_from(_SEPARATORS)) if odd == "space" else " "
+        parts.append(f"{space}{name}={mark}{value}{mark}")
+    return "<sms" + "".join(parts) + draw(st.sampled_from([" />", " />", "/>", "\n  />", "></sms>"]))
+
+
+@st.composite
+def _mms(draw: st.DrawFn) -> str:
+    texts = "".join(f'<part ct="text/plain" text="{t}" />' for t in draw(st.lists(_text('"'), max_size=2)))
+    kind = draw(st.sampled_from(["image/jpeg", "video/mp4", "text/x-vcard", "application/smil", "x/y"]))
+    pairs = st.tuples(st.sampled_from(_NUMBERS), st.sampled_from(["137", "151"]))
+    addrs = "".join(f'<addr address="{a}" type="{t}" />' for a, t in draw(st.lists(pairs, max_size=2)))
+    date, box = draw(st.sampled_from([*_DATES[:3], ""])), draw(st.sampled_from(["1", "2"]))
+    head = f'<mms date="{date}" msg_box="{box}" address="{draw(st.sampled_from(_NUMBERS))}"'
+    head += f' contact_name="{draw(st.sampled_from(_NAMES))}">'
+    return f'{head}<parts>{texts}<part ct="{kind}" data="AAAA"/></parts><addrs>{addrs}</addrs></mms>'
+
+
+@st.composite
+def _backup(draw: st.DrawFn) -> bytes:
+    kinds = draw(st.lists(st.sampled_from(["sms"] * 8 + ["other", "mms"]), max_size=40))
+    pick = {"sms": _sms(), "other": st.sampled_from(_OTHERS), "mms": _mms()}
+    elements = [draw(pick[kind]) for kind in kinds]
+    if elements and draw(st.sampled_from([False] * 4 + [True])):  # broken somewhere
+        elements.insert(draw(st.integers(0, len(elements))), draw(st.sampled_from(_BREAKING)))
+    gaps = [draw(st.sampled_from(["\n  ", "\n  ", "\n", "", "\r\n  ", " \n\t"])) for _ in elements]
+    text = draw(st.sampled_from(_HEADERS[:1] * 4 + _HEADERS)) + "\n"
+    text += "".join(g + e for g, e in zip(gaps, elements, strict=True))
+    text += draw(st.sampled_from(["\n</smses>\n"] * 6 + ["\n</smses>", '</smses>\n<sms date="1" />', ""]))
+    data = text.encode("utf-8", "surrogatepass")
+    if draw(st.sampled_from([False] * 4 + [True])):  # cut off
+        data = data[: len(data) - draw(st.integers(0, len(data)))]
+    return data
+
+
+def _plain(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows as Python values, instants as integers (a generated date may lie past year 9999)."""
+    if "ts" in table.column_names:
+        index = table.column_names.index("ts")
+        table = table.set_column(index, "ts", table["ts"].cast(pa.int64()))
+    return table.to_pylist()
+
+
+def _both(path: Path, batch: int = 20_000) -> tuple[list[ParseBatch], list[ParseBatch]]:
+    """The batches of the fast reader and of the exact one."""
+    return list(parse_backup(path, _ctx(), batch=batch)), list(
+        parse_backup(path, _ctx(), batch=batch, fast=False)
+    )
+
+
+def _same(fast: list[ParseBatch], exact: list[ParseBatch]) -> None:
+    assert [_plain(b.messages) for b in fast] == [_plain(b.messages) for b in exact]
+    assert [_plain(b.quarantine) for b in fast] == [_plain(b.quarantine) for b in exact]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=_backup(),
+    block=st.sampled_from([16, 61, 200, 1 << 12]),
+    run=st.sampled_from([1, 3, 128]),  # plain runs this long or longer are read as columns
+    size=st.integers(1, 4),
+)
+def test_the_fast_reader_agrees_with_the_exact_one(data: bytes, block: int, run: int, size: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "backup.xml"
+        path.write_bytes(data)
+        with mock.patch.object(fast_reader, "BLOCK", block), mock.patch.object(fast_reader, "_RUN", run):
+            _same(*_both(path, size))
+
+
+def test_plain_messages_are_read_without_the_xml_parser(tmp_path: Path) -> None:
+    path = _big_backup(tmp_path / "plain.xml", 3_000)
+    with mock.patch.object(fast_reader, "read_record", wraps=records.read_record) as exact:
+        fast, slow = _both(path, 1_000)
+    assert exact.call_count == 0 and sum(b.messages.num_rows for b in fast) == 3_000
+    _same(fast, slow)
+
+
+def test_a_backup_broken_mid_file_keeps_what_came_before(tmp_path: Path) -> None:
+    """An unknown entity mid-file: what came before is kept, the rest quarantined in one line."""
+    path = tmp_path / "broken.xml"
+    path.write_text(BACKUP.replace("&amp; 어디야", "&bogus; 어디야"), encoding="utf-8")
+    fast, exact = _both(path)
+    _same(fast, exact)
+    messages = pa.concat_tables([b.messages for b in fast])
+    assert messages["text"].to_pylist() == ["새해 복 많이 받아 😀", "엄마도요\n건강하세요"]
+    (torn,) = pa.concat_tables([b.quarantine for b in fast]).to_pylist()
+    assert torn["line_no"] == 3 and "(undefined entity: line 10, column 2)" in torn["reason"]

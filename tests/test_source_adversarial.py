@@ -234,21 +234,12 @@ def _garbage(kind: str, seed: int, size: int = 3000) -> bytes:
     return "".join(rng.choice(alphabet) for _ in range(size)).encode("utf-8")
 
 
-_SMS_BREAKS = pytest.mark.xfail(
-    strict=True,
-    reason="SMS: a backup that is broken in the middle (not cut off at its end) raises "
-    "xml.etree.ElementTree.ParseError out of iter_batches, a traceback in the CLI: XMLPullParser.feed "
-    "queues the error and read_events raises it outside parse_backup's `except ET.ParseError` "
-    "(parsers/sms/export.py), so even the records before it are lost",
-)
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize(
     ("fmt", "kind"),
     [
         *[(fmt, "bytes") for fmt in FORMATS],
-        pytest.param("sms", "text", marks=_SMS_BREAKS),
+        pytest.param("sms", "text"),
         *[(fmt, "text") for fmt in FORMATS if fmt != "sms"],
     ],
 )
@@ -389,7 +380,6 @@ def test_a_header_cut_off_at_the_end_leaves_the_message_before_it_unchanged(
     assert outcome.error is None and outcome.rows[-1][1] == last_whole, outcome
 
 
-@_SMS_BREAKS
 @pytest.mark.parametrize(
     "broken",
     ['<sms address="010" date="1704067260000" type="1" body="Tom & Jerry" contact_name="엄마" />',
@@ -521,7 +511,6 @@ def test_the_console_script_refuses_binary_garbage_in_one_line(tmp_path: Path, f
     assert proc.stderr.startswith(f"rememberme: error: {path}: binary file")
 
 
-@_SMS_BREAKS
 def test_the_console_script_reports_a_broken_sms_backup_in_one_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "sms", sample("sms").data.replace(b"Tom &amp; Jerry", b"Tom & Jerry"))
     proc = _console("parse", str(path))
