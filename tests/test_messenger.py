@@ -10,10 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from parsers.base import ParseContext
 from parsers.exports import inspect_export, iter_batches
-from parsers.messenger.export import repair
+from parsers.messenger import columns
+from parsers.messenger.export import plain_rows, repair
+from parsers.messenger.rows import batch, conversation_id
 
 
 def _mojibake(text: str) -> str:
@@ -105,3 +110,123 @@ def test_two_parts_of_one_thread_are_one_conversation_in_the_lake(tmp_path: Path
     assert table.num_rows == 200 and len(set(table["conversation_id"].to_pylist())) == 1
     assert set(table["speaker"].to_pylist()) == {"엄마", "Minsu"}
     assert build_dataset(storage, "fb", "엄마", options=DatasetOptions(min_pairs=5)).version == 1
+
+
+# The typed, column-wise reader (parsers/messenger/columns.py) against the plain one (`plain_rows`,
+# a `json.loads` and a loop over messages), on generated parts: the typed reader either declines
+# (`ShapeError`) or gives the same batch, rejections included; a well-shaped part it reads.
+
+
+_TRICKY = ["", "엄마", "café", 'a"b', "a\\b", "line\nbreak", "😀", "\x00", "\x7f", "\x80", " "]
+_REAL = st.sampled_from(_TRICKY) | st.text(max_size=5)
+_STRINGS = _REAL.map(_mojibake) | _REAL | st.sampled_from(["Ã©", "\xc3", "\xe2\x9d"])  # mojibake, or not
+_FINITE = st.recursive(  # what a writer of strict JSON writes
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _STRINGS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_STRINGS, inner, max_size=3),
+    max_leaves=6,
+)
+_JSON = _FINITE | st.sampled_from([float("nan"), float("inf")])  # Python's json reads and writes these
+_MEDIA = st.lists(st.fixed_dictionaries({"uri": _STRINGS}), max_size=2) | st.none()
+_WELL_SHAPED = {
+    "sender_name": _STRINGS | st.none(),
+    "timestamp_ms": st.integers(0, 2**62) | st.none(),
+    "content": _STRINGS | st.none(),
+    "type": st.sampled_from(["Generic", "Share", "Call", "Subscribe", "Unsubscribe"]) | st.none(),
+    "call_duration": st.integers(0, 10**4) | st.none(),
+    "photos": _MEDIA,
+    "videos": _MEDIA,
+    "gifs": _MEDIA,
+    "audio_files": _MEDIA,
+    "sticker": st.fixed_dictionaries({"uri": _STRINGS}) | st.just({}) | st.none(),
+    "files": _MEDIA,
+    "share": st.fixed_dictionaries({}, optional={"link": _STRINGS | st.none(), "share_text": _STRINGS})
+    | st.none(),
+    "reactions": st.lists(st.fixed_dictionaries({"reaction": _STRINGS, "actor": _STRINGS}), max_size=2),
+    "is_geoblocked_for_viewer": st.booleans(),
+}
+
+
+def _message(odd: bool) -> st.SearchStrategy[Any]:
+    fields = {k: (v | _JSON if odd else v) for k, v in _WELL_SHAPED.items()}
+    usual = ("sender_name", "timestamp_ms", "content")
+    picked = st.fixed_dictionaries(
+        {k: fields[k] for k in usual}, optional={k: v for k, v in fields.items() if k not in usual}
+    )
+    if not odd:
+        return picked
+    return st.one_of(picked, st.dictionaries(st.sampled_from(list(fields)), _JSON, max_size=4), _JSON)
+
+
+def _thread(odd: bool) -> st.SearchStrategy[Any]:
+    participant = st.fixed_dictionaries({}, optional={"name": _STRINGS})
+    optional = {
+        "participants": st.lists(participant | (_JSON if odd else participant), max_size=3),
+        "title": _STRINGS | (_JSON if odd else st.none()),
+        "thread_path": st.sampled_from(["inbox/mom_1", "", _mojibake("inbox/엄마_1")])
+        | (_JSON if odd else st.none()),
+    }
+    thread = st.fixed_dictionaries({"messages": st.lists(_message(odd), max_size=8)}, optional=optional)
+    return thread | _JSON | st.dictionaries(st.sampled_from(["messages", "title"]), _JSON) if odd else thread
+
+
+def _outcome(read: Any) -> Any:
+    try:
+        rows, conversation = read()
+        found = batch(rows, _ctx(), conversation)
+    except Exception as exc:  # the plain reader's failures are the expected outcome too
+        return type(exc).__name__
+    # Instants as integers: a generated time may lie past what a datetime holds, in both readers.
+    stamps = found.messages.set_column(4, "ts", found.messages["ts"].cast(pa.int64()))
+    return stamps.to_pylist(), found.quarantine.to_pylist()
+
+
+def _plain(data: bytes) -> tuple[Any, str]:
+    thread = json.loads(data)
+    if not isinstance(thread, dict) or not isinstance(thread.get("messages"), list):
+        raise ValueError("not a thread")
+    return plain_rows(thread["messages"]), conversation_id("o1", thread)
+
+
+def _compare(folder: Path, thread: Any, ascii_only: bool, must_read: bool) -> None:
+    data = json.dumps(thread, ensure_ascii=ascii_only).encode()
+    (folder / "message_1.json").write_bytes(data)
+    plain = _outcome(lambda: _plain(data))
+    typed = _outcome(lambda: columns.read(folder / "message_1.json", "o1"))
+    if typed == "ShapeError":
+        assert not must_read, "a well-shaped part must be read column-wise"
+    else:
+        assert typed == plain
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_thread(odd=True), st.booleans())
+def test_the_typed_reader_equals_the_plain_one_or_declines(
+    tmp_path_factory: pytest.TempPathFactory, thread: Any, ascii_only: bool
+) -> None:
+    _compare(tmp_path_factory.getbasetemp(), thread, ascii_only, must_read=False)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_thread(odd=False), st.booleans())
+def test_the_typed_reader_reads_a_well_shaped_part_as_the_plain_one(
+    tmp_path_factory: pytest.TempPathFactory, thread: Any, ascii_only: bool
+) -> None:
+    _compare(tmp_path_factory.getbasetemp(), thread, ascii_only, must_read=True)
+
+
+def test_the_column_repair_equals_repair_string_by_string() -> None:
+    values = [_mojibake("엄마 ❤️"), "café", "이미 한글", "", "plain", "\xc3", _mojibake("😀") + "\xc3"]
+    assert columns.repaired(values).to_pylist() == [repair(v) for v in values]
+    assert columns.repaired(values[1:2] + values[4:5]).to_pylist() == ["café", "plain"]
+    assert columns.repaired([]).to_pylist() == []
+
+
+def test_the_typed_reader_declines_bytes_json_loads_would_refuse(tmp_path: Path) -> None:
+    data = json.dumps(_part([{"sender_name": "x", "timestamp_ms": 1, "content": "y"}])).encode()
+    (tmp_path / "message_1.json").write_bytes(data.replace(b'"y"', b'"\xff"'))
+    with pytest.raises(columns.ShapeError):
+        columns.read(tmp_path / "message_1.json", "o1")

@@ -11,10 +11,15 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from parsers.base import ParseContext
 from parsers.errors import InputError
 from parsers.exports import inspect_export, iter_batches
+from parsers.telegram import columns
+from parsers.telegram.export import plain_rows
+from parsers.telegram.rows import MEDIA, batches
 
 ONE_CHAT: dict[str, Any] = {
     "name": "엄마",
@@ -151,3 +156,127 @@ def test_a_zipped_export_folder_is_read_and_its_other_json_skipped_with_a_reason
     (chat,) = summary.files
     assert chat.source == "telegram_json" and chat.messages == 7 and summary.media == 1
     assert summary.quarantined == 2  # the message without a date, and the settings file with its reason
+
+
+# The typed, column-wise reader (parsers/telegram/columns.py) against the plain one (`plain_rows`, a
+# `json.loads` and a loop over messages), on generated exports: the typed reader either declines
+# (`ShapeError`) or gives the same batches, rejections included; a well-shaped export it reads.
+
+
+_TRICKY = ["", "엄마", 'a"b', "a\\b", "line\nbreak", "😀", "\u2028", "\x00", "\x7f", "é", "tab\there", " "]
+_STRINGS = st.sampled_from(_TRICKY) | st.text(max_size=6)
+_FINITE = st.recursive(  # what a writer of strict JSON writes
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _STRINGS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_STRINGS, inner, max_size=3),
+    max_leaves=6,
+)
+_JSON = _FINITE | st.sampled_from([float("nan"), float("inf")])  # Python's json reads and writes these
+_UNIX = st.sampled_from(
+    ["1704067200", "1704067260", "170406720", "0", "", " 12", "1_0", "nan", "1.5", "-5", "0017"]
+)
+_DATES = st.sampled_from(
+    ["2024-01-01T09:00:00", "2024-03-31T02:30:00", "20240101", "bad", "2024-01-01T09:00:00+09:00"]
+)
+_ENTITY = st.fixed_dictionaries({"type": st.sampled_from(["link", "bold", "plain"]), "text": _STRINGS})
+_WELL_SHAPED = {
+    "id": st.integers(0, 10**6),
+    "type": st.sampled_from(["message", "message", "service"]),
+    "date": _DATES,
+    "date_unixtime": _UNIX | st.none(),
+    "from": _STRINGS | st.none(),
+    "from_id": _STRINGS,
+    "text": _STRINGS | st.lists(_STRINGS | _ENTITY | st.none(), max_size=3) | st.none(),
+    "text_entities": st.lists(_ENTITY, max_size=2),
+    "media_type": st.sampled_from([*MEDIA, "other"]),
+    "photo": _FINITE,
+    "file": _FINITE,
+    "location_information": _FINITE,
+    "contact_information": _FINITE,
+    "action": st.sampled_from(["phone_call", "group_call", "pin_message", "join_group_by_link"]) | st.none(),
+    "actor": _STRINGS | st.none(),
+    "sticker_emoji": st.sampled_from(["😀", ""]) | st.none(),
+    "reactions": _FINITE,
+}
+
+
+def _message(odd: bool) -> st.SearchStrategy[Any]:
+    fields = {k: (v | _JSON if odd else v) for k, v in _WELL_SHAPED.items()}
+    usual = ("id", "type", "date", "date_unixtime", "from", "text")
+    picked = st.fixed_dictionaries(
+        {k: fields[k] for k in usual}, optional={k: v for k, v in fields.items() if k not in usual}
+    )
+    if not odd:
+        return picked
+    return st.one_of(picked, st.dictionaries(st.sampled_from(list(fields)), _JSON, max_size=4), _JSON)
+
+
+def _export(odd: bool) -> st.SearchStrategy[Any]:
+    chat = st.fixed_dictionaries(
+        {"name": _STRINGS, "type": st.just("personal_chat"), "messages": st.lists(_message(odd), max_size=8)},
+        optional={"id": st.integers(0, 99) | (_JSON if odd else st.none())},
+    )
+    account = st.fixed_dictionaries(
+        {
+            "personal_information": st.just({}),
+            "chats": st.fixed_dictionaries({"list": st.lists(chat, max_size=3)}),
+        }
+    )
+    shapes = chat | account
+    return (
+        shapes | _JSON | st.dictionaries(st.sampled_from(["chats", "messages", "id"]), _JSON)
+        if odd
+        else shapes
+    )
+
+
+def _outcome(read: Any) -> Any:
+    try:
+        found = list(batches(read(), _ctx(), 3))
+    except Exception as exc:  # the plain reader's failures are the expected outcome too
+        return type(exc).__name__
+    # Instants as integers: a `date_unixtime` of "nan" gives one no datetime holds, in both readers.
+    stamps = [b.messages.set_column(4, "ts", b.messages["ts"].cast(pa.int64())) for b in found]
+    return [(m.to_pylist(), b.quarantine.to_pylist()) for m, b in zip(stamps, found, strict=True)]
+
+
+def _compare(document: Any, ascii_only: bool, indent: int | None, must_read: bool) -> None:
+    data = json.dumps(document, ensure_ascii=ascii_only, indent=indent).encode()
+    plain = _outcome(lambda: plain_rows(json.loads(data), _ctx()))
+    typed = _outcome(lambda: columns.read(data, "o1", "Asia/Seoul"))
+    if typed == "ShapeError":
+        assert not must_read, "a well-shaped export must be read column-wise"
+    else:
+        assert typed == plain
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast")  # "nan" seconds, in both
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_export(odd=True), st.booleans(), st.sampled_from([None, 1]))
+def test_the_typed_reader_equals_the_plain_one_or_declines(
+    document: Any, ascii_only: bool, indent: int | None
+) -> None:
+    _compare(document, ascii_only, indent, must_read=False)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast")  # "nan" seconds, in both
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_export(odd=False), st.booleans(), st.sampled_from([None, 1]))
+def test_the_typed_reader_reads_a_well_shaped_export_as_the_plain_one(
+    document: Any, ascii_only: bool, indent: int | None
+) -> None:
+    _compare(document, ascii_only, indent, must_read=True)
+
+
+def test_the_typed_reader_declines_bytes_json_loads_would_refuse(tmp_path: Path) -> None:
+    valid = json.dumps(ONE_CHAT, ensure_ascii=False).encode()
+    bad = valid.replace("새해".encode(), b"\xff\xfe")  # not UTF-8: the whole file is refused, as before
+    with pytest.raises(columns.ShapeError):
+        columns.read(bad, "o1", "Asia/Seoul")
+    path = tmp_path / "result.json"
+    path.write_bytes(bad)
+    with pytest.raises(InputError, match="not valid Telegram JSON"):
+        list(iter_batches(inspect_export(path), _ctx()))

@@ -12,34 +12,24 @@ help pages and public parsers' code show of real exports). What this reader does
 - rows go out oldest first; media, calls and shares are typed; reactions are not messages;
 - a message without a sender or a time is quarantined with its reason.
 
-Nothing here imports Prefect. A part is read whole (`json.load`): the apps cap a part at 10,000
-messages.
+Nothing here imports Prefect. A part is read whole (the apps cap a part at 10,000 messages): typed
+and column-wise (`columns.py`) where it has the usual shape, else with `json.loads` message by
+message (`plain_rows`), which defines the results.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-
-from parsers.base import (
-    ParseBatch,
-    ParseContext,
-    build_messages,
-    build_quarantine,
-    instants_ms,
-    with_conversations,
-)
+from parsers.base import ParseBatch, ParseContext
 from parsers.errors import InputError
+from parsers.messenger import columns
+from parsers.messenger.rows import SOURCE, Rows, batch, conversation_id, kind_and_text, repair
 
-SOURCE = "messenger_json"
-_MEDIA = (("photos", "photo"), ("videos", "video"), ("gifs", "video"), ("audio_files", "voice"),
-          ("sticker", "emoticon"), ("files", "file"))  # fmt: skip
+__all__ = ["SOURCE", "conversation_id", "parse_part", "plain_rows", "repair", "sniff"]
 
 
 def sniff(sample: str) -> bool:
@@ -52,53 +42,29 @@ def sniff(sample: str) -> bool:
     )
 
 
-def repair(text: str) -> str:
-    """Undo the exports' mojibake (UTF-8 bytes written as latin-1 characters); other text unchanged."""
-    try:
-        return text.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return text  # real text (a character above U+00FF), or latin-1 that is not UTF-8 bytes
-
-
-def conversation_id(owner_id: str, thread: dict[str, Any]) -> str:
-    """The thread's conversation: its `thread_path`, else its title and participants, within the owner."""
-    key = thread.get("thread_path") or "|".join(
-        [
-            repair(str(thread.get("title", ""))),
-            *sorted(
-                repair(str(p.get("name", "")))
-                for p in thread.get("participants") or []
-                if isinstance(p, dict)
-            ),
-        ]
-    )
-    return "messenger-" + hashlib.sha256(f"{owner_id}|{key}".encode()).hexdigest()[:16]
-
-
-def _kind(message: dict[str, Any]) -> str:
-    if message.get("type") == "Call" or "call_duration" in message:
-        return "call"
-    for key, kind in _MEDIA:
-        if message.get(key):
-            return kind
-    if message.get("type") in ("Subscribe", "Unsubscribe"):
-        return "system"
-    return "text"
-
-
 def parse_part(path: Path, ctx: ParseContext, display_name: str | None = None) -> Iterator[ParseBatch]:
     """One part of a thread: its messages oldest first (each with the thread's conversation)."""
     try:
-        with path.open("rb") as handle:
-            thread = json.load(handle)
+        rows, conversation = columns.read(path, ctx.owner_id)  # the usual shape, column-wise
+    except columns.ShapeError:
+        rows, conversation = _read_plain(path.read_bytes(), ctx.owner_id, display_name or str(path))
+    yield batch(rows, ctx, conversation)
+
+
+def _read_plain(data: bytes, owner_id: str, name: str) -> tuple[Rows, str]:
+    """A part's rows and conversation through `json.loads`; `InputError` where it is not a thread."""
+    try:
+        thread = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(display_name or str(path), f"not valid Messenger/Instagram JSON ({exc})") from None
+        raise InputError(name, f"not valid Messenger/Instagram JSON ({exc})") from None
     if not isinstance(thread, dict) or not isinstance(thread.get("messages"), list):
-        raise InputError(
-            display_name or str(path), "has no `messages` list: not a Messenger/Instagram thread"
-        )
-    conversation = conversation_id(ctx.owner_id, thread)
-    messages = thread["messages"]
+        raise InputError(name, "has no `messages` list: not a Messenger/Instagram thread")
+    conversation = conversation_id(owner_id, thread)
+    return plain_rows(thread["messages"]), conversation
+
+
+def plain_rows(messages: list[Any]) -> Rows:
+    """The rows of a part's messages (newest first), message by message: what the typed reader must equal."""
     ts: list[int] = []
     speaker: list[str] = []
     text: list[str] = []
@@ -120,23 +86,10 @@ def parse_part(path: Path, ctx: ParseContext, display_name: str | None = None) -
             rejected[1].append("no time")
             rejected[2].append(repair(json.dumps(message, ensure_ascii=False))[:2000])
             continue
-        found = _kind(message)
-        content = repair(str(message.get("content") or ""))
-        if found == "call" and not content:
-            content = f"[call {message.get('call_duration', 0)} s]"
+        message_kind, message_text = kind_and_text(message)
         ts.append(stamp)
         speaker.append(repair(str(message["sender_name"])))
-        text.append(content or (repair(str((message.get("share") or {}).get("link", ""))) or f"[{found}]"))
-        kind.append("text" if content and found not in ("call", "system") else found)
+        text.append(message_text)
+        kind.append(message_kind)
         record.append(number)
-    table = build_messages(
-        ctx,
-        SOURCE,
-        instants_ms(ts),
-        pa.array(speaker, pa.string()),
-        pa.array(text, pa.string()),
-        pa.array(kind, pa.string()),
-        np.array(record, dtype=np.int64),
-    )
-    table = with_conversations(table, [conversation] * table.num_rows)
-    yield ParseBatch(table, build_quarantine(ctx, *rejected))
+    return Rows(ts, speaker, text, kind, record, rejected)

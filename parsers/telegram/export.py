@@ -11,32 +11,35 @@ is read as local time; media are typed from `media_type`, `photo`, `file`, `loca
 `contact_information`; service messages (calls, joins, pins) are `system` (a call: `call`).
 A message without a date or a sender is quarantined with its reason.
 
-Nothing here imports Prefect. The file is read whole with `json.load` (a streaming reader is
-future work: an export's size is mostly its media, which live beside it, not in it).
+Nothing here imports Prefect. The file is read whole (a streaming reader is future work: an
+export's size is mostly its media, which live beside it, not in it): typed and column-wise
+(`columns.py`) where the document has the usual shape, else with `json.loads` message by message
+(`plain_rows`), which defines the results.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-
-from parsers.base import ParseBatch, ParseContext, build_messages, build_quarantine, with_conversations
+from parsers.base import ParseBatch, ParseContext
 from parsers.errors import InputError
-from schemas.message import TS_TYPE
+from parsers.telegram import columns
+from parsers.telegram.rows import (
+    SOURCE,
+    Rows,
+    batches,
+    conversation_id,
+    flatten_text,
+    instant,
+    kind_of,
+    placeholder,
+)
 
-SOURCE = "telegram_json"
+__all__ = ["SOURCE", "chats", "conversation_id", "flatten_text", "parse_export", "plain_rows", "sniff"]
 _BATCH = 20_000
-_MEDIA = {
-    "voice_message": "voice", "audio_file": "voice", "video_message": "video", "video_file": "video",
-    "animation": "video", "sticker": "emoticon",
-}  # fmt: skip
 
 
 def sniff(sample: str) -> bool:
@@ -56,54 +59,27 @@ def chats(document: dict[str, Any]) -> list[dict[str, Any]]:
     return [document] if isinstance(document.get("messages"), list) else []
 
 
-def flatten_text(text: Any) -> str:
-    """`text` as written: a string, or strings and entities (`{"text": ...}`) concatenated."""
-    if isinstance(text, str):
-        return text
-    if isinstance(text, list):
-        return "".join(p if isinstance(p, str) else str((p or {}).get("text", "")) for p in text)
-    return ""
-
-
-def _kind(message: dict[str, Any]) -> str:
-    if message.get("type") == "service":
-        return "call" if message.get("action") in ("phone_call", "group_call") else "system"
-    if message.get("media_type") in _MEDIA:
-        return _MEDIA[message["media_type"]]
-    if "photo" in message:
-        return "photo"
-    if "location_information" in message:
-        return "location"
-    if "contact_information" in message:
-        return "contact"
-    if "file" in message:
-        return "file"
-    return "text"
-
-
-def _placeholder(message: dict[str, Any], kind: str) -> str:
-    if message.get("type") == "service":
-        actor = message.get("actor") or ""
-        return " ".join(x for x in (actor, str(message.get("action", "")).replace("_", " ")) if x)
-    emoji = message.get("sticker_emoji")
-    return f"[{kind}{' ' + emoji if emoji else ''}]"
-
-
-def conversation_id(owner_id: str, chat: dict[str, Any]) -> str:
-    """One conversation per chat, by Telegram's chat id (else its name), within the owner."""
-    key = str(chat.get("id") or chat.get("name") or "")
-    return "telegram-" + hashlib.sha256(f"{owner_id}|{key}".encode()).hexdigest()[:16]
-
-
 def parse_export(path: Path, ctx: ParseContext, display_name: str | None = None) -> Iterator[ParseBatch]:
     """Messages (each with its chat's conversation id) and quarantined records, in batches."""
+    data = path.read_bytes()
     try:
-        with path.open("rb") as handle:
-            document = json.load(handle)
+        rows = columns.read(data, ctx.owner_id, ctx.timezone)  # the usual shape, column-wise
+    except columns.ShapeError:
+        rows = plain_rows(_load(data, display_name or str(path)), ctx)
+    del data
+    yield from batches(rows, ctx, _BATCH)
+
+
+def _load(data: bytes, name: str) -> Any:
+    """The document as `json.loads` reads it; `InputError` where it is not JSON."""
+    try:
+        return json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(
-            display_name or str(path), f"not valid Telegram JSON ({exc}); export it again"
-        ) from None
+        raise InputError(name, f"not valid Telegram JSON ({exc}); export it again") from None
+
+
+def plain_rows(document: Any, ctx: ParseContext) -> Rows:
+    """The rows of a parsed document, message by message: what the typed reader must equal."""
     rows: dict[str, list[Any]] = {k: [] for k in ("ts", "speaker", "text", "kind", "record", "thread")}
     rejected: tuple[list[int], list[str], list[str]] = ([], [], [])
     record = 0
@@ -116,49 +92,18 @@ def parse_export(path: Path, ctx: ParseContext, display_name: str | None = None)
                 rejected[1].append("not a message object")
                 rejected[2].append(json.dumps(message, ensure_ascii=False)[:2000])
                 continue
-            seconds = _seconds(message, ctx)
+            seconds = instant(message, ctx.timezone)
             speaker = message.get("from") if message.get("type") != "service" else None
             if seconds is None or (message.get("type") == "message" and not speaker):
                 rejected[0].append(record)
                 rejected[1].append("no date" if seconds is None else "no sender")
                 rejected[2].append(json.dumps(message, ensure_ascii=False)[:2000])
                 continue
-            kind = _kind(message)
-            text = flatten_text(message.get("text")) or _placeholder(message, kind)
+            kind = kind_of(message)
+            text = flatten_text(message.get("text")) or placeholder(message, kind)
             for key, value in (("ts", seconds), ("speaker", speaker), ("text", text), ("kind", kind),
                                ("record", record), ("thread", thread)):  # fmt: skip
                 rows[key].append(value)
-            if len(rows["ts"]) >= _BATCH:
-                yield _batch(rows, rejected, ctx)
-                rows = {k: [] for k in rows}
-                rejected = ([], [], [])
-    yield _batch(rows, rejected, ctx)
-
-
-def _seconds(message: dict[str, Any], ctx: ParseContext) -> float | None:
-    """The instant (UTC seconds): `date_unixtime`, else `date` read in the context's zone."""
-    try:
-        if message.get("date_unixtime") not in (None, ""):
-            return float(message["date_unixtime"])
-        local = datetime.fromisoformat(str(message["date"]))
-    except (KeyError, ValueError, TypeError):
-        return None
-    from zoneinfo import ZoneInfo
-
-    return local.replace(tzinfo=local.tzinfo or ZoneInfo(ctx.timezone)).timestamp()
-
-
-def _batch(
-    rows: dict[str, list[Any]], rejected: tuple[list[int], list[str], list[str]], ctx: ParseContext
-) -> ParseBatch:
-    micros = (np.array(rows["ts"], dtype=np.float64) * 1_000_000).astype(np.int64)
-    table = build_messages(
-        ctx,
-        SOURCE,
-        pa.array(micros, pa.timestamp("us", tz="UTC")).cast(TS_TYPE),
-        pa.array(rows["speaker"], pa.string()),
-        pa.array(rows["text"], pa.string()),
-        pa.array(rows["kind"], pa.string()),
-        np.array(rows["record"], dtype=np.int64),
+    return Rows(
+        rows["ts"], rows["speaker"], rows["text"], rows["kind"], rows["record"], rows["thread"], rejected
     )
-    return ParseBatch(with_conversations(table, rows["thread"]), build_quarantine(ctx, *rejected))

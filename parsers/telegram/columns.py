@@ -1,0 +1,256 @@
+"""A Telegram export read column-wise: one typed decode, then each field handled once as a column.
+
+`msgspec` decodes the document into the few fields a row needs and skips the rest without building
+it; `text` stays raw JSON, and the texts that are plain JSON strings (no escape) become Arrow
+strings straight from their bytes, without a Python string each. Only the other messages
+(entities, escapes, media, service, a missing date or sender) go one by one, through the plain
+reader's functions (`rows.py`). The typed shape is narrow on purpose: a document it does not cover
+(a field of an unexpected JSON type, a message that is not an object, invalid JSON or UTF-8,
+another encoding) raises `ShapeError`, and the caller reads it the plain way, which defines the
+results; tests compare both on generated documents.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from msgspec import UNSET, Raw, UnsetType
+
+from parsers.telegram.rows import Rows, conversation_id, flatten_text, instant, kind_of, placeholder
+
+_NULL = Raw(b"null")
+_QUOTE, _BACKSLASH, _ZERO = 34, 92, 48
+#: The most decimal digits a float64 holds exactly.
+_EXACT_DIGITS = 15
+
+
+class ShapeError(Exception):
+    """The document is outside the typed shape: read it the plain way."""
+
+
+class _Message(msgspec.Struct, gc=False):
+    type: str | None = None
+    date_unixtime: str | None = None
+    sender: str | None = msgspec.field(default=None, name="from")
+    text: Raw = _NULL
+    media_type: str | None = None
+    photo: Raw | UnsetType = UNSET
+    file: Raw | UnsetType = UNSET
+    location_information: Raw | UnsetType = UNSET
+    contact_information: Raw | UnsetType = UNSET
+    action: str | UnsetType | None = UNSET
+    actor: str | None = None
+    sticker_emoji: str | None = None
+
+
+class _Chat(msgspec.Struct, gc=False):
+    id: Raw | UnsetType = UNSET
+    name: Raw | UnsetType = UNSET
+    messages: list[_Message] | None = None
+
+
+class _Chats(msgspec.Struct, gc=False):
+    items: list[_Chat] | None = msgspec.field(default=None, name="list")
+
+
+class _Document(_Chat, gc=False):
+    chats: _Chats | None = None
+
+
+class _Dated(msgspec.Struct, gc=False):
+    date: Raw = _NULL
+
+
+class _RawChat(msgspec.Struct, gc=False):
+    messages: list[Raw] | None = None
+
+
+class _RawChats(msgspec.Struct, gc=False):
+    items: list[_RawChat] | None = msgspec.field(default=None, name="list")
+
+
+class _RawDocument(_RawChat, gc=False):
+    chats: _RawChats | None = None
+
+
+class _DatedChat(msgspec.Struct, gc=False):
+    messages: list[_Dated] | None = None
+
+
+class _DatedChats(msgspec.Struct, gc=False):
+    items: list[_DatedChat] | None = msgspec.field(default=None, name="list")
+
+
+class _DatedDocument(_DatedChat, gc=False):
+    chats: _DatedChats | None = None
+
+
+_DECODER = msgspec.json.Decoder(_Document)
+#: Second passes over the same bytes, for what few exports need: each message's raw JSON (for the
+#: quarantine), each message's `date` (where `date_unixtime` is missing).
+_RAW_DECODER = msgspec.json.Decoder(_RawDocument)
+_DATES_DECODER = msgspec.json.Decoder(_DatedDocument)
+
+
+def read(data: bytes, owner_id: str, timezone: str) -> Rows:
+    """The rows and rejected messages of an export's bytes; `ShapeError` outside the typed shape."""
+    messages, threads = _messages(_decode(data), owner_id)
+    seconds, dated = _instants(data, messages, timezone)
+    types = pa.array([m.type for m in messages], pa.string())
+    senders = pa.array([m.sender for m in messages], pa.string())
+    speakers = pc.if_else(_flags(pc.equal(types, "service")), pa.scalar(None, pa.string()), senders)
+    silent = _flags(pc.equal(types, "message")) & ~_flags(pc.greater(pc.binary_length(speakers), 0))
+    rejected = ~dated | silent
+    records = np.arange(1, len(messages) + 1, dtype=np.int64)
+    quarantine: tuple[list[int], list[str], list[str]] = ([], [], [])
+    if rejected.any():
+        quarantine = _quarantine(data, np.flatnonzero(rejected), ~dated)
+        keep = ~rejected
+        messages = [messages[i] for i in np.flatnonzero(keep).tolist()]
+        seconds, records = seconds[keep], records[keep]
+        speakers, threads = speakers.filter(pa.array(keep)), threads.filter(pa.array(keep))
+    kinds = [
+        "text"
+        if m.type != "service"
+        and m.media_type is None
+        and m.photo is UNSET
+        and m.file is UNSET
+        and m.location_information is UNSET
+        and m.contact_information is UNSET
+        else kind_of(_fields(m))
+        for m in messages
+    ]
+    return Rows(seconds, speakers, _texts(messages, kinds), kinds, records, threads, quarantine)
+
+
+def _decode(data: bytes) -> _Document:
+    """The typed document; `ShapeError` where `json.loads` would not read the bytes the same."""
+    if not data.isascii():
+        whole = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
+        try:  # json.loads decodes the whole file first; msgspec does not check skipped strings
+            pa.Array.from_buffers(pa.large_string(), 1, [None, whole, pa.py_buffer(data)]).validate(full=True)
+        except pa.ArrowInvalid:
+            raise ShapeError from None
+    try:
+        return _DECODER.decode(data)
+    except msgspec.DecodeError:
+        raise ShapeError from None
+
+
+def _messages(document: _Document, owner_id: str) -> tuple[list[_Message], pa.Array]:
+    """Every message of the export's chats (chosen as `export.chats` does) and its conversation."""
+    if document.chats is not None and document.chats.items is not None:
+        chats = document.chats.items
+    else:
+        chats = [document] if document.messages is not None else []
+    messages: list[_Message] = []
+    threads = [pa.array([], pa.string())]
+    for chat in chats:
+        found = chat.messages or []
+        identity = {k: _load(v) for k, v in (("id", chat.id), ("name", chat.name)) if v is not UNSET}
+        messages += found
+        threads.append(pa.repeat(pa.scalar(conversation_id(owner_id, identity), pa.string()), len(found)))
+    return messages, pa.concat_arrays(threads)
+
+
+def _instants(data: bytes, messages: list[_Message], timezone: str) -> tuple[np.ndarray, np.ndarray]:
+    """UTC seconds of each message, and whether it has any (`rows.instant`)."""
+    values = [m.date_unixtime for m in messages]
+    strings = pa.array(values, pa.string())
+    seconds = _whole_numbers(strings) if strings.null_count == 0 else None
+    if seconds is not None:
+        return seconds, np.ones(len(messages), dtype=bool)
+    dates = [d.date for d in _each_message(_DATES_DECODER.decode(data))]
+    found = [
+        instant({"date_unixtime": v} if v else {"date_unixtime": v, "date": _load(d)}, timezone)
+        for d, v in zip(dates, values, strict=True)
+    ]
+    dated = np.array([s is not None for s in found], dtype=bool)
+    return np.array([0.0 if s is None else s for s in found], dtype=np.float64), dated
+
+
+def _whole_numbers(strings: pa.Array) -> np.ndarray | None:
+    """The strings as numbers where all are digits of one length (`float` reads them exactly), else None."""
+    if not len(strings):
+        return None
+    start = strings.offset
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)[start : start + len(strings) + 1]
+    width = int(offsets[1] - offsets[0])
+    if not 0 < width <= _EXACT_DIGITS or (np.diff(offsets) != width).any():
+        return None
+    chars = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    digits = chars.reshape(len(strings), width) - np.uint8(_ZERO)
+    if (digits > 9).any():
+        return None
+    return (digits.astype(np.int64) @ 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)).astype(np.float64)
+
+
+def _texts(messages: list[_Message], kinds: list[str]) -> pa.Array:
+    """The text of each message: its string, else entities concatenated, else its placeholder."""
+    strings, other = _json_strings([m.text for m in messages])
+    other |= ~_flags(pc.greater(pc.binary_length(strings), 0))
+    values = [
+        flatten_text(_load(messages[i].text)) or placeholder(_fields(messages[i]), kinds[i])
+        for i in np.flatnonzero(other).tolist()
+    ]
+    return pc.replace_with_mask(strings, pa.array(other), pa.array(values, pa.string()))
+
+
+def _json_strings(raws: list[Raw]) -> tuple[pa.Array, np.ndarray]:
+    """Raw JSON values as Arrow strings where they are strings without escapes, and which are not.
+
+    The values not taken (`True` in the mask) hold leftover bytes: the caller replaces them.
+    """
+    if not raws:
+        return pa.array([], pa.string()), np.zeros(0, dtype=bool)
+    buffer = b"\x00".join(raws)  # no JSON value holds a NUL byte: the pieces are the values
+    whole = pa.py_buffer(np.array([0, len(buffer)], dtype=np.int64))
+    joined = pa.Array.from_buffers(pa.large_binary(), 1, [None, whole, pa.py_buffer(buffer)])
+    quoted = pc.split_pattern(joined, b"\x00").flatten()
+    offsets = np.frombuffer(quoted.buffers()[1], dtype=np.int64)[
+        quoted.offset : quoted.offset + len(raws) + 1
+    ]
+    chars = np.frombuffer(quoted.buffers()[2], dtype=np.uint8)
+    plain = chars[offsets[:-1]] == _QUOTE
+    escapes = np.flatnonzero(chars[offsets[0] : offsets[-1]] == _BACKSLASH) + offsets[0]
+    if escapes.size:
+        plain[np.searchsorted(offsets, escapes, side="right") - 1] = False
+    # Inside a valid UTF-8 document, bytes between two ASCII bytes are valid UTF-8 too.
+    inner = pc.binary_slice(quoted, 1, -1).view(pa.large_string()).cast(pa.string())
+    return inner, ~plain
+
+
+def _quarantine(
+    data: bytes, positions: np.ndarray, undated: np.ndarray
+) -> tuple[list[int], list[str], list[str]]:
+    """Quarantine columns of the rejected messages: record, reason, the message as JSON."""
+    raws = _each_message(_RAW_DECODER.decode(data))
+    dumps = [json.dumps(_load(raws[i]), ensure_ascii=False)[:2000] for i in positions]
+    reasons = ["no date" if undated[i] else "no sender" for i in positions]
+    return [int(i) + 1 for i in positions], reasons, dumps
+
+
+def _each_message(document: Any) -> list[Any]:
+    """The messages of a second pass's document, chats chosen as `_messages` chooses them."""
+    chats = document.chats.items if document.chats is not None else None
+    return [m for c in (chats if chats is not None else [document]) for m in c.messages or []]
+
+
+def _fields(message: _Message) -> dict[str, Any]:
+    """The decoded fields a message has, as the plain reader's functions take them."""
+    return {k: v for k, v in msgspec.structs.asdict(message).items() if v is not UNSET}
+
+
+def _flags(mask: pa.Array) -> np.ndarray:
+    """A boolean Arrow array as numpy, null read as false."""
+    return np.asarray(mask.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _load(raw: Raw) -> Any:
+    """A raw JSON value as `json.loads` reads it."""
+    return json.loads(bytes(raw))

@@ -1,0 +1,124 @@
+"""What both Telegram readers (typed and plain) share: how a message reads, and the batches they yield.
+
+The message functions here take a message as `json.loads` gives it (a dict); they define the rows,
+and the typed reader calls them for every message it does not take column-wise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from parsers.base import ParseBatch, ParseContext, build_messages, build_quarantine, with_conversations
+from schemas.message import TS_TYPE
+
+SOURCE = "telegram_json"
+MEDIA = {
+    "voice_message": "voice", "audio_file": "voice", "video_message": "video", "video_file": "video",
+    "animation": "video", "sticker": "emoticon",
+}  # fmt: skip
+_CALLS = ("phone_call", "group_call")
+
+
+@dataclass(frozen=True)
+class Rows:
+    """An export's accepted messages as columns, and its rejected ones (record, reason, raw JSON)."""
+
+    seconds: Sequence[float] | np.ndarray
+    speakers: Sequence[str | None] | pa.Array
+    texts: Sequence[str] | pa.Array
+    kinds: Sequence[str] | pa.Array
+    #: 1-based position of each message among all messages of the export (chats in order).
+    records: Sequence[int] | np.ndarray
+    threads: Sequence[str] | pa.Array
+    rejected: tuple[list[int], list[str], list[str]]
+
+
+def conversation_id(owner_id: str, chat: dict[str, Any]) -> str:
+    """One conversation per chat, by Telegram's chat id (else its name), within the owner."""
+    key = str(chat.get("id") or chat.get("name") or "")
+    return "telegram-" + hashlib.sha256(f"{owner_id}|{key}".encode()).hexdigest()[:16]
+
+
+def flatten_text(text: Any) -> str:
+    """`text` as written: a string, or strings and entities (`{"text": ...}`) concatenated."""
+    if isinstance(text, str):
+        return text
+    if isinstance(text, list):
+        return "".join(p if isinstance(p, str) else str((p or {}).get("text", "")) for p in text)
+    return ""
+
+
+def kind_of(message: dict[str, Any]) -> str:
+    """A message's kind: a call or `system` (service), else from its media fields, else `text`."""
+    if message.get("type") == "service":
+        return "call" if message.get("action") in _CALLS else "system"
+    if message.get("media_type") in MEDIA:
+        return MEDIA[message["media_type"]]
+    if "photo" in message:
+        return "photo"
+    if "location_information" in message:
+        return "location"
+    if "contact_information" in message:
+        return "contact"
+    if "file" in message:
+        return "file"
+    return "text"
+
+
+def placeholder(message: dict[str, Any], kind: str) -> str:
+    """The text of a message without any: a service's actor and action, else `[kind emoji]`."""
+    if message.get("type") == "service":
+        actor = message.get("actor") or ""
+        return " ".join(x for x in (actor, str(message.get("action", "")).replace("_", " ")) if x)
+    emoji = message.get("sticker_emoji")
+    return f"[{kind}{' ' + emoji if emoji else ''}]"
+
+
+def instant(message: dict[str, Any], timezone: str) -> float | None:
+    """The instant (UTC seconds): `date_unixtime`, else `date` read in `timezone`; None without either."""
+    try:
+        if message.get("date_unixtime") not in (None, ""):
+            return float(message["date_unixtime"])
+        local = datetime.fromisoformat(str(message["date"]))
+    except (KeyError, ValueError, TypeError):
+        return None
+    from zoneinfo import ZoneInfo
+
+    return local.replace(tzinfo=local.tzinfo or ZoneInfo(timezone)).timestamp()
+
+
+def batches(rows: Rows, ctx: ParseContext, size: int) -> Iterator[ParseBatch]:
+    """Batches of `size` messages (then the rest, maybe none), each with the rejections read before it."""
+    micros = (np.asarray(rows.seconds, dtype=np.float64) * 1_000_000).astype(np.int64)
+    ts = pa.array(micros, pa.timestamp("us", tz="UTC")).cast(TS_TYPE)
+    speakers, texts, kinds, threads = (
+        pa.array(c, pa.string()) for c in (rows.speakers, rows.texts, rows.kinds, rows.threads)
+    )
+    records = np.asarray(rows.records, dtype=np.int64)
+    n, done = len(records), 0
+    for start in range(0, n + 1, size):
+        end = min(start + size, n)
+        cut = (
+            bisect_right(rows.rejected[0], records[end - 1]) if end - start == size else len(rows.rejected[0])
+        )
+        table = build_messages(
+            ctx,
+            SOURCE,
+            ts[start:end],
+            speakers[start:end],
+            texts[start:end],
+            kinds[start:end],
+            records[start:end],
+        )
+        records_out, reasons, raws = rows.rejected
+        quarantine = build_quarantine(ctx, records_out[done:cut], reasons[done:cut], raws[done:cut])
+        done = cut
+        yield ParseBatch(with_conversations(table, threads[start:end]), quarantine)
