@@ -1,9 +1,11 @@
 """The production rehearsal (`make rehearsal`, infra/production/rehearsal.py) and what it relies on.
 
 The slow tests run it whole (about 15 minutes on 2 cores): every scenario passes, in time, and no
-process of it is left, also when it is interrupted. The fast ones check its declarations: the
-automations validate as Prefect's own model, a parked piece makes one event, the deployments'
-pull step reads the worker's code folder.
+process of it is left, also when it is interrupted. They start a whole production topology, so the
+suite (`make test`) leaves them out unless asked: `REMEMBERME_REHEARSAL=1 pytest -m slow
+tests/test_rehearsal.py` (`make rehearsal` runs the same script). The fast ones check its
+declarations: the automations validate as Prefect's own model, a parked piece makes one event, the
+deployments' pull step reads the worker's code folder.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from tasks.runs.events import PARKED_EVENT, parked_event, parked_now
 from tasks.runs.retries import MAX_ATTEMPTS, RetryItem
 
 ROOT = Path(__file__).resolve().parents[1]
+rehearsal = pytest.mark.skipif(
+    not os.environ.get("REMEMBERME_REHEARSAL"),
+    reason="a whole production topology for 15 minutes: set REMEMBERME_REHEARSAL=1 (or run make rehearsal)",
+)
 
 
 def _ours(state: Path) -> list[str]:
@@ -58,6 +64,7 @@ def _rehearsal(state: Path, *args: str) -> subprocess.Popen[str]:
 @pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.timeout(1800)
+@rehearsal
 def test_the_rehearsal_passes_every_scenario_in_time_and_leaves_no_process(tmp_path: Path) -> None:
     state = tmp_path / "rehearsal"
     process = _rehearsal(state)
@@ -67,7 +74,8 @@ def test_the_rehearsal_passes_every_scenario_in_time_and_leaves_no_process(tmp_p
     report = json.loads((state / "report.json").read_text(encoding="utf-8"))
     assert [s["name"] for s in report["scenarios"]] == [name for name, _ in SCENARIOS]
     assert all(s["passed"] for s in report["scenarios"])
-    assert report["total_s"] < 15 * 60
+    # The issue's budget, on a machine doing nothing else (the report keeps the load average).
+    assert report["total_s"] < 15 * 60, report["load"]
     bench = {s["name"]: s["numbers"] for s in report["scenarios"]}
     assert bench["bench-restore"]["worker_run_s"] and bench["bench-restore"]["in_process_run_s"]
     assert bench["bench-recycling"]["dask_run_s"] and bench["bench-recycling"]["threads_run_s"]
@@ -78,6 +86,7 @@ def test_the_rehearsal_passes_every_scenario_in_time_and_leaves_no_process(tmp_p
 @pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.timeout(600)
+@rehearsal
 def test_an_interrupted_rehearsal_stops_every_process_it_started(tmp_path: Path) -> None:
     state = tmp_path / "rehearsal"
     process = _rehearsal(state, "--only", "restore+recycling")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -112,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=[], help="run only these scenarios (names as printed)")
     args = parser.parse_args(argv)
     become_subreaper()
-    t0 = time.monotonic()
+    t0, load_before = time.monotonic(), os.getloadavg()
     try:
         with interrupts_raise():
             steps, outcomes = rehearse(args.state.resolve(), args.only)
@@ -122,13 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         sweep()
     total = round(time.monotonic() - t0, 1)
-    report = {"total_s": total, "up_s": steps, "scenarios": [asdict(o) for o in outcomes]}
+    # The machine's load (1, 5, 15 min) before and after: times on a shared machine need it.
+    load = {"before": load_before, "after": os.getloadavg()}
+    report = {"total_s": total, "up_s": steps, "load": load, "scenarios": [asdict(o) for o in outcomes]}
     (args.state / "report.json").write_text(
         json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8"
     )
     passed = all(o.passed for o in outcomes)
     print(
-        f"rehearsal {'passed' if passed else 'FAILED'} in {total:.0f}s (report: {args.state / 'report.json'})"
+        f"rehearsal {'passed' if passed else 'FAILED'} in {total:.0f}s, load average {load_before[0]:.1f} "
+        f"before and {load['after'][0]:.1f} after (report: {args.state / 'report.json'})"
     )
     return 0 if passed else 1
 

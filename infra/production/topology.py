@@ -82,6 +82,10 @@ class Topology:
             REMEMBERME_LAKE_URL=self.lake(),
             REMEMBERME_ES_URL=f"http://127.0.0.1:{self.ports['es']}",
             REMEMBERME_STATE_DIR=str(self.state / "pipeline"),
+            # A database restarting answers 500 (asyncpg's refused connection is not one Prefect
+            # marks retryable): clients retry those too, 5 times over about a minute, so a run
+            # rides out a short outage instead of failing on its next state change or artifact.
+            PREFECT_CLIENT_RETRY_EXTRA_CODES="500",
         )
         env.update(self.extra_env)
         return env
