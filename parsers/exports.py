@@ -147,7 +147,7 @@ def iter_batches(
 ) -> Iterator[ParseBatch]:
     """Parse the export in chunks; each batch holds messages and quarantined lines."""
     if info.family == SMS:
-        yield from sms.parse_backup(info.path, ctx, on_progress)
+        yield from sms.parse_backup(info.path, ctx, on_progress, encoding=info.encoding)
         return
     if info.family == TELEGRAM:
         yield from telegram.parse_export(info.path, ctx, info.display_name)

@@ -281,6 +281,8 @@ _NAMES = [
     "Mom &#55357;&#56845;",
     "아빠",
 ]
+#: SMS types: received, the owner's (2 sent, 3 draft, 4 outbox, 5 failed, 6 queued), others.
+_TYPES = ["1", "2", "2", "&#50;", "3", "4", "5", "6", "&#54;", "0", "7", "22", " 2", ""]
 _DATES = ["1704067200000", "1704067260000", "1704067320000", "0", "0017", "9" * 16]
 _ODD_DATES = ["", "abc", " 1704067200000", "+5", "1_000", "-5", "12345678901234567", "&#49;7", "1.5", "١٢"]
 _SEPARATORS = [" ", "  ", "\n       ", "\t", "\r\n "]
@@ -349,7 +351,7 @@ def _sms(draw: st.DrawFn) -> str:
         "protocol": "0",
         "address": draw(st.sampled_from(_NUMBERS)),
         "date": draw(st.sampled_from(_ODD_DATES if odd == "date" else _DATES)),
-        "type": draw(st.sampled_from(["1", "2", "2", "&#50;", "3"])),
+        "type": draw(st.sampled_from(_TYPES)),
         "subject": "null",
         "body": draw(_text(quote, bad=odd == "text")),
         "read": "1",
@@ -450,3 +452,39 @@ def test_a_backup_broken_mid_file_keeps_what_came_before(tmp_path: Path) -> None
     assert messages["text"].to_pylist() == ["새해 복 많이 받아 😀", "엄마도요\n건강하세요"]
     (torn,) = pa.concat_tables([b.quarantine for b in fast]).to_pylist()
     assert torn["line_no"] == 3 and "(undefined entity: line 10, column 2)" in torn["reason"]
+
+
+def _rows(messages: pa.Table, quarantine: pa.Table) -> tuple[list[Any], list[Any]]:
+    return messages.to_pylist(), quarantine.to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "detected", "declared"),
+    [
+        ("utf-16", "utf-16-le", "UTF-8"),
+        ("utf-16-be", "utf-16-be", "UTF-8"),
+        ("utf-16", "utf-16-le", "UTF-16"),
+        ("cp949", "cp949", "UTF-8"),
+        ("cp949", "cp949", "EUC-KR"),
+        ("utf-16", "utf-16-le", None),
+    ],
+)
+def test_a_backup_saved_again_in_another_encoding_reads_as_the_utf8_one(
+    tmp_path: Path, encoding: str, detected: str, declared: str | None
+) -> None:
+    """The encoding is the one detected from the content, whatever the declaration says (an editor
+    that saves the file again mostly leaves it saying UTF-8): transcoded as it is read, by both readers;
+    a break mid-file is reported where the UTF-8 backup reports it."""
+    declaration = "<?xml version='1.0' encoding='UTF-8' standalone='yes' ?>"
+    for text in (BACKUP, BACKUP.replace("&amp; 어디야", "&bogus; 어디야")):
+        utf8, other = tmp_path / "utf8.xml", tmp_path / "other.xml"
+        utf8.write_text(text, encoding="utf-8")
+        saved = text.replace(declaration, "" if declared is None else declaration.replace("UTF-8", declared))
+        other.write_bytes(saved.encode(encoding))
+        info = inspect_export(other)
+        assert info.encoding.name == detected
+        assert _rows(*_parse(other)) == _rows(*_parse(utf8))
+        fast, exact = (
+            list(parse_backup(other, _ctx(), fast=f, encoding=info.encoding)) for f in (True, False)
+        )
+        _same(fast, exact)

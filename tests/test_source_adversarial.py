@@ -6,8 +6,7 @@ other encodings, a zip holding it and a zip bomb holding it. What every reader m
 (the KakaoTalk reader's contract): read what is whole and quarantine the rest, or fail with one line
 naming the file and the cause, never a traceback, never silently losing a whole message. Most cases go
 through `inspect_export`/`iter_batches` in-process; the CLI cases call `flows.cli.main` (the console
-script's entry point) or the console script itself. The `xfail` tests are parser bugs, each with its
-input.
+script's entry point) or the console script itself.
 """
 
 from __future__ import annotations
@@ -261,8 +260,8 @@ def test_garbage_after_the_first_records_keeps_them_or_fails_in_one_line(
 
 def _assert_kept(rows: list[Said], whole: list[Said]) -> None:
     """Every whole message is there, in order. The last may carry a torn line glued to its text, which
-    then also keeps a LINE text's quotes as written (the line formats' continuation rule; the strict
-    xfail tests below want it unchanged)."""
+    then also keeps a LINE text's quotes as written (the line formats' continuation rule; the quoting
+    tests of tests/test_source_roundtrip.py want it unchanged)."""
     assert len(rows) >= len(whole), (rows, whole)
     for i, (got, written) in enumerate(zip(rows, whole, strict=False)):
         if i < len(whole) - 1:
@@ -409,24 +408,10 @@ def test_an_sms_backup_broken_mid_file_keeps_the_records_before_and_quarantines_
 
 # -- other encodings ---------------------------------------------------------------------------------
 
-_SMS_ENCODING = pytest.mark.xfail(
-    strict=True,
-    reason="SMS: a backup saved again as UTF-16 (LE or BE), EUC-KR or cp1252, its declaration still "
-    "saying UTF-8, raises xml.etree.ElementTree.ParseError ('encoding specified in XML declaration is "
-    "incorrect', 'not well-formed (invalid token)') out of iter_batches, a traceback in the CLI: "
-    "parse_backup feeds the raw bytes and ignores the detected `info.encoding`, and the error escapes "
-    "as in the broken-mid-file case",
-)
 _ENCODINGS = {"utf-16": FULL, "utf-16-be": FULL, "cp949": KOREAN, "cp1252": WESTERN}
 
 
-@pytest.mark.parametrize(
-    ("fmt", "encoding"),
-    [
-        pytest.param(fmt, encoding, marks=_SMS_ENCODING if fmt == "sms" else ())
-        for fmt in FORMATS for encoding in _ENCODINGS
-    ],
-)  # fmt: skip
+@pytest.mark.parametrize(("fmt", "encoding"), [(fmt, encoding) for fmt in FORMATS for encoding in _ENCODINGS])
 def test_a_reencoded_export_reads_as_written_or_fails_in_one_line_naming_the_encoding(
     tmp_path: Path, fmt: str, encoding: str
 ) -> None:

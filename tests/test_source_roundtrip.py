@@ -4,8 +4,8 @@ Each property generates conversations (names and texts from Korean, Latin, emoji
 spaces; multi-line texts; times), writes them the way the app writes its export (worked out from the
 format's documentation, as the hand-written golden tests are), reads the file back through the one
 entry for every source (`inspect_export`, `iter_batches`) and compares every message exactly: speaker
-(as the reader maps it), text, instant, kind, row count, and nothing quarantined. The tests marked
-`xfail` at the end are parser bugs these properties found, each with its input.
+(as the reader maps it), text, instant, kind, row count, and nothing quarantined. The tests at the
+end are parser bugs these properties found (since fixed), each with its input.
 """
 
 from __future__ import annotations
@@ -130,6 +130,8 @@ class Sms:
     texts: tuple[str, ...]  # an SMS body, or an MMS's text parts
     mms: bool = False
     image: bool = False  # an MMS with a picture part
+    #: The `type` of the owner's SMS: 2 sent, 3 draft, 4 outbox, 5 failed, 6 queued.
+    owner_type: int = 2
 
 
 def sms_speaker(name: str, number: str) -> str:
@@ -154,8 +156,9 @@ def render_sms(records: list[Sms], threads: list[tuple[str, ...]], names: dict[s
         contact = xml_attr(", ".join(names[n] for n in numbers))
         readable = datetime.fromtimestamp(r.ms / 1000, UTC).strftime("%b %d, %Y %I:%M:%S %p")
         if not r.mms:
+            kind = r.owner_type if r.mine else 1
             out.append(
-                f'  <sms protocol="0" address="{numbers[0]}" date="{r.ms}" type="{2 if r.mine else 1}" '
+                f'  <sms protocol="0" address="{numbers[0]}" date="{r.ms}" type="{kind}" '
                 f'subject="null" body="{xml_attr(r.texts[0])}" toa="null" sc_toa="null" service_center="null" '
                 f'read="1" status="-1" locked="0" date_sent="0" sub_id="1" readable_date="{readable}" '
                 f'contact_name="{contact}" />'
@@ -172,7 +175,7 @@ def render_sms(records: list[Sms], threads: list[tuple[str, ...]], names: dict[s
         addrs = [f'      <addr address="{n}" type="{137 if n == sender else 151}" charset="106" />'
                  for n in (*numbers, OWNER_NUMBER)]  # fmt: skip
         out += [
-            f'  <mms date="{r.ms}" ct_t="application/vnd.wap.multipart.related" msg_box="{2 if r.mine else 1}" '
+            f'  <mms date="{r.ms}" ct_t="application/vnd.wap.multipart.related" msg_box="{(2 + r.ms % 4) if r.mine else 1}" '
             f'rr="null" sub="null" read_status="null" address="{"~".join(numbers)}" m_id="null" read="1" '
             f'm_size="null" m_type="{128 if r.mine else 132}" sim_slot="0" readable_date="{readable}" '
             f'contact_name="{contact}">',
@@ -194,7 +197,8 @@ SMS_TEXT = st.one_of(TEXT, TEXT.map(lambda t: t.replace("\n", "\r\n")), TEXT.map
 
 @st.composite
 def sms_backups(draw: st.DrawFn) -> tuple[list[Sms], list[tuple[str, ...]], dict[str, str]]:
-    """SMS of several threads, then MMS (1:1 and group) from contacts whose SMS came first."""
+    """SMS of several threads (the owner's of every type the app writes for them), then MMS (1:1 and
+    group); a group MMS's sender's name was learnt before it (from an SMS or a 1:1 MMS)."""
     count = draw(st.integers(1, len(NUMBERS)))
     numbers = NUMBERS[:count]
     contact = st.one_of(NAME, st.sampled_from(UNKNOWN_NAMES), st.sampled_from(["Kim, Minsu"]))
@@ -206,7 +210,9 @@ def sms_backups(draw: st.DrawFn) -> tuple[list[Sms], list[tuple[str, ...]], dict
     records: list[Sms] = []
     for _ in range(draw(st.integers(1, 12))):
         ms += draw(st.integers(0, 90_000_000))
-        records.append(Sms(draw(st.integers(0, count - 1)), draw(st.booleans()), ms, (draw(SMS_TEXT),)))
+        thread, mine, text = draw(st.integers(0, count - 1)), draw(st.booleans()), draw(SMS_TEXT)
+        owner_type = draw(st.sampled_from([2, 2, 3, 4, 5, 6]))
+        records.append(Sms(thread, mine, ms, (text,), owner_type=owner_type))
     texted = {threads[r.thread][0] for r in records}
     for _ in range(draw(st.integers(0, 4))):
         ms += draw(st.integers(0, 90_000_000))
@@ -214,8 +220,9 @@ def sms_backups(draw: st.DrawFn) -> tuple[list[Sms], list[tuple[str, ...]], dict
         texts = tuple(draw(st.lists(TEXT.filter(lambda t: t != "null"), max_size=2)))
         image = not texts or draw(st.booleans())
         mine = draw(st.booleans())
-        if not mine:
-            # An MMS speaker's name is learnt from their SMS (an MMS-only contact: see the xfail below).
+        if len(threads[thread]) == 1:
+            texted.add(threads[thread][0])  # a 1:1 MMS names its contact (a group's: a list of names)
+        elif not mine:
             assume(threads[thread][0] in texted)
         records.append(Sms(thread, mine, ms, texts, mms=True, image=image))
     return records, threads, names
@@ -629,12 +636,6 @@ def test_a_line_text_of_one_line_opening_a_quote_it_never_closes_is_one_message(
     assert [(r["speaker"], r["text"]) for r in rows] == [("Mom", text), ("Minsu", "yes"), ("Mom", "see you")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SMS: `type` 3 (draft), 4 (outbox), 5 (failed) and 6 (queued) are the owner's own messages "
-    "(SMS Backup & Restore's documented types) but only type 2 is read as the owner's: they "
-    "speak as the contact (parsers/sms/export.py `mine = attrs.get('type') == '2'`)",
-)
 @pytest.mark.parametrize("sms_type", [3, 4, 5, 6])
 def test_sms_the_owner_wrote_but_never_delivered_is_the_owners(tmp_path: Path, sms_type: int) -> None:
     path = tmp_path / "sms.xml"
@@ -649,12 +650,6 @@ def test_sms_the_owner_wrote_but_never_delivered_is_the_owners(tmp_path: Path, s
     assert [(r["speaker"], r["text"]) for r in rows] == [("엄마", "어디야"), (SELF, "거의 다 왔어요")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SMS: an MMS from a contact who sent no SMS before it speaks as a number handle "
-    "('번호 …') though the 1:1 <mms> carries the contact's `contact_name`: names are learnt "
-    "from <sms> records only (parsers/sms/export.py `_record`)",
-)
 def test_an_mms_only_contact_speaks_by_the_contact_name_the_mms_carries(tmp_path: Path) -> None:
     path = tmp_path / "sms.xml"
     path.write_text(
@@ -670,12 +665,6 @@ def test_an_mms_only_contact_speaks_by_the_contact_name_the_mms_carries(tmp_path
     assert [(r["speaker"], r["text"]) for r in rows] == [("아빠", "사진 보내마")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Telegram: a whole-account export's `left_chats` list (chats the owner left; Telegram "
-    "Desktop writes it beside `chats` and reads both) is ignored: its messages are neither "
-    "read nor quarantined (parsers/telegram/export.py `chats`)",
-)
 def test_a_whole_account_export_reads_the_chats_the_owner_left_too(tmp_path: Path) -> None:
     def chat(number: int, name: str, text: str) -> dict[str, Any]:
         return {"name": name, "type": "private_group", "id": number, "messages": [

@@ -219,15 +219,15 @@ def _export(odd: bool) -> st.SearchStrategy[Any]:
         {"name": _STRINGS, "type": st.just("personal_chat"), "messages": st.lists(_message(odd), max_size=8)},
         optional={"id": st.integers(0, 99) | (_JSON if odd else st.none())},
     )
+    chat_list = st.fixed_dictionaries({"list": st.lists(chat, max_size=3)})
     account = st.fixed_dictionaries(
-        {
-            "personal_information": st.just({}),
-            "chats": st.fixed_dictionaries({"list": st.lists(chat, max_size=3)}),
-        }
+        {"personal_information": st.just({}), "chats": chat_list},
+        optional={"left_chats": chat_list},  # the chats the owner left
     )
-    shapes = chat | account
+    left_only = st.fixed_dictionaries({"personal_information": st.just({}), "left_chats": chat_list})
+    shapes = chat | account | left_only
     return (
-        shapes | _JSON | st.dictionaries(st.sampled_from(["chats", "messages", "id"]), _JSON)
+        shapes | _JSON | st.dictionaries(st.sampled_from(["chats", "left_chats", "messages", "id"]), _JSON)
         if odd
         else shapes
     )

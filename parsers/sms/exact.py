@@ -13,15 +13,24 @@ from pathlib import Path
 from typing import cast
 
 from parsers.base import ParseBatch, ParseContext
+from parsers.kakao.detect import Encoding
 from parsers.sms.records import Rows, cut_off, read_record, rejections, repair, rows_batch
+from parsers.sms.source import open_utf8, progress
 
 BLOCK = 1 << 20
 
 
 def parse_exact(
-    path: Path, ctx: ParseContext, on_progress: Callable[[int], None] | None, batch: int
+    path: Path,
+    ctx: ParseContext,
+    on_progress: Callable[[int], None] | None,
+    batch: int,
+    encoding: Encoding | None = None,
 ) -> Iterator[ParseBatch]:
-    """Messages (each with its thread's conversation id) and quarantined records, in batches."""
+    """Messages (each with its thread's conversation id) and quarantined records, in batches.
+
+    A file in another encoding than UTF-8 is read transcoded (parsers/sms/source.py).
+    """
     parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
     root: ET.Element | None = None
     rows, rejected = Rows(), rejections()
@@ -29,7 +38,8 @@ def parse_exact(
     record = 0
     carry = b""
     failed: str | None = None
-    with path.open("rb") as stream:
+    with open_utf8(path, encoding) as stream:
+        on_progress = progress(stream, on_progress)
         while failed is None:
             block = stream.read(BLOCK)
             if on_progress is not None and block:

@@ -29,11 +29,13 @@ from typing import Final, cast
 import numpy as np
 
 from parsers.base import ParseBatch, ParseContext
+from parsers.kakao.detect import Encoding
 from parsers.sms.chunks import Chunk, Reader
 from parsers.sms.columns import Batcher, Speakers
 from parsers.sms.exact import parse_exact
 from parsers.sms.records import cut_off, read_record, repair
 from parsers.sms.scan import Fast, Keys, read_fast
+from parsers.sms.source import open_utf8, progress
 from parsers.sms.where import locate
 
 #: Bytes read at a time (a chunk is cut at the last `<` in what has been read).
@@ -101,8 +103,10 @@ class _Exact:
 class _Parse:
     """The state of one fast read: records so far, the exact parser, the rows' batches."""
 
-    def __init__(self, path: Path, ctx: ParseContext, batch: int, header: bytes) -> None:
-        self.path, self.ctx, self.header = path, ctx, header
+    def __init__(
+        self, path: Path, encoding: Encoding | None, ctx: ParseContext, batch: int, header: bytes
+    ) -> None:
+        self.path, self.encoding, self.ctx, self.header = path, encoding, ctx, header
         self.out = Batcher(ctx, batch)
         self.speakers = Speakers(ctx)
         self.keys = Keys()
@@ -163,7 +167,7 @@ class _Parse:
         if self.exact.error is None:
             self.exact.feed(b"", close=True)
         if self.exact.error is not None:
-            detail = locate(self.path, self.header, self.mark) or self.exact.error
+            detail = locate(self.path, self.header, self.mark, self.encoding) or self.exact.error
             self.out.rejected[0].append(self.record + 1)
             self.out.rejected[1].append(cut_off(detail))
             self.out.rejected[2].append("")
@@ -202,18 +206,26 @@ def _next(marked: np.ndarray) -> list[int]:
 
 
 def parse_fast(
-    path: Path, ctx: ParseContext, on_progress: Callable[[int], None] | None, batch: int
+    path: Path,
+    ctx: ParseContext,
+    on_progress: Callable[[int], None] | None,
+    batch: int,
+    encoding: Encoding | None = None,
 ) -> Iterator[ParseBatch]:
-    """Messages (each with its thread's conversation id) and quarantined records, in batches."""
-    with path.open("rb") as stream:
+    """Messages (each with its thread's conversation id) and quarantined records, in batches.
+
+    A file in another encoding than UTF-8 is read transcoded (parsers/sms/source.py).
+    """
+    with open_utf8(path, encoding) as stream:
         head = stream.read(BLOCK)
         end = header_end(head)
-        if end is None:  # an unusual head (another encoding, a DTD, namespaces): all exact
-            yield from parse_exact(path, ctx, on_progress, batch)
+        if end is None:  # an unusual head (another declared encoding, a DTD, namespaces): all exact
+            yield from parse_exact(path, ctx, on_progress, batch, encoding)
             return
+        on_progress = progress(stream, on_progress)
         if on_progress is not None and head:
             on_progress(len(head))
-        parse = _Parse(path, ctx, batch, head[:end])
+        parse = _Parse(path, encoding, ctx, batch, head[:end])
         rest = head[end:].lstrip(_WS)  # whitespace between elements: nothing to read
         for chunk in Reader(stream, rest, len(head) - len(rest), BLOCK, on_progress).chunks():
             parse.chunk(chunk)

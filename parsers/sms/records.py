@@ -1,10 +1,12 @@
 """What one SMS or MMS element of a backup becomes: the rules both readers share.
 
 - `date` is milliseconds since the epoch (an instant: no zone to guess);
-- the owner's own messages are `type` 2 (sent) for SMS, `msg_box` 2 for MMS; they are spoken by
-  `SELF` ("나"), everyone else by their contact name, else by a stable handle (`번호 1a2b3c`, from
-  the number and the owner), never the number: a number is personal data and a speaker name
-  travels into derived stores (the search index, lineage);
+- the owner's own messages are `type` 2 (sent), 3 (draft), 4 (outbox), 5 (failed) and 6 (queued)
+  for SMS, `msg_box` 2 to 5 (the same, no queue) for MMS; they are spoken by `SELF` ("나"), everyone
+  else by their contact name (learnt from any `<sms>`, and from a 1:1 `<mms>`, that carries one),
+  else by a stable handle
+  (`번호 1a2b3c`, from the number and the owner), never the number: a number is personal data and
+  a speaker name travels into derived stores (the search index, lineage);
 - one conversation per thread, keyed by the other side's number(s) (several in a group MMS);
 - emoji are written as XML character references of UTF-16 surrogate halves (`&#55357;&#56832;`),
   which strict XML parsers refuse: they are joined into the real character before parsing (an
@@ -36,6 +38,10 @@ SOURCE = "android_sms_xml"
 SELF = "나"
 #: Contact names that name no one.
 UNKNOWN = ("", "(Unknown)", "null")
+#: SMS `type`s of the owner's own messages: sent, draft, outbox, failed, queued.
+MINE = ("2", "3", "4", "5", "6")
+#: MMS `msg_box`es of the owner's own messages: sent, draft, outbox, failed.
+MINE_MMS = ("2", "3", "4", "5")
 _REFERENCE = re.compile(rb"&#(\d{5});")
 _KINDS = (("image/", "photo"), ("video/", "video"), ("audio/", "voice"), ("text/x-vcard", "contact"),
           ("text/vcard", "contact"))  # fmt: skip
@@ -151,15 +157,18 @@ def read_record(
         return
     address = attrs.get("address", "")
     contact = attrs.get("contact_name", "")
+    named = contact not in UNKNOWN and "," not in contact  # a comma: a group's list of names
     if element.tag == "sms":
-        if contact not in UNKNOWN and "," not in contact:
+        if named:
             names[address] = contact
-        mine = attrs.get("type") == "2"
+        mine = attrs.get("type") in MINE
         speaker = SELF if mine else names.get(address) or handle(ctx.owner_id, address)
         rows.add(ts_ms, speaker, attrs.get("body", ""), "text", record, thread_id(ctx.owner_id, [address]))
         return
+    if named and "~" not in address:  # a 1:1 thread's contact (a group's numbers are joined by "~")
+        names[address] = contact
     addrs = [(a.get("address", ""), a.get("type", "")) for a in element.iter("addr")]
-    mine = attrs.get("msg_box") == "2"
+    mine = attrs.get("msg_box") in MINE_MMS
     sender = next((a for a, kind in addrs if kind == _FROM), address)
     speaker = SELF if mine else names.get(sender) or handle(ctx.owner_id, sender)
     texts, kind = [], "text"

@@ -171,6 +171,7 @@ def _fields(chunk: Chunk, values: Values, ids: np.ndarray, ok: np.ndarray, amps:
     ok[np.flatnonzero(ok)[~usable]] = False
     pick = np.flatnonzero(usable)
     begin, end = values.span(which[TYPE][pick])
-    mine = (end - begin == 1) & (chunk.buf[begin + FRONT] == ord("2"))
+    first = chunk.buf[begin + FRONT]
+    mine = (end - begin == 1) & (first >= ord("2")) & (first <= ord("6"))  # records.MINE: "2" to "6"
     address, contact = texts.coded(which[ADDRESS][pick]), texts.coded(which[CONTACT][pick])
     return Fast(ok, date[pick], mine, address, contact, texts.strings(which[BODY][pick]))

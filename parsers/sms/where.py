@@ -15,24 +15,29 @@ from typing import Final, cast
 
 import numpy as np
 
+from parsers.kakao.detect import Encoding
 from parsers.sms.records import repair
+from parsers.sms.source import open_utf8, skip
 
 _BLOCK: Final = 1 << 20
 
 
-def locate(path: Path, header: bytes, start: int) -> str | None:
-    """The parser's error, read again from `start` behind the header and padding to its place."""
+def locate(path: Path, header: bytes, start: int, encoding: Encoding | None = None) -> str | None:
+    """The parser's error, read again from `start` behind the header and padding to its place.
+
+    Positions are in the bytes the readers read (a file in another encoding: transcoded).
+    """
     parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start",))
     parser.feed(repair(header))
-    line, column = position(path, start)
+    line, column = position(path, start, encoding)
     header_line, header_column = _position([header])
     if line > header_line:
         parser.feed(b"\n" * (line - header_line) + b" " * column)
     else:
         parser.feed(b" " * (column - header_column))
     root: ET.Element | None = None
-    with path.open("rb") as stream:
-        stream.seek(start)
+    with open_utf8(path, encoding) as stream:
+        skip(stream, start)
         carry = b""
         while True:
             block = stream.read(_BLOCK)
@@ -51,11 +56,11 @@ def locate(path: Path, header: bytes, start: int) -> str | None:
                 return str(exc)
 
 
-def position(path: Path, end: int) -> tuple[int, int]:
+def position(path: Path, end: int, encoding: Encoding | None = None) -> tuple[int, int]:
     """(line, column) the XML parser gives the byte at `end`: line breaks and characters after repair."""
 
     def blocks() -> Iterator[bytes]:
-        with path.open("rb") as stream:
+        with open_utf8(path, encoding) as stream:
             left = end
             while left > 0 and (block := stream.read(min(_BLOCK, left))):
                 left -= len(block)

@@ -60,6 +60,7 @@ class _Chats(msgspec.Struct, gc=False):
 
 class _Document(_Chat, gc=False):
     chats: _Chats | None = None
+    left_chats: _Chats | None = None
 
 
 class _Dated(msgspec.Struct, gc=False):
@@ -76,6 +77,7 @@ class _RawChats(msgspec.Struct, gc=False):
 
 class _RawDocument(_RawChat, gc=False):
     chats: _RawChats | None = None
+    left_chats: _RawChats | None = None
 
 
 class _DatedChat(msgspec.Struct, gc=False):
@@ -88,6 +90,7 @@ class _DatedChats(msgspec.Struct, gc=False):
 
 class _DatedDocument(_DatedChat, gc=False):
     chats: _DatedChats | None = None
+    left_chats: _DatedChats | None = None
 
 
 _DECODER = msgspec.json.Decoder(_Document)
@@ -144,9 +147,8 @@ def _decode(data: bytes) -> _Document:
 
 def _messages(document: _Document, owner_id: str) -> tuple[list[_Message], pa.Array]:
     """Every message of the export's chats (chosen as `export.chats` does) and its conversation."""
-    if document.chats is not None and document.chats.items is not None:
-        chats = document.chats.items
-    else:
+    chats = _chats(document)
+    if chats is None:
         chats = [document] if document.messages is not None else []
     messages: list[_Message] = []
     threads = [pa.array([], pa.string())]
@@ -237,8 +239,14 @@ def _quarantine(
 
 def _each_message(document: Any) -> list[Any]:
     """The messages of a second pass's document, chats chosen as `_messages` chooses them."""
-    chats = document.chats.items if document.chats is not None else None
+    chats = _chats(document)
     return [m for c in (chats if chats is not None else [document]) for m in c.messages or []]
+
+
+def _chats(document: Any) -> list[Any] | None:
+    """A whole-account document's chats, then its left chats (`export.chats`); None: not one."""
+    lists = [s.items for s in (document.chats, document.left_chats) if s is not None and s.items is not None]
+    return [chat for listed in lists for chat in listed] if lists else None
 
 
 def _fields(message: _Message) -> dict[str, Any]:

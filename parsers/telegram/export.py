@@ -2,8 +2,9 @@
 
 Two shapes (Telegram Desktop's export, and what public parsers' code shows of it):
 - one chat: `{"name", "type": "personal_chat" | "private_group" | ..., "id", "messages": [...]}`;
-- the whole account: `{"personal_information", "chats": {"list": [chat, chat, ...]}, ...}`, one
-  conversation per chat.
+- the whole account: `{"personal_information", "chats": {"list": [chat, chat, ...]}, "left_chats":
+  {"list": [...]}, ...}` (`left_chats`: the chats the owner left; Telegram Desktop writes and reads
+  both lists), one conversation per chat, the chats' then the left chats'.
 A message is `{"id", "type": "message" | "service", "date", "date_unixtime", "from" | "actor",
 "text", ...}`: `text` is a string or an array of strings and entities (`{"type": "link", "text":
 ...}`), concatenated as written; the instant comes from `date_unixtime` where present, else `date`
@@ -51,12 +52,22 @@ def sniff(sample: str) -> bool:
     )
 
 
+#: The lists of chats of a whole-account export, in the order they are read.
+ACCOUNT_LISTS = ("chats", "left_chats")
+
+
 def chats(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """The chats of an export: its list (whole account) or itself (one chat)."""
-    listed = (document.get("chats") or {}).get("list")
-    if isinstance(listed, list):
-        return [c for c in listed if isinstance(c, dict)]
+    """The chats of an export: its lists (whole account: `ACCOUNT_LISTS`) or itself (one chat)."""
+    lists = [_listed(document.get(key)) for key in ACCOUNT_LISTS]
+    if any(listed is not None for listed in lists):
+        return [c for listed in lists for c in listed or [] if isinstance(c, dict)]
     return [document] if isinstance(document.get("messages"), list) else []
+
+
+def _listed(section: Any) -> list[Any] | None:
+    """A whole-account section's `list` of chats, if it has one."""
+    listed = section.get("list") if isinstance(section, dict) else None
+    return listed if isinstance(listed, list) else None
 
 
 def parse_export(path: Path, ctx: ParseContext, display_name: str | None = None) -> Iterator[ParseBatch]:
