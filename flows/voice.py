@@ -39,6 +39,9 @@ def voice_restore(
         manifest = train_voice_task(lake_url, owner_id, persona, dataset["version"], train_steps)
         report_training(manifest)
         result["model_version"] = manifest["version"]
+        # Whether it sounds like them (the voice gate): a refused voice is kept, with its card, not served.
+        result["model_served"] = bool(manifest.get("promotion", {}).get("promote", True))
+        result["model_verdict"] = manifest.get("promotion", {}).get("reason")
     elif dataset and dataset["with_transcript"] < MIN_TRANSCRIBED:
         result["model_skipped"] = (
             f"fewer than {MIN_TRANSCRIBED} transcribed utterances: no voice model trained"

@@ -214,6 +214,14 @@ def calibrate_pace(
     return real / predicted if predicted else 1.0
 
 
+def aligned_index(model: AcousticModel, ids: torch.Tensor, mel: torch.Tensor, speaker: int = 0) -> np.ndarray:
+    """Frame -> jamo index (t,) of a real recording under the trained aligner (monotonic search)."""
+    with torch.no_grad():
+        templates = model.templates(ids.unsqueeze(0), torch.tensor([speaker]))[0]
+        cost = (templates.unsqueeze(1) - mel.unsqueeze(0)).abs().mean(-1).numpy()
+    return monotonic_alignment(cost)
+
+
 def single_speaker(model: AcousticModel, speaker: int = 0) -> AcousticModel:
     """A copy of `model` whose speaker table holds only row `speaker` (as row 0).
 

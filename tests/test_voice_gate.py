@@ -117,6 +117,8 @@ def test_the_gate_serves_her_voice_and_refuses_one_that_sounds_like_someone_else
         scores
     )
     assert Registry(storage).aliases("vg", "엄마", "voice")["production"] == first["version"]
+    assert "units.npz" in first["files"]  # her own recorded sounds travel with the voice
+    assert scores["similarity"] > scores["real_similarity"] - 0.05, scores  # and keep it close to hers
     card = voice_model_card(first)
     assert "speaker similarity to them" in card and "- gate: served" in card
 

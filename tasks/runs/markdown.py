@@ -311,7 +311,10 @@ def voice_model_card(manifest: dict[str, Any]) -> str:
             "",
             f"- base: {f'voice base v{base}' if base else 'none (trained from scratch)'}",
             f"- dataset: voice v{dataset['version']} (`{dataset['content_hash'][:16]}`)",
-            "- model: jamo text-to-mel with learned durations, Griffin-Lim vocoder",
+            "- voice: their own recorded sounds, selected and joined (unit selection); sounds they never "
+            "recorded: a jamo text-to-mel model with learned durations and a Griffin-Lim vocoder"
+            if "units.npz" in manifest.get("files", {})
+            else "- model: jamo text-to-mel with learned durations, Griffin-Lim vocoder",
             "",
             "| metric | value |",
             "|---|---:|",

@@ -27,11 +27,13 @@ from infra.storage import Storage
 from infra.versions import read_verified
 from models.align import index_from_durations, uniform_index
 from models.errors import ParityError
+from models.units import Selector, WaveInventory, build_wave_inventory, model_fallback
 from models.voice import (
     SYMBOLS,
     AcousticModel,
     MelConfig,
     VoiceConfig,
+    aligned_index,
     calibrate_pace,
     export_voice_onnx,
     frames_from_log_durations,
@@ -109,6 +111,14 @@ def train_user_voice(
     result = train_voice(model, items[n_val:], items[:n_val], speaker=0, steps=steps, seed=seed)
     model = single_speaker(model, 0)  # nothing of the base's other speakers leaves with this voice
     graphs, diff = _export_checked(model)
+    # The person's own sounds, aligned by the trained aligner: speak selects from them (models/units.py).
+    training = recordings[n_val:]
+    spans = [aligned_index(model, ids, mel) for ids, mel in items[n_val:]]
+    units = build_wave_inventory(
+        [(ids.numpy(), u.samples, x) for (ids, _), u, x in zip(items[n_val:], training, spans, strict=True)],
+        mel_config.hop,
+    )
+    graphs["units.npz"] = units.to_bytes()
     frames = sum(len(mel) for _, mel in items)
     tokens = sum(len(ids) for ids, _ in items)
     weights = io.BytesIO()
@@ -154,7 +164,9 @@ def train_user_voice(
             "model_card": (
                 f"Trained on {minutes:.1f} minutes of transcribed speech, {len(items)} utterances kept "
                 f"({asr} transcribed by speech recognition, which may have misheard). "
-                f"{card_line(similarity)} A robotic Griffin-Lim vocoder renders it. "
+                f"{card_line(similarity)} Sentences are joined from their own recorded sounds; a sound "
+                "they never recorded comes from a small acoustic model through a robotic Griffin-Lim "
+                "vocoder, and more recordings cover more of what they will be asked to say. "
                 + ("Served." if promotion["promote"] else f"Not served: {promotion['reason']}.")
             ),
         },
@@ -180,12 +192,18 @@ def speak(
 
 
 def synthesize(files: dict[str, bytes], text: str) -> tuple[np.ndarray, int]:
-    """Samples and rate of `text` read by a voice checkpoint's files (onnxruntime + Griffin-Lim)."""
+    """Samples and rate of `text` read by a voice checkpoint's files.
+
+    With a unit inventory (`units.npz`): the person's own recorded sounds, selected and joined
+    (models/units.py), the acoustic model only for sounds they never recorded; without one (older
+    checkpoints): the acoustic model's frames through Griffin-Lim.
+    """
     import onnxruntime as ort
 
     config = json.loads(files["config.json"])
     mel_config = MelConfig(**config["mel"])
-    ids = np.asarray([jamo_ids(text)], dtype=np.int64)
+    jamo = jamo_ids(text)
+    ids = np.asarray([jamo], dtype=np.int64)
     speaker = np.array([config["speaker"]], dtype=np.int64)
     providers = ["CPUExecutionProvider"]
     if "durations.onnx" in files:  # learned durations place the frames
@@ -197,7 +215,11 @@ def synthesize(files: dict[str, bytes], text: str) -> tuple[np.ndarray, int]:
         frame_index = uniform_index(ids.shape[1], max(4, round(ids.shape[1] * config["frames_per_jamo"])))
     session = ort.InferenceSession(files["model.onnx"], providers=providers)
     (mel,) = session.run(["mel"], {"ids": ids, "frame_index": frame_index, "speaker": speaker})
-    return griffin_lim(mel[0], mel_config), mel_config.sample_rate
+    if "units.npz" not in files:
+        return griffin_lim(mel[0], mel_config), mel_config.sample_rate
+    inventory = WaveInventory.from_bytes(files["units.npz"])
+    unheld = model_fallback(mel[0], frame_index[0], mel_config.hop, lambda m: griffin_lim(m, mel_config))
+    return Selector(inventory).render(jamo, unheld), mel_config.sample_rate
 
 
 def train_voice_base(storage: Storage, steps: int = 600, seed: int = 13) -> dict[str, Any]:
