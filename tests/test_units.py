@@ -33,8 +33,13 @@ def test_runs_prefer_matching_neighbours_and_unheld_jamo_take_the_fallback() -> 
     assert plan[0] == (0, 3, 2)  # "4 2" said together in the second recording
     assert plan[1] == (2, -1, 1)  # 99 was never said: the model's rendering of it
     assert plan[2] == (3, 2, 1)
-    asked = []
-    selector.render([4, 2, 99, 3], lambda i: asked.append(i) or np.full(7, 0.1), fade=0)
+    asked: list[int] = []
+
+    def model_says(i: int) -> np.ndarray:
+        asked.append(i)
+        return np.full(7, 0.1)
+
+    selector.render([4, 2, 99, 3], model_says, fade=0)
     assert asked == [2]
 
 
