@@ -32,3 +32,15 @@ def int64_values(arr: pa.Array, fill: int) -> np.ndarray:
         if len(filled)
         else np.zeros(0, np.int64)
     )
+
+
+def is_utf8(data: bytes) -> bool:
+    """Whether `data` is valid UTF-8 (checked by Arrow in one pass, no Python string made)."""
+    if data.isascii():
+        return True
+    whole = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
+    try:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, whole, pa.py_buffer(data)]).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True

@@ -19,6 +19,7 @@ from parsers.exports import inspect_export, iter_batches
 from parsers.messenger import columns
 from parsers.messenger.export import plain_rows, repair
 from parsers.messenger.rows import batch, conversation_id
+from parsers.typed_json import ShapeError
 
 
 def _mojibake(text: str) -> str:
@@ -228,5 +229,5 @@ def test_the_column_repair_equals_repair_string_by_string() -> None:
 def test_the_typed_reader_declines_bytes_json_loads_would_refuse(tmp_path: Path) -> None:
     data = json.dumps(_part([{"sender_name": "x", "timestamp_ms": 1, "content": "y"}])).encode()
     (tmp_path / "message_1.json").write_bytes(data.replace(b'"y"', b'"\xff"'))
-    with pytest.raises(columns.ShapeError):
+    with pytest.raises(ShapeError):
         columns.read(tmp_path / "message_1.json", "o1")

@@ -20,6 +20,7 @@ from parsers.exports import inspect_export, iter_batches
 from parsers.telegram import columns
 from parsers.telegram.export import plain_rows
 from parsers.telegram.rows import MEDIA, batches
+from parsers.typed_json import ShapeError
 
 ONE_CHAT: dict[str, Any] = {
     "name": "엄마",
@@ -274,7 +275,7 @@ def test_the_typed_reader_reads_a_well_shaped_export_as_the_plain_one(
 def test_the_typed_reader_declines_bytes_json_loads_would_refuse(tmp_path: Path) -> None:
     valid = json.dumps(ONE_CHAT, ensure_ascii=False).encode()
     bad = valid.replace("새해".encode(), b"\xff\xfe")  # not UTF-8: the whole file is refused, as before
-    with pytest.raises(columns.ShapeError):
+    with pytest.raises(ShapeError):
         columns.read(bad, "o1", "Asia/Seoul")
     path = tmp_path / "result.json"
     path.write_bytes(bad)

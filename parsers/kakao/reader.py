@@ -10,9 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-import numpy as np
-import pyarrow as pa
-
+from parsers.arrays import is_utf8
 from parsers.kakao.detect import Encoding
 
 CHUNK_BYTES: Final = 4 * 1024 * 1024
@@ -93,11 +91,6 @@ def valid_utf8(chunk: Chunk) -> tuple[bytes, bool]:
     data = chunk.data
     if not data:
         return data, chunk.had_decode_errors
-    whole = pa.LargeStringArray.from_buffers(
-        1, pa.py_buffer(np.array([0, len(data)], dtype=np.int64)), pa.py_buffer(data)
-    )
-    try:
-        whole.validate(full=True)
-    except pa.ArrowInvalid:
+    if not is_utf8(data):
         return data.decode("utf-8", errors="replace").encode("utf-8"), True
     return data, chunk.had_decode_errors

@@ -25,13 +25,10 @@ import pyarrow.compute as pc
 from msgspec import UNSET, Raw, UnsetType
 
 from parsers.messenger.rows import Rows, conversation_id, kind_and_text, repair
+from parsers.typed_json import decode
 
 #: `type`s that make a message other than its content (a call, a join or leave).
 _SPECIAL = frozenset(("Call", "Subscribe", "Unsubscribe"))
-
-
-class ShapeError(Exception):
-    """The part is outside the typed shape: read it the plain way."""
 
 
 class _Share(msgspec.Struct, gc=False):
@@ -102,17 +99,9 @@ def read(path: Path, owner_id: str) -> tuple[Rows, str]:
 
 
 def _decode(data: bytes) -> _Thread:
-    """The typed part; `ShapeError` where `json.loads` would not read the bytes the same."""
-    if not data.isascii():
-        whole = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
-        try:  # json.loads decodes the whole file first; msgspec does not check skipped strings
-            pa.Array.from_buffers(pa.large_string(), 1, [None, whole, pa.py_buffer(data)]).validate(full=True)
-        except pa.ArrowInvalid:
-            raise ShapeError from None
-    try:
-        return _DECODER.decode(data)
-    except msgspec.DecodeError:
-        raise ShapeError from None
+    """The typed document; `ShapeError` where `json.loads` would not read the bytes the same."""
+    found: _Thread = decode(_DECODER, data)
+    return found
 
 
 def _reasons(senders: list[str | None], stamps: list[int | UnsetType | None]) -> dict[int, str]:

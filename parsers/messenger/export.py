@@ -28,6 +28,7 @@ from parsers.base import ParseBatch, ParseContext
 from parsers.errors import InputError
 from parsers.messenger import columns
 from parsers.messenger.rows import SOURCE, Rows, batch, conversation_id, kind_and_text, repair
+from parsers.typed_json import ShapeError
 
 __all__ = ["SOURCE", "conversation_id", "parse_part", "plain_rows", "repair", "sniff"]
 
@@ -46,7 +47,7 @@ def parse_part(path: Path, ctx: ParseContext, display_name: str | None = None) -
     """One part of a thread: its messages oldest first (each with the thread's conversation)."""
     try:
         rows, conversation = columns.read(path, ctx.owner_id)  # the usual shape, column-wise
-    except columns.ShapeError:
+    except ShapeError:
         rows, conversation = _read_plain(path.read_bytes(), ctx.owner_id, display_name or str(path))
     yield batch(rows, ctx, conversation)
 

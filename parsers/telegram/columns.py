@@ -22,15 +22,12 @@ import pyarrow.compute as pc
 from msgspec import UNSET, Raw, UnsetType
 
 from parsers.telegram.rows import Rows, conversation_id, flatten_text, instant, kind_of, placeholder
+from parsers.typed_json import decode
 
 _NULL = Raw(b"null")
 _QUOTE, _BACKSLASH, _ZERO = 34, 92, 48
 #: The most decimal digits a float64 holds exactly.
 _EXACT_DIGITS = 15
-
-
-class ShapeError(Exception):
-    """The document is outside the typed shape: read it the plain way."""
 
 
 class _Message(msgspec.Struct, gc=False):
@@ -133,16 +130,8 @@ def read(data: bytes, owner_id: str, timezone: str) -> Rows:
 
 def _decode(data: bytes) -> _Document:
     """The typed document; `ShapeError` where `json.loads` would not read the bytes the same."""
-    if not data.isascii():
-        whole = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
-        try:  # json.loads decodes the whole file first; msgspec does not check skipped strings
-            pa.Array.from_buffers(pa.large_string(), 1, [None, whole, pa.py_buffer(data)]).validate(full=True)
-        except pa.ArrowInvalid:
-            raise ShapeError from None
-    try:
-        return _DECODER.decode(data)
-    except msgspec.DecodeError:
-        raise ShapeError from None
+    found: _Document = decode(_DECODER, data)
+    return found
 
 
 def _messages(document: _Document, owner_id: str) -> tuple[list[_Message], pa.Array]:

@@ -38,6 +38,7 @@ from parsers.telegram.rows import (
     kind_of,
     placeholder,
 )
+from parsers.typed_json import ShapeError
 
 __all__ = ["SOURCE", "chats", "conversation_id", "flatten_text", "parse_export", "plain_rows", "sniff"]
 _BATCH = 20_000
@@ -75,7 +76,7 @@ def parse_export(path: Path, ctx: ParseContext, display_name: str | None = None)
     data = path.read_bytes()
     try:
         rows = columns.read(data, ctx.owner_id, ctx.timezone)  # the usual shape, column-wise
-    except columns.ShapeError:
+    except ShapeError:
         rows = plain_rows(_load(data, display_name or str(path)), ctx)
     del data
     yield from batches(rows, ctx, _BATCH)
