@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from parsers.errors import InputError
 from parsers.kakao.detect import Encoding
 from parsers.kakao.reader import CHUNK_BYTES, iter_utf8_chunks, valid_utf8
 
@@ -76,3 +77,22 @@ def join_pieces(pieces: pa.Array, first: np.ndarray) -> pa.Array:
     offsets = np.append(first, len(pieces)).astype(np.int32)
     listed = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pieces)
     return pc.binary_join(listed, "\n")
+
+
+#: A message open across chunks may not grow past this (a sign the file is not that app's export).
+MAX_OPEN_BYTES = 64 * 1024 * 1024
+
+
+def cut_before_open_message(
+    starts: np.ndarray, n: int, last: bool, size: int, source_file: str, app: str
+) -> int | None:
+    """Where a chunk's finished lines end: before its last message, or all of it at the file's end.
+
+    The last message may go on in the next chunk. None: the chunk is one message still open (carry it).
+    """
+    cut = n if last or not len(starts) else int(starts[-1])
+    if cut == 0 and not last:
+        if size > MAX_OPEN_BYTES:
+            raise InputError(source_file, f"one message spans more than 64 MiB; not a {app}?")
+        return None
+    return cut

@@ -73,6 +73,17 @@ def served(tmp_path: Path) -> Iterator[tuple[LocalPrefectServer, dict[str, str]]
         server.stop()
 
 
+def _on_demand(server: LocalPrefectServer, deadline: float) -> dict[str, Any]:
+    """The `instant-restore/on-demand` deployment, once `rememberme serve` has registered it."""
+    while time.monotonic() < deadline:
+        try:
+            found: dict[str, Any] = _api(server.api_url, "GET", "/deployments/name/instant-restore/on-demand")
+            return found
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError("rememberme serve did not register its deployments")
+
+
 def _browser() -> Any:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -109,13 +120,7 @@ def test_ui_shows_deployments_a_rest_triggered_run_and_its_artifacts(served, tmp
     lines = conversation(400, seed=3, persona="엄마", user="민수")
     upload.write_text(render_export("android_ko", lines), encoding="utf-8")
     deadline = time.monotonic() + 90
-    deployment = None
-    while deployment is None and time.monotonic() < deadline:
-        try:
-            deployment = _api(server.api_url, "GET", "/deployments/name/instant-restore/on-demand")
-        except OSError:
-            time.sleep(0.5)
-    assert deployment is not None, "rememberme serve did not register its deployments"
+    deployment = _on_demand(server, deadline)
 
     # The README's curl, as Python: create a run of the deployment with parameters.
     run = _api(
@@ -215,13 +220,7 @@ def test_a_rest_triggered_restore_mixes_whatsapp_and_sms_and_takes_a_date_order(
     server, env = served
     chat, backup = _whatsapp_and_sms(tmp_path)
     deadline = time.monotonic() + 90
-    deployment = None
-    while deployment is None and time.monotonic() < deadline:
-        try:
-            deployment = _api(server.api_url, "GET", "/deployments/name/instant-restore/on-demand")
-        except OSError:
-            time.sleep(0.5)
-    assert deployment is not None, "rememberme serve did not register its deployments"
+    deployment = _on_demand(server, deadline)
     parameters = {"owner_id": "mixed", "persona": "Mom", "aliases": ["엄마"], "sources": [str(chat), str(backup)],
                   "date_order": "dmy", "index": False, "train": False, "voice": False, "min_pairs": 5}  # fmt: skip
     run = _api(

@@ -28,10 +28,9 @@ import pyarrow.compute as pc
 from parsers.arrays import bool_mask, not_null_mask
 from parsers.base import ParseBatch, ParseContext, build_messages, build_quarantine, empty_batch, local_to_utc
 from parsers.dates import days_from_civil, days_in_month, ffill
-from parsers.errors import InputError
 from parsers.kakao.scan import Lines, first_at_or_after, slice_strings, split_lines
 from parsers.kakao.texts import message_texts
-from parsers.textlines import ints, text_chunks, with_last
+from parsers.textlines import cut_before_open_message, ints, text_chunks, with_last
 
 SOURCE = "line_txt"
 _YMD = re.compile(r"(?P<y>\d{4})\s*[./-]\s*(?P<m>\d{1,2})\s*[./-]\s*(?P<d>\d{1,2})")
@@ -62,8 +61,6 @@ _CLOCK_RE2 = (
 )
 _YMD_RE2 = r"(?P<y>[0-9]{4})\s*[./-]\s*(?P<m>[0-9]{1,2})\s*[./-]\s*(?P<d>[0-9]{1,2})"
 _MDY_RE2 = r"(?P<m>[0-9]{1,2})/(?P<d>[0-9]{1,2})/(?P<y>[0-9]{4})"
-#: A quoted text that never closes may not grow past this (a sign the file is not a LINE history).
-MAX_OPEN_BYTES = 64 * 1024 * 1024
 _NOT_A_LINE = "not a message, day or notice line"
 _TORN_REASON = "truncated last line"
 #: A text `"` and then only doubled quotes: it may open a quoted text of several lines.
@@ -241,10 +238,8 @@ def _parse_chunk(data: bytes, last: bool, ctx: ParseContext, state: _State) -> P
     day = ffill(np.where(is_day, c.day, -1), state.day)
     is_msg = (c.minute >= 0) & ~inside & ~is_day & (day >= 0)
     msg_idx = np.flatnonzero(is_msg)
-    cut = n if last or not len(msg_idx) else int(msg_idx[-1])
-    if cut == 0 and not last:  # one open message and nothing else yet: wait for more lines
-        if len(data) > MAX_OPEN_BYTES:
-            raise InputError(ctx.source_file, "one message spans more than 64 MiB; not a LINE chat history?")
+    cut = cut_before_open_message(msg_idx, n, last, len(data), ctx.source_file, "LINE chat history")
+    if cut is None:  # one open message and nothing else yet: wait for more lines
         state.carry = data
         return None
     msg_idx = msg_idx[msg_idx < cut]

@@ -40,10 +40,9 @@ from parsers.base import (
     number_handle,
 )
 from parsers.dates import days_from_civil, days_in_month
-from parsers.errors import InputError
 from parsers.kakao.scan import slice_strings
 from parsers.kakao.texts import message_texts
-from parsers.textlines import text_chunks, with_last
+from parsers.textlines import cut_before_open_message, text_chunks, with_last
 from parsers.whatsapp.headers import Headers, scan_headers
 
 SOURCE = "whatsapp_txt"
@@ -65,8 +64,6 @@ _TORN = re.compile(
     r"(?:[0-9]{1,2}(?:[:.](?:[0-9]{1,2}(?:[:.][0-9]{0,2})?)?)?)?"
     r"(?: ?[AaPp]\.? ?[Mm]?\.?)?(?:\]| [-–]?)?)?)?)?)?)?$"
 )
-#: A message open across chunks may not grow past this (a sign the file is not an export).
-MAX_OPEN_BYTES = 64 * 1024 * 1024
 
 _LOCATIONS = ("location: ", "위치: ", "Standort: ", "ubicación: ")
 _DELETED = (
@@ -282,10 +279,8 @@ def _parse_chunk(
         {k: v[heads] for k, v in found.fields.items()}, detection.date_order
     )
     start_idx = np.flatnonzero(found.header & ok)
-    cut = n if last or not len(start_idx) else int(start_idx[-1])
-    if cut == 0 and not last:  # one open message and nothing else yet: wait for more lines
-        if len(data) > MAX_OPEN_BYTES:
-            raise InputError(ctx.source_file, "one message spans more than 64 MiB; not a WhatsApp export?")
+    cut = cut_before_open_message(start_idx, n, last, len(data), ctx.source_file, "WhatsApp export")
+    if cut is None:  # one open message and nothing else yet: wait for more lines
         state.carry = data
         return None
     first_start = int(start_idx[0]) if len(start_idx) else n
