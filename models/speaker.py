@@ -75,9 +75,17 @@ def _trim_silences(wav: np.ndarray) -> np.ndarray:
     windows = wav[: n * _VAD_WINDOW].reshape(n, _VAD_WINDOW)
     level = 10 * np.log10(np.mean(windows**2, axis=1) + 1e-12)
     voiced = level > level.max() - _SILENCE_DB
-    smooth = np.convolve(voiced.astype(float), np.ones(8) / 8, mode="same") >= 0.5
-    keep = np.convolve(smooth.astype(float), np.ones(7), mode="same") > 0  # dilate by 3 windows a side
+    smooth = _centred(voiced.astype(float), np.ones(8) / 8) >= 0.5
+    keep = _centred(smooth.astype(float), np.ones(7)) > 0  # dilate by 3 windows a side
     return windows[keep].reshape(-1) if keep.any() else wav
+
+
+def _centred(values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """A centred moving sum, as long as `values` (np.convolve's "same" is as long as the longer one)."""
+    full = np.convolve(values, kernel)
+    start = (len(kernel) - 1) // 2
+    out: np.ndarray = full[start : start + len(values)]
+    return out
 
 
 def mel_frames(wav: np.ndarray) -> np.ndarray:

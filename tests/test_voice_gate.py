@@ -141,3 +141,16 @@ def test_the_gate_serves_her_voice_and_refuses_one_that_sounds_like_someone_else
         Settings(),
     )
     assert verdict["promote"] and again is not None, verdict
+
+
+def test_a_short_utterance_is_embedded_too() -> None:
+    """Fewer 30 ms windows than the smoothing kernel (under 240 ms): still one embedding, no error."""
+    from models.speaker import preprocess
+
+    rng = np.random.default_rng(1)
+    for seconds in (0.05, 0.18, 0.3):
+        samples = (rng.normal(size=int(16_000 * seconds)) * 0.1).astype(np.float32)
+        assert len(preprocess(samples, 16_000)) > 0
+    if encoder_weights():
+        embedding = load_encoder(str(encoder_weights())).embed(samples, 16_000)
+        assert abs(float(np.linalg.norm(embedding)) - 1) < 1e-5
