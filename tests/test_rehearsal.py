@@ -91,12 +91,13 @@ def test_an_interrupted_rehearsal_stops_every_process_it_started(tmp_path: Path)
     state = tmp_path / "rehearsal"
     process = _rehearsal(state, "--only", "restore+recycling")
     assert process.stdout is not None
-    deadline = time.monotonic() + 300
+    deadline, seen = time.monotonic() + 300, []
     for line in process.stdout:  # the topology is up: every server of it runs
+        seen.append(line)
         if line.startswith("[UP]") or time.monotonic() > deadline:
             break
     time.sleep(15)  # a restore and a recycling pass are under way on the workers and Dask
-    assert len(_ours(state)) >= 10
+    assert len(_ours(state)) >= 10, "".join(seen)
     process.send_signal(signal.SIGTERM)  # what `make` or a CI timeout sends
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 130, output[-3000:]

@@ -196,6 +196,9 @@ def cli(ctx: Context, *args: str, timeout_s: float = 600.0) -> tuple[float, dict
         timeout=timeout_s,
     )
     seconds = time.monotonic() - t0
+    with (ctx.top.procs.logs / f"rememberme-{args[0]}.log").open("a", encoding="utf-8") as log:
+        log.write(f"$ rememberme {' '.join(args)} --json  ({seconds:.1f}s, exit {done.returncode})\n")
+        log.write(done.stderr)
     if done.returncode != 0:
         raise RehearsalError(
             f"rememberme {args[0]} exited {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"

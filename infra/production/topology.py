@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -44,6 +46,8 @@ class Topology:
     extra_env: dict[str, str] = field(default_factory=dict)
     es: LocalElasticsearch | None = None
     gcs: LocalGcsEmulator | None = None
+    #: The cluster's folder: `state/pg`, or a temporary one where the database user cannot reach it.
+    pg: Path | None = None
 
     @property
     def api(self) -> PrefectApi:
@@ -86,6 +90,11 @@ class Topology:
             # marks retryable): clients retry those too, 5 times over about a minute, so a run
             # rides out a short outage instead of failing on its next state change or artifact.
             PREFECT_CLIENT_RETRY_EXTRA_CODES="500",
+            # One compute thread per process: flow runs, both Dask workers and the CLI share two
+            # cores here (in production each has its own machine); torch spinning a thread per core
+            # in each of them runs slower than one thread each (as tests/conftest.py found).
+            OMP_NUM_THREADS="1",
+            MKL_NUM_THREADS="1",
         )
         env.update(self.extra_env)
         return env
@@ -103,25 +112,27 @@ def _pg_user() -> str | None:
     return "postgres" if os.geteuid() == 0 else None
 
 
+def _reachable(path: Path) -> bool:
+    """Whether any user may walk down to `path` (every folder above it searchable by others)."""
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in path.resolve().parents)
+
+
 def init_postgres(top: Topology) -> None:
-    """A fresh cluster (`initdb`, trust auth for user prefect) in `state/pg`, owned by its user."""
-    folder = top.state / "pg"
-    folder.mkdir(parents=True, exist_ok=True)
+    """A fresh cluster (`initdb`, trust auth for user prefect) in `state/pg`, owned by its user.
+
+    From root the cluster belongs to `postgres`, which must reach its folder: under a private
+    folder (pytest's, mode 700) it goes to a temporary folder instead, removed by `down`.
+    """
     user = _pg_user()
+    if user and not _reachable(top.state):
+        top.pg = Path(tempfile.mkdtemp(prefix="rememberme-rehearsal-pg-"))
+    else:
+        top.pg = top.state / "pg"
+    top.pg.mkdir(parents=True, exist_ok=True)
     if user:
-        shutil.chown(folder, user, user)
-    argv = [
-        _pg("initdb"),
-        "-A",
-        "trust",
-        "-U",
-        "prefect",
-        "-E",
-        "UTF8",
-        "--locale=C.UTF-8",
-        "-D",
-        str(folder / "data"),
-    ]
+        shutil.chown(top.pg, user, user)
+    argv = [_pg("initdb"), "-A", "trust", "-U", "prefect", "-E", "UTF8", "--locale=C.UTF-8",
+            "-D", str(top.pg / "data")]  # fmt: skip
     done = subprocess.run(command_for(argv, user), capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RehearsalError(f"initdb failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
@@ -130,7 +141,7 @@ def init_postgres(top: Topology) -> None:
 
 def start_postgres(top: Topology, timeout_s: float = 30.0) -> None:
     """`postgres` on 127.0.0.1 (its socket in the cluster folder), once it accepts connections."""
-    folder = top.state / "pg"
+    folder = top.pg or top.state / "pg"
     port = str(top.ports["postgres"])
     argv = [_pg("postgres"), "-D", str(folder / "data"), "-p", port, "-k", str(folder), "-h", "127.0.0.1"]
     top.procs.start("postgres", argv, os.environ, cwd=folder, user=_pg_user())
@@ -247,7 +258,7 @@ def record_task_stream(top: Topology) -> None:
 
 def start_dask_worker(top: Topology, name: str) -> None:
     """One `dask worker` process (a nanny and its worker) named `name`."""
-    env = {**top.client_env(), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = top.client_env()
     argv = [str(BIN / "dask"), "worker", top.dask_address, "--name", name, "--nthreads", "1",
             "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1"]  # fmt: skip
     top.procs.start(name, argv, env, cwd=ROOT)
@@ -368,3 +379,5 @@ def down(top: Topology) -> None:
             top.gcs.down()
     finally:
         top.procs.stop_all()
+        if top.pg is not None and top.state not in top.pg.parents:
+            shutil.rmtree(top.pg, ignore_errors=True)
