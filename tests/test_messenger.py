@@ -20,6 +20,7 @@ from parsers.messenger import columns
 from parsers.messenger.export import plain_rows, repair
 from parsers.messenger.rows import batch, conversation_id
 from parsers.typed_json import ShapeError
+from tests.json_support import json_values
 
 
 def _mojibake(text: str) -> str:
@@ -121,16 +122,7 @@ def test_two_parts_of_one_thread_are_one_conversation_in_the_lake(tmp_path: Path
 _TRICKY = ["", "엄마", "café", 'a"b', "a\\b", "line\nbreak", "😀", "\x00", "\x7f", "\x80", " "]
 _REAL = st.sampled_from(_TRICKY) | st.text(max_size=5)
 _STRINGS = _REAL.map(_mojibake) | _REAL | st.sampled_from(["Ã©", "\xc3", "\xe2\x9d"])  # mojibake, or not
-_FINITE = st.recursive(  # what a writer of strict JSON writes
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | _STRINGS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_STRINGS, inner, max_size=3),
-    max_leaves=6,
-)
-_JSON = _FINITE | st.sampled_from([float("nan"), float("inf")])  # Python's json reads and writes these
+_FINITE, _JSON = json_values(_STRINGS)
 _MEDIA = st.lists(st.fixed_dictionaries({"uri": _STRINGS}), max_size=2) | st.none()
 _WELL_SHAPED = {
     "sender_name": _STRINGS | st.none(),

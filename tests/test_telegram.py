@@ -21,6 +21,7 @@ from parsers.telegram import columns
 from parsers.telegram.export import plain_rows
 from parsers.telegram.rows import MEDIA, batches
 from parsers.typed_json import ShapeError
+from tests.json_support import json_values
 
 ONE_CHAT: dict[str, Any] = {
     "name": "엄마",
@@ -166,16 +167,7 @@ def test_a_zipped_export_folder_is_read_and_its_other_json_skipped_with_a_reason
 
 _TRICKY = ["", "엄마", 'a"b', "a\\b", "line\nbreak", "😀", "\u2028", "\x00", "\x7f", "é", "tab\there", " "]
 _STRINGS = st.sampled_from(_TRICKY) | st.text(max_size=6)
-_FINITE = st.recursive(  # what a writer of strict JSON writes
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | _STRINGS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_STRINGS, inner, max_size=3),
-    max_leaves=6,
-)
-_JSON = _FINITE | st.sampled_from([float("nan"), float("inf")])  # Python's json reads and writes these
+_FINITE, _JSON = json_values(_STRINGS)
 _UNIX = st.sampled_from(
     ["1704067200", "1704067260", "170406720", "0", "", " 12", "1_0", "nan", "1.5", "-5", "0017"]
 )
