@@ -154,3 +154,33 @@ def test_a_short_utterance_is_embedded_too() -> None:
     if encoder_weights():
         embedding = load_encoder(str(encoder_weights())).embed(samples, 16_000)
         assert abs(float(np.linalg.norm(embedding)) - 1) < 1e-5
+
+
+def test_a_production_move_lost_to_a_kill_is_finished_but_a_rollback_is_not_undone(tmp_path: Path) -> None:
+    """Publish, then move production: a process killed between the two is finished by the next pass."""
+    from tasks.voice.voice_gate import finish_promotion
+
+    storage = open_storage(f"file://{tmp_path}/lake")
+    registry = Registry(storage)
+
+    def publish(promote: bool) -> int:
+        manifest = registry.publish(
+            "vk", "엄마", "voice", {"weights.pt": b"w"}, {"promotion": {"promote": promote}}
+        )
+        return int(manifest["version"])
+
+    first = publish(True)  # killed here: published, production never moved
+    assert "production" not in registry.aliases("vk", "엄마", "voice")
+    assert finish_promotion(storage, "vk", "엄마") == first
+    assert registry.aliases("vk", "엄마", "voice")["production"] == first
+    assert finish_promotion(storage, "vk", "엄마") is None  # nothing left to finish
+
+    second = publish(True)
+    registry.set_alias("vk", "엄마", "voice", "production", second)
+    registry.set_alias("vk", "엄마", "voice", "production", first)  # an operator's rollback
+    assert finish_promotion(storage, "vk", "엄마") is None
+    assert registry.aliases("vk", "엄마", "voice")["production"] == first
+
+    publish(False)  # refused by the gate: never moved to
+    assert finish_promotion(storage, "vk", "엄마") is None
+    assert registry.aliases("vk", "엄마", "voice")["production"] == first

@@ -53,6 +53,7 @@ def refresh_voice(lake_url: str, owner_id: str, persona: str, train: bool = True
 
 def _refresh_voice(lake_url: str, owner_id: str, persona: str, train: bool) -> dict[str, Any]:
     from tasks.voice.recordings import build_voice_dataset
+    from tasks.voice.voice_gate import finish_promotion
     from tasks.voice.voice_model import MIN_TRANSCRIBED, train_user_voice
 
     storage = open_storage(lake_url)
@@ -74,6 +75,8 @@ def _refresh_voice(lake_url: str, owner_id: str, persona: str, train: bool) -> d
             steps = Settings().train_max_steps
             manifest = train_user_voice(storage, owner_id, persona, dataset["version"], steps)
             out["model_version"], out["manifest"] = manifest["version"], manifest
+        elif train:  # trained before: finish a production move a killed pass may have lost
+            finish_promotion(storage, owner_id, persona)
     except InputError as exc:
         return {"owner_id": owner_id, "persona": persona, "status": "skipped", "reason": str(exc)}
     return out
@@ -86,6 +89,7 @@ def restore_voice_task(
     """Uploaded audio (a `.txt` beside a file is its transcript) + KakaoTalk voice messages -> dataset."""
     from tasks.voice.asr import load_transcriber
     from tasks.voice.recordings import restore_voice
+    from tasks.voice.voice_gate import finish_promotion
 
     storage = open_storage(lake_url)
     files = []
@@ -97,7 +101,10 @@ def restore_voice_task(
             transcript = sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else None
             files.append((path.name, path.read_bytes(), transcript))
     transcriber = load_transcriber(Settings().asr_model)
-    return restore_voice(storage, owner_id, persona, names, files, transcriber=transcriber)
+    result = restore_voice(storage, owner_id, persona, names, files, transcriber=transcriber)
+    if result["dataset"] and not result["dataset"]["created"]:  # a re-run: finish a lost production move
+        finish_promotion(storage, owner_id, persona)
+    return result
 
 
 @task(name="train-voice", persist_result=True)

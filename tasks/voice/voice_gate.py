@@ -130,3 +130,26 @@ def card_line(scores: dict[str, Any] | None) -> str:
         f"{s['identified']:.0%} were nearer their voice than to any of {s['competitors']} other voices; "
         f"length {s['length_ratio']:.2f} of the real; pitch contour correlation {s['f0_correlation']:.2f}."
     )
+
+
+def finish_promotion(storage: Storage, owner_id: str, persona: str) -> int | None:
+    """Move `production` to the newest voice version the gate passed, if that move was lost.
+
+    `train_user_voice` publishes a version, then moves production: a process killed between the
+    two left a served-worthy voice unserved, and a re-run finds its dataset trained and trains
+    nothing. A version production has pointed to before is left alone (a rollback moved it away).
+    """
+    registry = Registry(storage)
+    persona_id = slug(persona)
+    latest = registry.aliases(owner_id, persona_id, "voice").get("latest")
+    if latest is None:
+        return None
+    verdict = registry.manifest(owner_id, persona_id, "voice", latest).get("promotion") or {}
+    if not verdict.get("promote"):
+        return None
+    moves = registry.history(owner_id, persona_id, "voice")
+    served = {m["version"] for m in moves if m["alias"] == "production"}
+    if latest in served:
+        return None
+    registry.set_alias(owner_id, persona_id, "voice", "production", latest)
+    return int(latest)
