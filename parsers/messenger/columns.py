@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from msgspec import UNSET, Raw, UnsetType
 
-from parsers.messenger.rows import Rows, conversation_id, kind_and_text, repair
-from parsers.typed_json import decode
+from parsers.messenger.rows import E2EE_MARKS, Rows, conversation_id, kind_and_text, repair
+from parsers.typed_json import ShapeError, decode
 
 #: `type`s that make a message other than its content (a call, a join or leave).
 _SPECIAL = frozenset(("Call", "Subscribe", "Unsubscribe"))
@@ -41,6 +41,7 @@ class _Message(msgspec.Struct, gc=False):
     content: str | None = None
     type: str | None = None
     call_duration: int | UnsetType | None = UNSET
+    is_unsent: bool | UnsetType | None = UNSET
     # Only whether each holds anything counts; none holds a Raw, which would keep the file's bytes.
     photos: list[Any] | None = None
     videos: list[Any] | None = None
@@ -73,6 +74,8 @@ _RAW_DECODER = msgspec.json.Decoder(_RawThread)
 def read(path: Path, owner_id: str) -> tuple[Rows, str]:
     """A part's rows (oldest first) and its conversation; `ShapeError` outside the typed shape."""
     data = path.read_bytes()
+    if any(mark in data for mark in E2EE_MARKS):
+        raise ShapeError  # an end-to-end-encrypted chat's export: the plain reader reshapes it
     thread = _decode(data)
     messages = thread.messages[::-1]
     senders = [m.sender_name for m in messages]
@@ -120,12 +123,14 @@ def _kinds_and_texts(messages: list[_Message]) -> tuple[list[str], pa.Array]:
     texts = [m.content for m in messages]
     calls = [m.call_duration for m in messages]
     types = [m.type for m in messages]
+    unsent = [m.is_unsent for m in messages]
     kinds = ["text"] * len(messages)
-    if all(texts) and calls.count(UNSET) == len(calls) and _SPECIAL.isdisjoint(types):
+    if all(texts) and calls.count(UNSET) == len(calls) and _SPECIAL.isdisjoint(types) and True not in unsent:
         return kinds, repaired(cast("list[str]", texts))
     other = np.fromiter(map(operator.not_, texts), dtype=bool, count=len(texts))
     other |= np.fromiter(map(operator.is_not, calls, repeat(UNSET)), dtype=bool, count=len(calls))
     other |= np.fromiter(map(_SPECIAL.__contains__, types), dtype=bool, count=len(types))
+    other |= np.fromiter(map(operator.is_, unsent, repeat(True)), dtype=bool, count=len(unsent))
     found: list[str] = []
     for i in np.flatnonzero(other).tolist():
         kinds[i], text = kind_and_text(_fields(messages[i]))

@@ -10,7 +10,13 @@ help pages and public parsers' code show of real exports). What this reader does
 - every part of a thread gets the thread's conversation (from `thread_path`, else the title and
   participants), so `message_1.json` and `message_2.json` of one thread make one conversation;
 - rows go out oldest first; media, calls and shares are typed; reactions are not messages;
-- a message without a sender or a time is quarantined with its reason.
+- a message without a sender or a time is quarantined with its reason; an unsent one is `deleted`.
+
+End-to-end-encrypted chats (most one-to-one chats since 2024) come out of a separate download
+(messenger.com's "secure storage"), one file per chat, in another shape: `{"participants": ["A",
+"B"], "threadName", "messages": [{"senderName", "timestamp", "text", "type", "isUnsent", "media":
+[{"uri"}], "reactions"}]}`. It is read as the classic shape (`rows.classic_shape`): the same rows,
+media typed by file suffix, mojibake repaired where there is any.
 
 Nothing here imports Prefect. A part is read whole (the apps cap a part at 10,000 messages): typed
 and column-wise (`columns.py`) where it has the usual shape, else with `json.loads` message by
@@ -27,10 +33,19 @@ from typing import Any
 from parsers.base import ParseBatch, ParseContext
 from parsers.errors import InputError
 from parsers.messenger import columns
-from parsers.messenger.rows import SOURCE, Rows, batch, conversation_id, kind_and_text, repair
+from parsers.messenger.rows import (
+    SOURCE,
+    Rows,
+    batch,
+    classic_shape,
+    conversation_id,
+    is_e2ee,
+    kind_and_text,
+    repair,
+)
 from parsers.typed_json import ShapeError
 
-__all__ = ["SOURCE", "conversation_id", "parse_part", "plain_rows", "repair", "sniff"]
+__all__ = ["SOURCE", "conversation_id", "parse_part", "plain_rows", "read_plain", "repair", "sniff"]
 
 
 def sniff(sample: str) -> bool:
@@ -48,11 +63,11 @@ def parse_part(path: Path, ctx: ParseContext, display_name: str | None = None) -
     try:
         rows, conversation = columns.read(path, ctx.owner_id)  # the usual shape, column-wise
     except ShapeError:
-        rows, conversation = _read_plain(path.read_bytes(), ctx.owner_id, display_name or str(path))
+        rows, conversation = read_plain(path.read_bytes(), ctx.owner_id, display_name or str(path))
     yield batch(rows, ctx, conversation)
 
 
-def _read_plain(data: bytes, owner_id: str, name: str) -> tuple[Rows, str]:
+def read_plain(data: bytes, owner_id: str, name: str) -> tuple[Rows, str]:
     """A part's rows and conversation through `json.loads`; `InputError` where it is not a thread."""
     try:
         thread = json.loads(data)
@@ -60,8 +75,9 @@ def _read_plain(data: bytes, owner_id: str, name: str) -> tuple[Rows, str]:
         raise InputError(name, f"not valid Messenger/Instagram JSON ({exc})") from None
     if not isinstance(thread, dict) or not isinstance(thread.get("messages"), list):
         raise InputError(name, "has no `messages` list: not a Messenger/Instagram thread")
-    conversation = conversation_id(owner_id, thread)
-    return plain_rows(thread["messages"]), conversation
+    if is_e2ee(thread):
+        thread = classic_shape(thread)
+    return plain_rows(thread["messages"]), conversation_id(owner_id, thread)
 
 
 def plain_rows(messages: list[Any]) -> Rows:

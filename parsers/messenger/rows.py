@@ -27,6 +27,22 @@ from parsers.base import (
 SOURCE = "messenger_json"
 _MEDIA = (("photos", "photo"), ("videos", "video"), ("gifs", "video"), ("audio_files", "voice"),
           ("sticker", "emoticon"), ("files", "file"))  # fmt: skip
+#: Keys only the end-to-end-encrypted chats' export has (messenger.com's "secure storage" download,
+#: the only way out for most one-to-one chats since 2024): bytes a document holding them contains.
+E2EE_MARKS = (b'"senderName"', b'"threadName"')
+_E2EE_NAMES = {
+    "senderName": "sender_name",
+    "timestamp": "timestamp_ms",
+    "text": "content",
+    "isUnsent": "is_unsent",
+}
+#: Where an end-to-end-encrypted chat's `media` item goes in the classic shape, by its file's suffix.
+_MEDIA_BY_SUFFIX = {
+    **dict.fromkeys(("jpg", "jpeg", "png", "webp", "heic", "heif", "bmp"), "photos"),
+    **dict.fromkeys(("mp4", "mov", "m4v", "webm", "3gp", "avi"), "videos"),
+    "gif": "gifs",
+    **dict.fromkeys(("m4a", "aac", "mp3", "ogg", "opus", "wav", "amr"), "audio_files"),
+}
 
 
 @dataclass(frozen=True)
@@ -65,8 +81,56 @@ def conversation_id(owner_id: str, thread: dict[str, Any]) -> str:
     return "messenger-" + hashlib.sha256(f"{owner_id}|{key}".encode()).hexdigest()[:16]
 
 
+def is_e2ee(thread: dict[str, Any]) -> bool:
+    """Whether a thread is an end-to-end-encrypted chat's export (`threadName`, `senderName`, ...)."""
+    messages = thread.get("messages")
+    return (
+        "threadName" in thread
+        or any(isinstance(p, str) for p in thread.get("participants") or [])
+        or (isinstance(messages, list) and any(isinstance(m, dict) and "senderName" in m for m in messages))
+    )
+
+
+def classic_shape(thread: dict[str, Any]) -> dict[str, Any]:
+    """An end-to-end-encrypted chat's export in the classic export's shape, which the readers take.
+
+    That export is `{"participants": ["A", "B"], "threadName", "messages": [{"senderName", "timestamp"
+    (ms), "text", "type", "isUnsent", "media": [{"uri"}], "reactions"}]}`: names become `title` and
+    `participants` objects, each message's fields their classic names, its media typed by file suffix,
+    and the messages newest first, as the classic export lists them.
+    """
+    shaped = {k: v for k, v in thread.items() if k not in ("threadName", "participants", "messages")}
+    if "threadName" in thread and "title" not in thread:
+        shaped["title"] = thread["threadName"]
+    participants = thread.get("participants")
+    if isinstance(participants, list):
+        shaped["participants"] = [{"name": p} if isinstance(p, str) else p for p in participants]
+    messages = [_classic_message(m) for m in thread.get("messages") or []]
+    found = [m.get("timestamp_ms") for m in messages if isinstance(m, dict)]
+    stamps = [s for s in found if isinstance(s, int) and not isinstance(s, bool)]
+    shaped["messages"] = messages[::-1] if stamps and stamps[0] < stamps[-1] else messages
+    return shaped
+
+
+def _classic_message(message: Any) -> Any:
+    """One end-to-end-encrypted chat's message under the classic export's field names."""
+    if not isinstance(message, dict):
+        return message
+    shaped = {k: v for k, v in message.items() if k not in _E2EE_NAMES and k != "media"}
+    for key, classic in _E2EE_NAMES.items():
+        if key in message and classic not in message:
+            shaped[classic] = message[key]
+    for item in message.get("media") or []:
+        uri = item.get("uri") if isinstance(item, dict) else None
+        suffix = uri.rsplit(".", 1)[-1].lower() if isinstance(uri, str) and "." in uri else ""
+        shaped.setdefault(_MEDIA_BY_SUFFIX.get(suffix, "files"), []).append(item)
+    return shaped
+
+
 def kind_of(message: dict[str, Any]) -> str:
-    """What a message holds: a call, its first media, a join or leave (`system`), else text."""
+    """What a message holds: unsent (`deleted`), a call, its first media, a join or leave (`system`)."""
+    if message.get("is_unsent") is True:
+        return "deleted"
     if message.get("type") == "Call" or "call_duration" in message:
         return "call"
     for key, kind in _MEDIA:
@@ -84,7 +148,7 @@ def kind_and_text(message: dict[str, Any]) -> tuple[str, str]:
     if found == "call" and not content:
         content = f"[call {message.get('call_duration', 0)} s]"
     text = content or (repair(str((message.get("share") or {}).get("link", ""))) or f"[{found}]")
-    return ("text" if content and found not in ("call", "system") else found), text
+    return ("text" if content and found not in ("call", "system", "deleted") else found), text
 
 
 def batch(rows: Rows, ctx: ParseContext, conversation: str) -> ParseBatch:
