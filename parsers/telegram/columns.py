@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from msgspec import UNSET, Raw, UnsetType
 
 from parsers.telegram.rows import Rows, conversation_id, flatten_text, instant, kind_of, placeholder
-from parsers.typed_json import decode
+from parsers.typed_json import ShapeError, decode
 
 _NULL = Raw(b"null")
 _QUOTE, _BACKSLASH, _ZERO = 34, 92, 48
@@ -32,8 +32,9 @@ _EXACT_DIGITS = 15
 
 class _Message(msgspec.Struct, gc=False):
     type: str | None = None
-    date_unixtime: str | None = None
-    sender: str | None = msgspec.field(default=None, name="from")
+    # Raw: read as columns from their bytes (`_unix_seconds`, `_json_strings`), not string by string.
+    date_unixtime: Raw = _NULL
+    sender: Raw = msgspec.field(default=_NULL, name="from")
     text: Raw = _NULL
     media_type: str | None = None
     photo: Raw | UnsetType = UNSET
@@ -101,10 +102,7 @@ def read(data: bytes, owner_id: str, timezone: str) -> Rows:
     """The rows and rejected messages of an export's bytes; `ShapeError` outside the typed shape."""
     messages, threads = _messages(_decode(data), owner_id)
     seconds, dated = _instants(data, messages, timezone)
-    types = pa.array([m.type for m in messages], pa.string())
-    senders = pa.array([m.sender for m in messages], pa.string())
-    speakers = pc.if_else(_flags(pc.equal(types, "service")), pa.scalar(None, pa.string()), senders)
-    silent = _flags(pc.equal(types, "message")) & ~_flags(pc.greater(pc.binary_length(speakers), 0))
+    speakers, silent = _speakers(messages)
     rejected = ~dated | silent
     records = np.arange(1, len(messages) + 1, dtype=np.int64)
     quarantine: tuple[list[int], list[str], list[str]] = ([], [], [])
@@ -149,36 +147,73 @@ def _messages(document: _Document, owner_id: str) -> tuple[list[_Message], pa.Ar
     return messages, pa.concat_arrays(threads)
 
 
+def _speakers(messages: list[_Message]) -> tuple[pa.Array, np.ndarray]:
+    """Each message's speaker (none for a service message), and which messages lack one they need.
+
+    `ShapeError` where a sender is neither a string nor null (the plain reader decides those).
+    """
+    types = [m.type for m in messages]
+    raws = [m.sender for m in messages]
+    strings, other = _json_strings(raws)
+    if not other.any() and types.count("message") == len(types) and pc.min(pc.binary_length(strings)).as_py():
+        return strings, np.zeros(len(messages), dtype=bool)  # the usual export: all said by someone
+    senders = strings.to_pylist()
+    for i in np.flatnonzero(other).tolist():
+        senders[i] = _load(raws[i])
+        if senders[i] is not None and not isinstance(senders[i], str):
+            raise ShapeError
+    kinds = pa.array(types, pa.string())
+    speakers = pc.if_else(
+        _flags(pc.equal(kinds, "service")), pa.scalar(None, pa.string()), pa.array(senders, pa.string())
+    )
+    silent = _flags(pc.equal(kinds, "message")) & ~_flags(pc.greater(pc.binary_length(speakers), 0))
+    return speakers, silent
+
+
 def _instants(data: bytes, messages: list[_Message], timezone: str) -> tuple[np.ndarray, np.ndarray]:
     """UTC seconds of each message, and whether it has any (`rows.instant`)."""
-    values = [m.date_unixtime for m in messages]
-    strings = pa.array(values, pa.string())
-    seconds = _whole_numbers(strings) if strings.null_count == 0 else None
+    raws = [m.date_unixtime for m in messages]
+    seconds = _unix_seconds(raws)
     if seconds is not None:
         return seconds, np.ones(len(messages), dtype=bool)
-    dates = [d.date for d in _each_message(_DATES_DECODER.decode(data))]
+    values = [_load(r) for r in raws]
+    dates = (
+        [d.date for d in _each_message(_DATES_DECODER.decode(data))]
+        if any(v is None or v == "" for v in values)
+        else [_NULL] * len(values)
+    )
+    # `instant` reads `date` only where `date_unixtime` is missing or empty.
     found = [
-        instant({"date_unixtime": v} if v else {"date_unixtime": v, "date": _load(d)}, timezone)
+        instant(
+            {"date_unixtime": v, "date": _load(d)} if v is None or v == "" else {"date_unixtime": v}, timezone
+        )
         for d, v in zip(dates, values, strict=True)
     ]
     dated = np.array([s is not None for s in found], dtype=bool)
     return np.array([0.0 if s is None else s for s in found], dtype=np.float64), dated
 
 
-def _whole_numbers(strings: pa.Array) -> np.ndarray | None:
-    """The strings as numbers where all are digits of one length (`float` reads them exactly), else None."""
-    if not len(strings):
+def _unix_seconds(raws: list[Raw]) -> np.ndarray | None:
+    """The values as numbers where all are JSON strings of digits of one length, else None.
+
+    Up to 15 digits, which `float` reads exactly.
+    """
+    if not raws:
         return None
-    start = strings.offset
-    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)[start : start + len(strings) + 1]
-    width = int(offsets[1] - offsets[0])
-    if not 0 < width <= _EXACT_DIGITS or (np.diff(offsets) != width).any():
+    lengths = np.fromiter(map(len, raws), dtype=np.int64, count=len(raws))
+    width = int(lengths[0])
+    if not 2 < width <= _EXACT_DIGITS + 2 or (lengths != width).any():
         return None
-    chars = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    digits = chars.reshape(len(strings), width) - np.uint8(_ZERO)
+    chars = np.frombuffer(b"".join(raws), dtype=np.uint8).reshape(len(raws), width)
+    if (chars[:, 0] != _QUOTE).any() or (chars[:, -1] != _QUOTE).any():
+        return None
+    digits = chars[:, 1:-1] - np.uint8(_ZERO)
     if (digits > 9).any():
         return None
-    return (digits.astype(np.int64) @ 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)).astype(np.float64)
+    number = np.zeros(len(raws), dtype=np.int64)
+    for column in digits.T:
+        number = number * 10 + column
+    return number.astype(np.float64)
 
 
 def _texts(messages: list[_Message], kinds: list[str]) -> pa.Array:
@@ -199,16 +234,15 @@ def _json_strings(raws: list[Raw]) -> tuple[pa.Array, np.ndarray]:
     """
     if not raws:
         return pa.array([], pa.string()), np.zeros(0, dtype=bool)
-    buffer = b"\x00".join(raws)  # no JSON value holds a NUL byte: the pieces are the values
-    whole = pa.py_buffer(np.array([0, len(buffer)], dtype=np.int64))
-    joined = pa.Array.from_buffers(pa.large_binary(), 1, [None, whole, pa.py_buffer(buffer)])
-    quoted = pc.split_pattern(joined, b"\x00").flatten()
-    offsets = np.frombuffer(quoted.buffers()[1], dtype=np.int64)[
-        quoted.offset : quoted.offset + len(raws) + 1
-    ]
-    chars = np.frombuffer(quoted.buffers()[2], dtype=np.uint8)
+    offsets = np.zeros(len(raws) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, raws), dtype=np.int64, count=len(raws)), out=offsets[1:])
+    buffer = b"".join(raws)  # every raw value is at least one byte long
+    quoted = pa.Array.from_buffers(
+        pa.large_binary(), len(raws), [None, pa.py_buffer(offsets), pa.py_buffer(buffer)]
+    )
+    chars = np.frombuffer(buffer, dtype=np.uint8)
     plain = chars[offsets[:-1]] == _QUOTE
-    escapes = np.flatnonzero(chars[offsets[0] : offsets[-1]] == _BACKSLASH) + offsets[0]
+    escapes = np.flatnonzero(chars == _BACKSLASH)
     if escapes.size:
         plain[np.searchsorted(offsets, escapes, side="right") - 1] = False
     # Inside a valid UTF-8 document, bytes between two ASCII bytes are valid UTF-8 too.
