@@ -74,13 +74,15 @@ _RAW_DECODER = msgspec.json.Decoder(_RawThread)
 def read(path: Path, owner_id: str) -> tuple[Rows, str]:
     """A part's rows (oldest first) and its conversation; `ShapeError` outside the typed shape."""
     data = path.read_bytes()
-    if any(mark in data for mark in E2EE_MARKS):
-        raise ShapeError  # an end-to-end-encrypted chat's export: the plain reader reshapes it
     thread = _decode(data)
     messages = thread.messages[::-1]
     senders = [m.sender_name for m in messages]
     stamps = [m.timestamp_ms for m in messages]
     reasons = _reasons(senders, stamps)
+    # An end-to-end-encrypted chat's export has no `sender_name`s (and most have string
+    # participants, which the typed decode refuses): the plain reader reshapes it.
+    if reasons and any(mark in data for mark in E2EE_MARKS):
+        raise ShapeError
     rejected = _rejected(data, reasons, len(messages))
     del data  # the file's bytes go before the columns are built (nothing decoded refers to them)
     if reasons:
@@ -143,25 +145,24 @@ def _kinds_and_texts(messages: list[_Message]) -> tuple[list[str], pa.Array]:
 def repaired(values: list[str]) -> pa.Array:
     """`repair` of each string, for the whole column at once where every one is latin-1.
 
-    The strings' latin-1 bytes are the repaired strings' UTF-8 where each is valid UTF-8 (Arrow
-    checks that string by string); else, or where a string holds a NUL (the separator here), each
-    string is repaired alone.
+    The strings' latin-1 bytes (one per character) are the repaired strings' UTF-8 where each is
+    valid UTF-8 (Arrow checks that string by string); else each string is repaired alone.
     """
     if not values:
         return pa.array([], pa.string())
     try:
-        buffer = "\x00".join(values).encode("latin-1")
+        buffer = "".join(values).encode("latin-1")
     except UnicodeEncodeError:
         return pa.array([repair(v) for v in values], pa.string())
-    whole = pa.py_buffer(np.array([0, len(buffer)], dtype=np.int64))
-    joined = pa.Array.from_buffers(pa.large_binary(), 1, [None, whole, pa.py_buffer(buffer)])
-    parts = pc.split_pattern(joined, b"\x00").flatten()
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
+    joined = pa.Array.from_buffers(
+        pa.large_binary(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(buffer)]
+    )
     try:
-        if len(parts) == len(values):
-            return parts.cast(pa.string())
+        return joined.cast(pa.string())
     except pa.ArrowInvalid:
-        pass
-    return pa.array([repair(v) for v in values], pa.string())
+        return pa.array([repair(v) for v in values], pa.string())
 
 
 def _rejected(data: bytes, reasons: dict[int, str], count: int) -> tuple[list[int], list[str], list[str]]:
