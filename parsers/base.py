@@ -57,6 +57,16 @@ def message_ids(file_key: str, line_no: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
 
 
+#: The UTC seconds a message's instant may have: from 1970 up to (not including) 2200. A time outside
+#: them is a broken record (a NaN, an overflow, a field in the wrong unit) and is quarantined.
+FIRST_SECOND, END_SECOND = 0, 7_258_118_400
+
+
+def plausible_seconds(seconds: np.ndarray) -> np.ndarray:
+    """Which instants (UTC seconds) a message may have; NaN may not."""
+    return (seconds >= FIRST_SECOND) & (seconds < END_SECOND)
+
+
 def local_to_utc(local_seconds: np.ndarray, timezone: str) -> pa.Array:
     """Interpret naive local wall-clock seconds in `timezone` and return UTC timestamps."""
     naive = pa.array(local_seconds.astype(np.int64) * 1_000_000, pa.timestamp("us"))

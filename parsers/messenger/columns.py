@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from msgspec import UNSET, Raw, UnsetType
 
+from parsers.base import END_SECOND, FIRST_SECOND, plausible_seconds
 from parsers.messenger.rows import E2EE_MARKS, Rows, conversation_id, kind_and_text, repair
 from parsers.typed_json import ShapeError, decode
 
@@ -110,14 +111,24 @@ def _decode(data: bytes) -> _Thread:
 
 
 def _reasons(senders: list[str | None], stamps: list[int | UnsetType | None]) -> dict[int, str]:
-    """Why each rejected message (by position, oldest first) is: no sender, or no time."""
+    """Why each rejected message (by position, oldest first) is: no sender, no time, or a time out of range.
+
+    The reasons and their order are `rows.rejection`'s (every sender here is a string or none).
+    """
     if all(senders) and UNSET not in stamps and None not in stamps:
-        return {}
-    return {
-        i: "no sender" if not s and t is not UNSET else "no time"
-        for i, (s, t) in enumerate(zip(senders, stamps, strict=True))
-        if not s or t is UNSET or t is None
-    }
+        try:
+            found = np.array(stamps, dtype=np.int64)
+        except OverflowError:
+            found = None
+        if found is not None and plausible_seconds(found // 1000).all():
+            return {}
+    reasons = {}
+    for i, (s, t) in enumerate(zip(senders, stamps, strict=True)):
+        if not s or t is UNSET or t is None:
+            reasons[i] = "no sender" if not s and t is not UNSET else "no time"
+        elif not FIRST_SECOND * 1000 <= t < END_SECOND * 1000:
+            reasons[i] = "time out of range"
+    return reasons
 
 
 def _kinds_and_texts(messages: list[_Message]) -> tuple[list[str], pa.Array]:

@@ -41,6 +41,7 @@ from parsers.messenger.rows import (
     conversation_id,
     is_e2ee,
     kind_and_text,
+    rejection,
     repair,
 )
 from parsers.typed_json import ShapeError
@@ -90,17 +91,10 @@ def plain_rows(messages: list[Any]) -> Rows:
     rejected: tuple[list[int], list[str], list[str]] = ([], [], [])
     # Rows go out oldest first, numbered from the oldest.
     for number, message in enumerate(reversed(messages), start=1):
-        if not isinstance(message, dict) or not message.get("sender_name") or "timestamp_ms" not in message:
-            reason = "no sender" if isinstance(message, dict) and "timestamp_ms" in message else "no time"
+        reason, stamp = rejection(message) if isinstance(message, dict) else ("not a message object", 0)
+        if reason:
             rejected[0].append(number)
-            rejected[1].append(reason if isinstance(message, dict) else "not a message object")
-            rejected[2].append(repair(json.dumps(message, ensure_ascii=False))[:2000])
-            continue
-        try:
-            stamp = int(message["timestamp_ms"])
-        except (TypeError, ValueError):
-            rejected[0].append(number)
-            rejected[1].append("no time")
+            rejected[1].append(reason)
             rejected[2].append(repair(json.dumps(message, ensure_ascii=False))[:2000])
             continue
         message_kind, message_text = kind_and_text(message)

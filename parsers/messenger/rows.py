@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from parsers.base import (
+    END_SECOND,
+    FIRST_SECOND,
     ParseBatch,
     ParseContext,
     build_messages,
@@ -72,13 +74,17 @@ def conversation_id(owner_id: str, thread: dict[str, Any]) -> str:
         [
             repair(str(thread.get("title", ""))),
             *sorted(
-                repair(str(p.get("name", "")))
-                for p in thread.get("participants") or []
-                if isinstance(p, dict)
+                repair(str(p.get("name", ""))) for p in _listed(thread, "participants") if isinstance(p, dict)
             ),
         ]
     )
     return "messenger-" + hashlib.sha256(f"{owner_id}|{key}".encode()).hexdigest()[:16]
+
+
+def _listed(holder: dict[str, Any], key: str) -> list[Any]:
+    """`holder[key]` where it is a list, else an empty one."""
+    found = holder.get(key)
+    return found if isinstance(found, list) else []
 
 
 def is_e2ee(thread: dict[str, Any]) -> bool:
@@ -86,7 +92,7 @@ def is_e2ee(thread: dict[str, Any]) -> bool:
     messages = thread.get("messages")
     return (
         "threadName" in thread
-        or any(isinstance(p, str) for p in thread.get("participants") or [])
+        or any(isinstance(p, str) for p in _listed(thread, "participants"))
         or (isinstance(messages, list) and any(isinstance(m, dict) and "senderName" in m for m in messages))
     )
 
@@ -105,7 +111,7 @@ def classic_shape(thread: dict[str, Any]) -> dict[str, Any]:
     participants = thread.get("participants")
     if isinstance(participants, list):
         shaped["participants"] = [{"name": p} if isinstance(p, str) else p for p in participants]
-    messages = [_classic_message(m) for m in thread.get("messages") or []]
+    messages = [_classic_message(m) for m in _listed(thread, "messages")]
     found = [m.get("timestamp_ms") for m in messages if isinstance(m, dict)]
     stamps = [s for s in found if isinstance(s, int) and not isinstance(s, bool)]
     shaped["messages"] = messages[::-1] if stamps and stamps[0] < stamps[-1] else messages
@@ -120,7 +126,7 @@ def _classic_message(message: Any) -> Any:
     for key, classic in _E2EE_NAMES.items():
         if key in message and classic not in message:
             shaped[classic] = message[key]
-    for item in message.get("media") or []:
+    for item in _listed(message, "media"):
         uri = item.get("uri") if isinstance(item, dict) else None
         suffix = uri.rsplit(".", 1)[-1].lower() if isinstance(uri, str) and "." in uri else ""
         shaped.setdefault(_MEDIA_BY_SUFFIX.get(suffix, "files"), []).append(item)
@@ -144,11 +150,30 @@ def kind_of(message: dict[str, Any]) -> str:
 def kind_and_text(message: dict[str, Any]) -> tuple[str, str]:
     """A message's kind and its text, repaired: its content, else a share's link, else a placeholder."""
     found = kind_of(message)
-    content = repair(str(message.get("content") or ""))
+    content = message.get("content")
+    content = repair(content) if isinstance(content, str) else ""
     if found == "call" and not content:
         content = f"[call {message.get('call_duration', 0)} s]"
-    text = content or (repair(str((message.get("share") or {}).get("link", ""))) or f"[{found}]")
+    share = message.get("share")
+    link = share.get("link") if isinstance(share, dict) else None
+    text = content or (repair(link) if isinstance(link, str) else "") or f"[{found}]"
     return ("text" if content and found not in ("call", "system", "deleted") else found), text
+
+
+def rejection(message: dict[str, Any]) -> tuple[str | None, int]:
+    """Why a message is quarantined (None: it is not), and its time (ms) where it is not."""
+    sender = message.get("sender_name")
+    if not sender or "timestamp_ms" not in message:
+        return ("no sender" if "timestamp_ms" in message else "no time"), 0
+    try:
+        stamp = int(message["timestamp_ms"])
+    except (TypeError, ValueError, OverflowError):
+        return "no time", 0
+    if not FIRST_SECOND * 1000 <= stamp < END_SECOND * 1000:
+        return "time out of range", 0
+    if not isinstance(sender, str):
+        return "sender not text", 0
+    return None, stamp
 
 
 def batch(rows: Rows, ctx: ParseContext, conversation: str) -> ParseBatch:

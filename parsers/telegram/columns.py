@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from msgspec import UNSET, Raw, UnsetType
 
+from parsers.base import plausible_seconds
 from parsers.telegram.rows import Rows, conversation_id, flatten_text, instant, kind_of, placeholder
 from parsers.typed_json import ShapeError, decode
 
@@ -102,12 +103,18 @@ def read(data: bytes, owner_id: str, timezone: str) -> Rows:
     """The rows and rejected messages of an export's bytes; `ShapeError` outside the typed shape."""
     messages, threads = _messages(_decode(data), owner_id)
     seconds, dated = _instants(data, messages, timezone)
+    in_range = dated & plausible_seconds(seconds)
     speakers, silent = _speakers(messages)
-    rejected = ~dated | silent
+    rejected = ~in_range | silent
     records = np.arange(1, len(messages) + 1, dtype=np.int64)
     quarantine: tuple[list[int], list[str], list[str]] = ([], [], [])
     if rejected.any():
-        quarantine = _quarantine(data, np.flatnonzero(rejected), ~dated)
+        positions = np.flatnonzero(rejected)
+        reasons = [
+            "no date" if not dated[i] else "date out of range" if not in_range[i] else "no sender"
+            for i in positions.tolist()
+        ]
+        quarantine = _quarantine(data, positions, reasons)
         keep = ~rejected
         messages = [messages[i] for i in np.flatnonzero(keep).tolist()]
         seconds, records = seconds[keep], records[keep]
@@ -251,12 +258,11 @@ def _json_strings(raws: list[Raw]) -> tuple[pa.Array, np.ndarray]:
 
 
 def _quarantine(
-    data: bytes, positions: np.ndarray, undated: np.ndarray
+    data: bytes, positions: np.ndarray, reasons: list[str]
 ) -> tuple[list[int], list[str], list[str]]:
     """Quarantine columns of the rejected messages: record, reason, the message as JSON."""
     raws = _each_message(_RAW_DECODER.decode(data))
     dumps = [json.dumps(_load(raws[i]), ensure_ascii=False)[:2000] for i in positions]
-    reasons = ["no date" if undated[i] else "no sender" for i in positions]
     return [int(i) + 1 for i in positions], reasons, dumps
 
 

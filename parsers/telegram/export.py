@@ -37,6 +37,7 @@ from parsers.telegram.rows import (
     instant,
     kind_of,
     placeholder,
+    rejection,
 )
 from parsers.typed_json import ShapeError
 
@@ -106,11 +107,13 @@ def plain_rows(document: Any, ctx: ParseContext) -> Rows:
                 continue
             seconds = instant(message, ctx.timezone)
             speaker = message.get("from") if message.get("type") != "service" else None
-            if seconds is None or (message.get("type") == "message" and not speaker):
+            reason = rejection(seconds, speaker, message.get("type") == "message")
+            if reason:
                 rejected[0].append(record)
-                rejected[1].append("no date" if seconds is None else "no sender")
+                rejected[1].append(reason)
                 rejected[2].append(json.dumps(message, ensure_ascii=False)[:2000])
                 continue
+            speaker = speaker if isinstance(speaker, str) else None  # a null, or an empty list or object
             kind = kind_of(message)
             text = flatten_text(message.get("text")) or placeholder(message, kind)
             for key, value in (("ts", seconds), ("speaker", speaker), ("text", text), ("kind", kind),

@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from parsers.base import ParseBatch, ParseContext, build_messages, build_quarantine, with_conversations
+from parsers.base import (
+    END_SECOND,
+    FIRST_SECOND,
+    ParseBatch,
+    ParseContext,
+    build_messages,
+    build_quarantine,
+    with_conversations,
+)
 from schemas.message import TS_TYPE
 
 SOURCE = "telegram_json"
@@ -52,7 +60,9 @@ def flatten_text(text: Any) -> str:
     if isinstance(text, str):
         return text
     if isinstance(text, list):
-        return "".join(p if isinstance(p, str) else str((p or {}).get("text", "")) for p in text)
+        return "".join(
+            p if isinstance(p, str) else str(p.get("text", "")) if isinstance(p, dict) else "" for p in text
+        )
     return ""
 
 
@@ -60,8 +70,9 @@ def kind_of(message: dict[str, Any]) -> str:
     """A message's kind: a call or `system` (service), else from its media fields, else `text`."""
     if message.get("type") == "service":
         return "call" if message.get("action") in _CALLS else "system"
-    if message.get("media_type") in MEDIA:
-        return MEDIA[message["media_type"]]
+    media_type = message.get("media_type")
+    if isinstance(media_type, str) and media_type in MEDIA:
+        return MEDIA[media_type]
     if "photo" in message:
         return "photo"
     if "location_information" in message:
@@ -76,10 +87,11 @@ def kind_of(message: dict[str, Any]) -> str:
 def placeholder(message: dict[str, Any], kind: str) -> str:
     """The text of a message without any: a service's actor and action, else `[kind emoji]`."""
     if message.get("type") == "service":
-        actor = message.get("actor") or ""
-        return " ".join(x for x in (actor, str(message.get("action", "")).replace("_", " ")) if x)
+        actor = message.get("actor")
+        action = str(message.get("action", "")).replace("_", " ")
+        return " ".join(x for x in (actor if isinstance(actor, str) else "", action) if x)
     emoji = message.get("sticker_emoji")
-    return f"[{kind}{' ' + emoji if emoji else ''}]"
+    return f"[{kind}{' ' + emoji if emoji and isinstance(emoji, str) else ''}]"
 
 
 def instant(message: dict[str, Any], timezone: str) -> float | None:
@@ -88,11 +100,24 @@ def instant(message: dict[str, Any], timezone: str) -> float | None:
         if message.get("date_unixtime") not in (None, ""):
             return float(message["date_unixtime"])
         local = datetime.fromisoformat(str(message["date"]))
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, OverflowError):
         return None
     from zoneinfo import ZoneInfo
 
     return local.replace(tzinfo=local.tzinfo or ZoneInfo(timezone)).timestamp()
+
+
+def rejection(seconds: float | None, speaker: Any, needs_speaker: bool) -> str | None:
+    """Why a message is quarantined, if it is: no date, a date out of range, no sender, a sender not text."""
+    if seconds is None:
+        return "no date"
+    if not FIRST_SECOND <= seconds < END_SECOND:
+        return "date out of range"
+    if needs_speaker and not speaker:
+        return "no sender"
+    if speaker and not isinstance(speaker, str):
+        return "sender not text"
+    return None
 
 
 def batches(rows: Rows, ctx: ParseContext, size: int) -> Iterator[ParseBatch]:
