@@ -98,7 +98,10 @@ def test_an_unsent_message_is_deleted_not_text(tmp_path: Path) -> None:
     path = tmp_path / "message_1.json"
     path.write_text(json.dumps(_part(newest_first)), encoding="utf-8")
     messages, _ = _parse(path)
-    assert [(r["text"], r["kind"]) for r in messages.to_pylist()] == [("hi", "text"), ("[deleted]", "deleted")]
+    assert [(r["text"], r["kind"]) for r in messages.to_pylist()] == [
+        ("hi", "text"),
+        ("[deleted]", "deleted"),
+    ]
 
 
 # The end-to-end-encrypted chats' export (messenger.com's "secure storage" download), one file per
