@@ -152,6 +152,20 @@ def _peak(path: Path) -> tuple[int, int]:
     return total, peak
 
 
+@pytest.mark.parametrize(
+    "date", ["-5", "7258118400000", "17040672000000000", "9" * 20, "9223372036854775808"]
+)
+def test_a_date_before_1970_or_from_2200_is_quarantined_not_stored(tmp_path: Path, date: str) -> None:
+    path = tmp_path / "sms.xml"
+    path.write_text(
+        BACKUP.replace('type="1" body="날짜 없는 줄"', f'date="{date}" type="1" body="날짜 없는 줄"')
+    )
+    messages, quarantine = _parse(path)
+    assert "날짜 없는 줄" not in messages["text"].to_pylist()
+    assert "date out of range (before 1970 or from 2200)" in quarantine["reason"].to_pylist()
+    assert all(1970 <= t.year < 2200 for t in messages["ts"].to_pylist())
+
+
 def test_memory_stays_flat_as_the_backup_grows(tmp_path: Path) -> None:
     """Three times the messages (24 MB against 8 MB), the same peak: batches, never the whole tree."""
     small, small_peak = _peak(_big_backup(tmp_path / "small.xml", 40_000))
@@ -284,7 +298,10 @@ _NAMES = [
 #: SMS types: received, the owner's (2 sent, 3 draft, 4 outbox, 5 failed, 6 queued), others.
 _TYPES = ["1", "2", "2", "&#50;", "3", "4", "5", "6", "&#54;", "0", "7", "22", " 2", ""]
 _DATES = ["1704067200000", "1704067260000", "1704067320000", "0", "0017", "9" * 16]
-_ODD_DATES = ["", "abc", " 1704067200000", "+5", "1_000", "-5", "12345678901234567", "&#49;7", "1.5", "١٢"]
+_ODD_DATES = [
+    "", "abc", " 1704067200000", "+5", "1_000", "-5", "12345678901234567", "&#49;7", "1.5", "١٢", "9" * 20,
+    "9223372036854775808", "7258118400000",
+]  # fmt: skip
 _SEPARATORS = [" ", "  ", "\n       ", "\t", "\r\n "]
 _ODD_NAMES = ["xmlns", "a:b", "xml:lang", "x" * 20, "date", "body"]  # the last two: duplicates, mostly
 #: Elements or text the fast path leaves to the parser, all well-formed.

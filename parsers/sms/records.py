@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 
 from parsers.base import (
+    END_SECOND,
+    FIRST_SECOND,
     ParseBatch,
     ParseContext,
     build_messages,
@@ -47,6 +49,7 @@ _KINDS = (("image/", "photo"), ("video/", "video"), ("audio/", "voice"), ("text/
           ("text/vcard", "contact"))  # fmt: skip
 _FROM = "137"
 NO_DATE = "no valid date attribute (milliseconds since 1970)"
+DATE_OUT_OF_RANGE = "date out of range (before 1970 or from 2200)"
 
 
 def cut_off(detail: str) -> str:
@@ -151,8 +154,10 @@ def read_record(
     try:
         ts_ms = int(attrs["date"])
     except (KeyError, ValueError):
+        ts_ms = None
+    if ts_ms is None or not FIRST_SECOND * 1000 <= ts_ms < END_SECOND * 1000:
         rejected[0].append(record)
-        rejected[1].append(NO_DATE)
+        rejected[1].append(NO_DATE if ts_ms is None else DATE_OUT_OF_RANGE)
         rejected[2].append(_raw(element))
         return
     address = attrs.get("address", "")

@@ -20,6 +20,7 @@ from typing import Final
 import numpy as np
 import pyarrow as pa
 
+from parsers.base import plausible_seconds
 from parsers.sms.chunks import FRONT, Chunk
 from parsers.sms.keys import KEY, KeyTable
 from parsers.sms.refs import RefReader
@@ -167,6 +168,7 @@ def _fields(chunk: Chunk, values: Values, ids: np.ndarray, ok: np.ndarray, amps:
     which[ids[chosen], rank[values.segment[chosen]]] = chosen
     texts = Texts(chunk, values, amps)
     date, usable = numbers(chunk.buf, *values.span(which[DATE]))
+    usable &= plausible_seconds(date // 1000)  # the exact reader says why one is not
     usable &= ~texts.with_ref[which[TYPE]]
     ok[np.flatnonzero(ok)[~usable]] = False
     pick = np.flatnonzero(usable)
