@@ -78,11 +78,18 @@ _OMITTED = {
     "Bild weggelassen": "photo", "Video weggelassen": "video", "Audio weggelassen": "voice",
     "Sticker weggelassen": "emoticon", "Dokument weggelassen": "file",
     "imagen omitida": "photo", "video omitido": "video", "audio omitido": "voice",
-    "sticker omitido": "emoticon",
+    "sticker omitido": "emoticon", "GIF omitido": "video", "documento omitido": "file",
+    # Korean: iOS's stubs, and Android's other placeholder for an export without media.
+    "이미지 생략됨": "photo", "동영상 생략됨": "video", "오디오 생략됨": "voice", "스티커 생략됨": "emoticon",
+    "GIF 생략됨": "video", "문서 생략됨": "file", "연락처 카드 생략됨": "contact",
+    "<미디어 파일을 생략한 대화내용>": "file", "<미디어 생략>": "file",
 }  # fmt: skip
 _ATTACHED_WORDS = "file attached|파일 첨부됨|Datei angehängt|archivo adjunto"
+#: How an iOS export with media starts an attachment's line, by language (`<attached: x.jpg>`).
+_ATTACHED_HEADS = ("<attached: ", "<첨부: ", "<Anhang: ", "<adjunto: ", "<attached : ", "<첨부 : ")
 _ATTACHED = re.compile(
-    rf"^<attached: (?P<file>[^>]+)>$|^(?P<file2>\S+\.\w{{2,5}}) \((?:{_ATTACHED_WORDS})\)$"
+    rf"^<(?:{'|'.join(sorted({w[1:].rstrip(': ') for w in _ATTACHED_HEADS}))}) ?: (?P<file>[^>]+)>$"
+    rf"|^(?P<file2>\S+\.\w{{2,5}}) \((?:{_ATTACHED_WORDS})\)$"
 )
 _FILE_KIND = (("PHOTO", "photo"), ("IMG", "photo"), ("VIDEO", "video"), ("VID", "video"), ("AUDIO", "voice"),
               ("PTT", "voice"), ("AUD", "voice"), ("STICKER", "emoticon"), ("STK", "emoticon"))  # fmt: skip
@@ -375,7 +382,7 @@ def _kinds(texts: pa.Array, speaker: pa.Array) -> pa.Array:
         return kinds
     hint = bool_mask(pc.is_in(texts, pa.array([*_OMITTED, *_DELETED], pa.string())))
     hint |= bool_mask(pc.ends_with(texts, ")"))  # `IMG-1.jpg (file attached)`
-    for prefix in (*_LOCATIONS, "<attached: "):
+    for prefix in (*_LOCATIONS, *_ATTACHED_HEADS):
         hint |= bool_mask(pc.starts_with(texts, prefix))
     hint &= bool_mask(pc.is_valid(speaker))
     if not hint.any():
