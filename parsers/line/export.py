@@ -44,8 +44,9 @@ _KINDS = {
     "[Photo]": "photo", "[사진]": "photo", "[写真]": "photo",
     "[Video]": "video", "[동영상]": "video", "[動画]": "video",
     "[Voice message]": "voice", "[음성메시지]": "voice", "[ボイスメッセージ]": "voice",
+    "[음성 메시지]": "voice",
     "[File]": "file", "[파일]": "file", "[ファイル]": "file",
-    "[Location]": "location", "[위치정보]": "location", "[位置情報]": "location",
+    "[Location]": "location", "[위치정보]": "location", "[위치 정보]": "location", "[位置情報]": "location",
     "[Contact]": "contact", "[연락처]": "contact", "[連絡先]": "contact",
 }  # fmt: skip
 
