@@ -22,7 +22,15 @@ import pyarrow.compute as pc
 from msgspec import UNSET, Raw, UnsetType
 
 from parsers.base import plausible_seconds
-from parsers.telegram.rows import Rows, conversation_id, flatten_text, instant, kind_of, placeholder
+from parsers.telegram.rows import (
+    Rows,
+    conversation_id,
+    deleted_account,
+    flatten_text,
+    instant,
+    kind_of,
+    placeholder,
+)
 from parsers.typed_json import ShapeError, decode
 
 _NULL = Raw(b"null")
@@ -79,6 +87,23 @@ class _RawDocument(_RawChat, gc=False):
     left_chats: _RawChats | None = None
 
 
+class _FromId(msgspec.Struct, gc=False):
+    from_id: Raw = _NULL
+
+
+class _FromIdChat(msgspec.Struct, gc=False):
+    messages: list[_FromId] | None = None
+
+
+class _FromIdChats(msgspec.Struct, gc=False):
+    items: list[_FromIdChat] | None = msgspec.field(default=None, name="list")
+
+
+class _FromIdDocument(_FromIdChat, gc=False):
+    chats: _FromIdChats | None = None
+    left_chats: _FromIdChats | None = None
+
+
 class _DatedChat(msgspec.Struct, gc=False):
     messages: list[_Dated] | None = None
 
@@ -97,6 +122,7 @@ _DECODER = msgspec.json.Decoder(_Document)
 #: quarantine), each message's `date` (where `date_unixtime` is missing).
 _RAW_DECODER = msgspec.json.Decoder(_RawDocument)
 _DATES_DECODER = msgspec.json.Decoder(_DatedDocument)
+_FROM_ID_DECODER = msgspec.json.Decoder(_FromIdDocument)
 
 
 def read(data: bytes, owner_id: str, timezone: str) -> Rows:
@@ -104,7 +130,7 @@ def read(data: bytes, owner_id: str, timezone: str) -> Rows:
     messages, threads = _messages(_decode(data), owner_id)
     seconds, dated = _instants(data, messages, timezone)
     in_range = dated & plausible_seconds(seconds)
-    speakers, silent = _speakers(messages)
+    speakers, silent = _speakers(data, messages, owner_id)
     rejected = ~in_range | silent
     records = np.arange(1, len(messages) + 1, dtype=np.int64)
     quarantine: tuple[list[int], list[str], list[str]] = ([], [], [])
@@ -154,7 +180,7 @@ def _messages(document: _Document, owner_id: str) -> tuple[list[_Message], pa.Ar
     return messages, pa.concat_arrays(threads)
 
 
-def _speakers(messages: list[_Message]) -> tuple[pa.Array, np.ndarray]:
+def _speakers(data: bytes, messages: list[_Message], owner_id: str) -> tuple[pa.Array, np.ndarray]:
     """Each message's speaker (none for a service message), and which messages lack one they need.
 
     `ShapeError` where a sender is neither a string nor null (the plain reader decides those).
@@ -165,10 +191,17 @@ def _speakers(messages: list[_Message]) -> tuple[pa.Array, np.ndarray]:
     if not other.any() and types.count("message") == len(types) and pc.min(pc.binary_length(strings)).as_py():
         return strings, np.zeros(len(messages), dtype=bool)  # the usual export: all said by someone
     senders = strings.to_pylist()
+    unnamed = []
     for i in np.flatnonzero(other).tolist():
         senders[i] = _load(raws[i])
         if senders[i] is not None and not isinstance(senders[i], str):
             raise ShapeError
+        if senders[i] is None and types[i] == "message":
+            unnamed.append(i)
+    if unnamed:  # deleted accounts: named by their `from_id` (a second pass over the bytes)
+        ids = [m.from_id for m in _each_message(_FROM_ID_DECODER.decode(data))]
+        for i in unnamed:
+            senders[i] = deleted_account(owner_id, _load(ids[i]))
     kinds = pa.array(types, pa.string())
     speakers = pc.if_else(
         _flags(pc.equal(kinds, "service")), pa.scalar(None, pa.string()), pa.array(senders, pa.string())

@@ -33,6 +33,7 @@ from parsers.telegram.rows import (
     Rows,
     batches,
     conversation_id,
+    deleted_account,
     flatten_text,
     instant,
     kind_of,
@@ -107,6 +108,8 @@ def plain_rows(document: Any, ctx: ParseContext) -> Rows:
                 continue
             seconds = instant(message, ctx.timezone)
             speaker = message.get("from") if message.get("type") != "service" else None
+            if speaker is None and message.get("type") == "message":
+                speaker = deleted_account(ctx.owner_id, message.get("from_id"))
             reason = rejection(seconds, speaker, message.get("type") == "message")
             if reason:
                 rejected[0].append(record)

@@ -107,6 +107,19 @@ def instant(message: dict[str, Any], timezone: str) -> float | None:
     return local.replace(tzinfo=local.tzinfo or ZoneInfo(timezone)).timestamp()
 
 
+def deleted_account(owner_id: str, from_id: Any) -> str | None:
+    """The speaker of a message whose sender's account is gone, or None without a `from_id`.
+
+    Telegram writes a deleted account's name as `"from": null` beside its `from_id` (and deletes an
+    account after months without use: the people a family restores are often such accounts). The
+    name is a stable handle per account and owner, like a phone number's, never the id itself;
+    `--alias` names the persona by it.
+    """
+    if not isinstance(from_id, str) or not from_id:
+        return None
+    return "삭제된 계정 " + hashlib.sha256(f"{owner_id}|{from_id}".encode()).hexdigest()[:6]
+
+
 def rejection(seconds: float | None, speaker: Any, needs_speaker: bool) -> str | None:
     """Why a message is quarantined, if it is: no date, a date out of range, no sender, a sender not text."""
     if seconds is None:
