@@ -74,55 +74,30 @@ class _Dated(msgspec.Struct, gc=False):
     date: Raw = _NULL
 
 
-class _RawChat(msgspec.Struct, gc=False):
-    messages: list[Raw] | None = None
-
-
-class _RawChats(msgspec.Struct, gc=False):
-    items: list[_RawChat] | None = msgspec.field(default=None, name="list")
-
-
-class _RawDocument(_RawChat, gc=False):
-    chats: _RawChats | None = None
-    left_chats: _RawChats | None = None
-
-
 class _FromId(msgspec.Struct, gc=False):
     from_id: Raw = _NULL
 
 
-class _FromIdChat(msgspec.Struct, gc=False):
-    messages: list[_FromId] | None = None
-
-
-class _FromIdChats(msgspec.Struct, gc=False):
-    items: list[_FromIdChat] | None = msgspec.field(default=None, name="list")
-
-
-class _FromIdDocument(_FromIdChat, gc=False):
-    chats: _FromIdChats | None = None
-    left_chats: _FromIdChats | None = None
-
-
-class _DatedChat(msgspec.Struct, gc=False):
-    messages: list[_Dated] | None = None
-
-
-class _DatedChats(msgspec.Struct, gc=False):
-    items: list[_DatedChat] | None = msgspec.field(default=None, name="list")
-
-
-class _DatedDocument(_DatedChat, gc=False):
-    chats: _DatedChats | None = None
-    left_chats: _DatedChats | None = None
+def _second_pass(message: Any, name: str) -> msgspec.json.Decoder[Any]:
+    """A decoder of the export's shape (one chat, or an account's lists of chats) around `message`s."""
+    chat = msgspec.defstruct(f"{name}Chat", [("messages", list[message] | None, None)], gc=False)
+    field = msgspec.field(default=None, name="list")
+    chats = msgspec.defstruct(f"{name}Chats", [("items", list[chat] | None, field)], gc=False)  # type: ignore[valid-type]
+    document = msgspec.defstruct(
+        f"{name}Document",
+        [("chats", chats | None, None), ("left_chats", chats | None, None)],
+        bases=(chat,),
+        gc=False,
+    )
+    return msgspec.json.Decoder(document)
 
 
 _DECODER = msgspec.json.Decoder(_Document)
 #: Second passes over the same bytes, for what few exports need: each message's raw JSON (for the
-#: quarantine), each message's `date` (where `date_unixtime` is missing).
-_RAW_DECODER = msgspec.json.Decoder(_RawDocument)
-_DATES_DECODER = msgspec.json.Decoder(_DatedDocument)
-_FROM_ID_DECODER = msgspec.json.Decoder(_FromIdDocument)
+#: quarantine), its `date` (where `date_unixtime` is missing), its `from_id` (a deleted account).
+_RAW_DECODER = _second_pass(Raw, "_Raw")
+_DATES_DECODER = _second_pass(_Dated, "_Dated")
+_FROM_ID_DECODER = _second_pass(_FromId, "_FromId")
 
 
 def read(data: bytes, owner_id: str, timezone: str) -> Rows:
