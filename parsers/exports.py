@@ -33,6 +33,11 @@ MESSENGER = "messenger"
 LINE = "line"
 DATE_ORDERS = ("dmy", "mdy", "ymd")
 READ = "KakaoTalk, WhatsApp, SMS backups, Telegram, LINE, Messenger and Instagram"
+#: Telegram Desktop exports HTML unless told otherwise, and Facebook and Instagram offer HTML too.
+_HTML = (
+    "is a web page (an HTML export), which is not read: export the chat again as JSON (Telegram "
+    "Desktop: Format 'Machine-readable JSON'; Facebook and Instagram: Format 'JSON')"
+)
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,9 @@ def inspect_export(
             )
         detection = Detection(WHATSAPP, None, False)
         return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection, found, WHATSAPP)
+    head = sample.lstrip("\ufeff \r\n\t")[:15].lower()
+    if forced_format is None and head.startswith(("<!doctype html", "<html")):
+        raise InputError(name, _HTML)
     try:
         detection = detect_format(sample, name, forced_format)
     except InputError as exc:

@@ -508,3 +508,20 @@ def test_samples_hold_what_the_cases_need() -> None:
     texts: list[Any] = [t for _, t in FULL]
     assert any("\n" in t for t in texts) and any("&" in t and "<" in t for t in texts)
     assert all(t.encode("cp949") for _, t in KOREAN) and all(t.encode("cp1252") for _, t in WESTERN)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8"/>\n<title>Exported Data</title>',  # Telegram
+        '\ufeff<html><head><title>엄마</title></head><body><div class="pam _3-95">',  # Facebook
+    ],
+)
+def test_an_html_export_is_refused_saying_to_export_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], head: str
+) -> None:
+    path = tmp_path / "messages.html"
+    path.write_text(head + "\n<div>밥은 먹었니</div>\n</body></html>\n", encoding="utf-8")
+    outcome = read(path)
+    assert outcome.error is not None and "export the chat again as JSON" in outcome.error
+    assert _one_error_line(*_cli(capsys, "parse", str(path))[:3:2])
