@@ -133,8 +133,8 @@ def inspect_export(
             )
         detection = Detection(WHATSAPP, None, False)
         return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection, found, WHATSAPP)
-    head = sample.lstrip("\ufeff \r\n\t")[:15].lower()
-    if forced_format is None and head.startswith(("<!doctype html", "<html")):
+    opening = sample.lstrip("\ufeff \r\n\t")[:15].lower()
+    if forced_format is None and opening.startswith(("<!doctype html", "<html")):
         raise InputError(name, _HTML)
     try:
         detection = detect_format(sample, name, forced_format)
