@@ -177,6 +177,7 @@ def cmd_formats(as_json: Json = False) -> None:
     rows.append(("whatsapp", "whatsapp_txt", "en, de, es, ko, ... (Android and iOS)"))
     rows.append(("sms", "android_sms_xml", "any (SMS Backup & Restore XML, SMS and MMS)"))
     rows.append(("telegram", "telegram_json", "any (Telegram Desktop result.json: one chat or all)"))
+    rows.append(("telegram", "telegram_html", "any (Telegram Desktop messages.html, messages2.html, ...)"))
     rows.append(("messenger", "messenger_json", "any (Messenger, Instagram message_*.json; encrypted chats)"))
     rows.append(("line", "line_txt", "en, ja, ko (PC and mobile)"))
     if as_json:

@@ -1,8 +1,8 @@
 """One entry for every chat export: detect its source from content, then stream its batches.
 
 Sources: KakaoTalk (parsers/kakao/), WhatsApp (parsers/whatsapp/), Android SMS backups
-(parsers/sms/), Telegram Desktop (parsers/telegram/), LINE (parsers/line/), Messenger and Instagram
-(parsers/messenger/). Never decided by the file name.
+(parsers/sms/), Telegram Desktop's JSON and HTML (parsers/telegram/), LINE (parsers/line/), Messenger
+and Instagram (parsers/messenger/). Never decided by the file name.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from parsers.line import export as line_chat
 from parsers.messenger import export as messenger
 from parsers.sms import export as sms
 from parsers.telegram import export as telegram
+from parsers.telegram import html_export as telegram_html
 from parsers.textlines import file_chunks
 from parsers.whatsapp import export as whatsapp
 
@@ -31,12 +32,14 @@ SMS = "sms"
 TELEGRAM = "telegram"
 MESSENGER = "messenger"
 LINE = "line"
+#: The `format_name` of Telegram Desktop's HTML pages (family `telegram`, like its JSON).
+TELEGRAM_HTML = "telegram_html"
 DATE_ORDERS = ("dmy", "mdy", "ymd")
 READ = "KakaoTalk, WhatsApp, SMS backups, Telegram, LINE, Messenger and Instagram"
-#: Telegram Desktop exports HTML unless told otherwise, and Facebook and Instagram offer HTML too.
+#: Telegram Desktop's HTML pages are read (`telegram_html`); Facebook's and Instagram's HTML is not.
 _HTML = (
-    "is a web page (an HTML export), which is not read: export the chat again as JSON (Telegram "
-    "Desktop: Format 'Machine-readable JSON'; Facebook and Instagram: Format 'JSON')"
+    "is a web page (an HTML export) but not a Telegram chat page; Facebook and Instagram HTML exports "
+    "are not read: export the chat again as JSON (Format 'JSON')"
 )
 
 
@@ -66,7 +69,7 @@ class ExportInfo:
         if self.family == SMS:
             return sms.SOURCE
         if self.family == TELEGRAM:
-            return telegram.SOURCE
+            return telegram_html.SOURCE if self.format_name == TELEGRAM_HTML else telegram.SOURCE
         if self.family == MESSENGER:
             return messenger.SOURCE
         if self.family == LINE:
@@ -115,6 +118,9 @@ def inspect_export(
     if date_order is not None and date_order not in DATE_ORDERS:
         raise InputError(name, f"unknown date order {date_order!r} (one of {', '.join(DATE_ORDERS)})")
     digest = sha256 or file_sha256(path)
+    if forced_format in (None, TELEGRAM) and telegram_html.sniff(sample):
+        detection = Detection(TELEGRAM_HTML, None, False)
+        return ExportInfo(path, name, path.stat().st_size, digest, encoding, detection, family=TELEGRAM)
     for family, sniff in ((SMS, sms.sniff), (TELEGRAM, telegram.sniff), (MESSENGER, messenger.sniff)):
         if forced_format == family or (forced_format is None and sniff(sample)):
             detection = Detection(family, None, False)
@@ -156,6 +162,9 @@ def iter_batches(
     """Parse the export in chunks; each batch holds messages and quarantined lines."""
     if info.family == SMS:
         yield from sms.parse_backup(info.path, ctx, on_progress, encoding=info.encoding)
+        return
+    if info.family == TELEGRAM and info.format_name == TELEGRAM_HTML:
+        yield from telegram_html.parse_export(info.path, ctx, info.encoding, on_progress, chunk_bytes)
         return
     if info.family == TELEGRAM:
         yield from telegram.parse_export(info.path, ctx, info.display_name)

@@ -46,6 +46,7 @@ SOURCES: Final[tuple[str, ...]] = (
     "whatsapp_txt",
     "android_sms_xml",
     "telegram_json",
+    "telegram_html",
     "messenger_json",
     "line_txt",
 )

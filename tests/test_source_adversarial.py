@@ -513,7 +513,8 @@ def test_samples_hold_what_the_cases_need() -> None:
 @pytest.mark.parametrize(
     "head",
     [
-        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8"/>\n<title>Exported Data</title>',  # Telegram
+        # a saved web page, no chat page of Telegram's HTML export (tests/test_telegram_html.py reads those)
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8"/>\n<title>가족 사진</title>\n</head>\n<body>',
         '\ufeff<html><head><title>엄마</title></head><body><div class="pam _3-95">',  # Facebook
     ],
 )
@@ -524,4 +525,5 @@ def test_an_html_export_is_refused_saying_to_export_json(
     path.write_text(head + "\n<div>밥은 먹었니</div>\n</body></html>\n", encoding="utf-8")
     outcome = read(path)
     assert outcome.error is not None and "export the chat again as JSON" in outcome.error
+    assert "Facebook and Instagram HTML exports are not read" in outcome.error
     assert _one_error_line(*_cli(capsys, "parse", str(path))[:3:2])

@@ -20,10 +20,11 @@ from typing import Final
 
 from parsers.errors import InputError
 
-CHAT_SUFFIXES: Final = (".txt", ".csv", ".json", ".xml")
+CHAT_SUFFIXES: Final = (".txt", ".csv", ".json", ".xml", ".html")
 #: Members that may be a chat export or something else an app put beside it (Telegram's and
-#: Instagram's exports hold many JSON files): one that is not a chat export is skipped, with its reason.
-MAYBE_CHAT_SUFFIXES: Final = (".json", ".xml")
+#: Instagram's exports hold many JSON files, Telegram's HTML export pages that are not chats): one
+#: that is not a chat export is skipped, with its reason.
+MAYBE_CHAT_SUFFIXES: Final = (".json", ".xml", ".html")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # Media saved by the app are often named by their time: 20240705_150422.jpg, 2024-07-05-15-04-22.jpg.
 _STAMP = re.compile(
@@ -99,7 +100,7 @@ def plan_archive(zf: zipfile.ZipFile, display: str, limits: ArchiveLimits) -> Ar
             continue  # macOS resource forks, not content
         (chats if name.lower().endswith(CHAT_SUFFIXES) else media).append(info)
     if not chats:
-        raise InputError(display, "zip holds no chat file (.txt, .csv, .json or .xml)")
+        raise InputError(display, "zip holds no chat file (.txt, .csv, .json, .xml or .html)")
     return ArchivePlan(tuple(chats), tuple(media), tuple(rejected))
 
 

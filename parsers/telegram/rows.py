@@ -133,8 +133,11 @@ def rejection(seconds: float | None, speaker: Any, needs_speaker: bool) -> str |
     return None
 
 
-def batches(rows: Rows, ctx: ParseContext, size: int) -> Iterator[ParseBatch]:
-    """Batches of `size` messages (then the rest, maybe none), each with the rejections read before it."""
+def batches(rows: Rows, ctx: ParseContext, size: int, source: str = SOURCE) -> Iterator[ParseBatch]:
+    """Batches of `size` messages (then the rest, maybe none), each with the rejections read before it.
+
+    `source` is the rows' Message `source` (the JSON export's unless told: the HTML reader's too).
+    """
     micros = (np.asarray(rows.seconds, dtype=np.float64) * 1_000_000).astype(np.int64)
     ts = pa.array(micros, pa.timestamp("us", tz="UTC")).cast(TS_TYPE)
     speakers, texts, kinds, threads = (
@@ -149,7 +152,7 @@ def batches(rows: Rows, ctx: ParseContext, size: int) -> Iterator[ParseBatch]:
         )
         table = build_messages(
             ctx,
-            SOURCE,
+            source,
             ts[start:end],
             speakers[start:end],
             texts[start:end],
